@@ -1,0 +1,82 @@
+import { randomBytes } from 'node:crypto'
+import { Signer } from '@fastify/cookie'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { CookieSettings } from './options.js'
+import { errors } from './errors.js'
+
+/** Ids are base64url, at least 22 characters (128 bits): nothing that could mean anything to Redis. */
+const ID_PATTERN = /^[A-Za-z0-9_-]{22,128}$/
+// id (≤ 128) + '.' + base64 HMAC-SHA256 (43): anything longer is rejected before any HMAC work
+const MAX_SIGNED_LENGTH = 128 + 1 + 43
+
+export function defaultIdGenerator (): string {
+  return randomBytes(32).toString('base64url')
+}
+
+export function isValidId (id: unknown): id is string {
+  return typeof id === 'string' && ID_PATTERN.test(id)
+}
+
+export function newId (generate: () => string): string {
+  const id = generate()
+  if (!isValidId(id)) throw new errors.FST_REDIS_SESSION_BAD_ID()
+  return id
+}
+
+export interface CookieId {
+  id: string
+  /** Signed by an older secret: re-issue it signed by the current one. */
+  renew: boolean
+}
+
+type ParseCookie = (header: string) => Record<string, string | undefined>
+
+/** Reads, signs and writes the session cookie; the only code that knows the secrets. */
+export class SessionCookie {
+  readonly name: string
+  readonly #signer: InstanceType<typeof Signer>
+  readonly #settings: CookieSettings
+  readonly #parse: ParseCookie
+
+  constructor (name: string, secrets: string[], settings: CookieSettings, parse: ParseCookie) {
+    this.name = name
+    this.#signer = new Signer(secrets, 'sha256')
+    this.#settings = settings
+    this.#parse = parse
+  }
+
+  /** The raw cookie value the request carries, if any. */
+  raw (request: FastifyRequest): string | undefined {
+    const header = request.headers.cookie
+    if (header === undefined) return undefined
+    return (request.cookies ?? this.#parse(header))[this.name]
+  }
+
+  /** The id in a signed cookie value, or null when the value is forged, malformed or oversized. */
+  verify (value: string): CookieId | null {
+    if (value.length > MAX_SIGNED_LENGTH) return null
+    const { valid, renew, value: id } = this.#signer.unsign(value)
+    if (!valid || !isValidId(id)) return null
+    return { id, renew }
+  }
+
+  write (request: FastifyRequest, reply: FastifyReply, id: string, secondsLeft: number): void {
+    const { maxAge, ...attributes } = this.#settings
+    reply.setCookie(this.name, this.#signer.sign(id), {
+      ...attributes,
+      secure: this.#secure(request),
+      // a persistent cookie never outlives the session's absolute deadline
+      maxAge: maxAge === undefined ? undefined : Math.min(maxAge, secondsLeft)
+    })
+  }
+
+  clear (request: FastifyRequest, reply: FastifyReply): void {
+    const { maxAge, ...attributes } = this.#settings
+    reply.clearCookie(this.name, { ...attributes, secure: this.#secure(request) })
+  }
+
+  #secure (request: FastifyRequest): boolean {
+    const { secure } = this.#settings
+    return secure === 'auto' ? request.protocol === 'https' : secure
+  }
+}

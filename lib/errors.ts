@@ -1,0 +1,23 @@
+import createError from '@fastify/error'
+
+/** Every error the plugin raises, keyed by its stable code. */
+export const errors = {
+  FST_REDIS_SESSION_INVALID_OPTION: createError<'FST_REDIS_SESSION_INVALID_OPTION', 500, [string, string]>(
+    'FST_REDIS_SESSION_INVALID_OPTION', 'fastify-redis-session: option "%s" %s', 500),
+  FST_REDIS_SESSION_STORE_UNAVAILABLE: createError<'FST_REDIS_SESSION_STORE_UNAVAILABLE', 503, [string, { cause: unknown }?]>(
+    'FST_REDIS_SESSION_STORE_UNAVAILABLE', 'Session store unavailable: %s', 503),
+  FST_REDIS_SESSION_CONFLICT: createError<'FST_REDIS_SESSION_CONFLICT', 503, [number]>(
+    'FST_REDIS_SESSION_CONFLICT', 'Session changed concurrently; gave up after %d attempts', 503),
+  FST_REDIS_SESSION_GONE: createError<'FST_REDIS_SESSION_GONE', 409, []>(
+    'FST_REDIS_SESSION_GONE', 'Session ended (destroyed, regenerated or expired) before this request could save its changes', 409),
+  FST_REDIS_SESSION_INVALID_KEY: createError<'FST_REDIS_SESSION_INVALID_KEY', 500, [string]>(
+    'FST_REDIS_SESSION_INVALID_KEY', 'Invalid session key %s', 500),
+  FST_REDIS_SESSION_INVALID_VALUE: createError<'FST_REDIS_SESSION_INVALID_VALUE', 500, [string, string]>(
+    'FST_REDIS_SESSION_INVALID_VALUE', 'Session key "%s" cannot hold this value: %s', 500),
+  FST_REDIS_SESSION_SCHEMA_MISMATCH: createError<'FST_REDIS_SESSION_SCHEMA_MISMATCH', 500, [string, string]>(
+    'FST_REDIS_SESSION_SCHEMA_MISMATCH', 'Session value at "%s" does not match the schema: %s', 500),
+  FST_REDIS_SESSION_TOO_LARGE: createError<'FST_REDIS_SESSION_TOO_LARGE', 507, [number, number]>(
+    'FST_REDIS_SESSION_TOO_LARGE', 'Session is %d bytes, more than maxBytes (%d); it was not saved', 507),
+  FST_REDIS_SESSION_BAD_ID: createError<'FST_REDIS_SESSION_BAD_ID', 500, []>(
+    'FST_REDIS_SESSION_BAD_ID', 'idGenerator returned an id that is not 22-128 characters of [A-Za-z0-9_-]', 500)
+}

@@ -1,0 +1,144 @@
+import { Type, TypeGuard, type TObject, type Static } from '@sinclair/typebox'
+import { TypeCompiler } from '@sinclair/typebox/compiler'
+import { Redis, type Cluster } from 'ioredis'
+import type { RedisSessionOptions } from '../types/index.js'
+import { errors } from './errors.js'
+import { defaultIdGenerator } from './cookie.js'
+
+const CookieSchema = Type.Object({
+  path: Type.String({ minLength: 1 }),
+  domain: Type.Optional(Type.String({ minLength: 1 })),
+  httpOnly: Type.Boolean(),
+  secure: Type.Union([Type.Boolean(), Type.Literal('auto')]),
+  sameSite: Type.Union([Type.Literal('lax'), Type.Literal('strict'), Type.Literal('none'), Type.Boolean()]),
+  partitioned: Type.Boolean(),
+  maxAge: Type.Optional(Type.Integer({ minimum: 1 }))
+}, { additionalProperties: false })
+
+/** The plain-data part of the options, after defaults. */
+const SettingsSchema = Type.Object({
+  // RFC 6265 cookie-name token
+  cookieName: Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$" }),
+  cookie: CookieSchema,
+  prefix: Type.String(),
+  ttl: Type.Integer({ minimum: 1 }),
+  absoluteTtl: Type.Integer({ minimum: 1 }),
+  rolling: Type.Boolean(),
+  saveUninitialized: Type.Boolean(),
+  timeout: Type.Integer({ minimum: 1 }),
+  maxBytes: Type.Integer({ minimum: 256 })
+}, { additionalProperties: false })
+
+type Settings = Static<typeof SettingsSchema>
+export type CookieSettings = Static<typeof CookieSchema>
+
+/** The one place defaults live (README's options table mirrors it). */
+export const defaults: Settings = {
+  cookieName: 'sid',
+  cookie: { path: '/', httpOnly: true, secure: 'auto', sameSite: 'lax', partitioned: false },
+  prefix: 'sess:',
+  ttl: 86400,
+  absoluteTtl: 604800,
+  rolling: true,
+  saveUninitialized: false,
+  timeout: 2000,
+  maxBytes: 65536
+}
+
+const checkSettings = TypeCompiler.Compile(SettingsSchema)
+const settingNames = new Set(Object.keys(SettingsSchema.properties))
+const otherNames = new Set(['client', 'redis', 'secret', 'idGenerator', 'schema'])
+
+export interface SessionConfig extends Settings {
+  client: Redis | Cluster
+  /** True when the plugin created the client and must close it. */
+  ownsClient: boolean
+  secrets: string[]
+  idGenerator: () => string
+  schema: TObject | undefined
+}
+
+function invalid (name: string, expected: string): Error {
+  return new errors.FST_REDIS_SESSION_INVALID_OPTION(name, expected)
+}
+
+function isIoredis (value: unknown): value is Redis | Cluster {
+  const client = value as Partial<Redis> | null
+  return typeof client === 'object' && client !== null &&
+    typeof client.defineCommand === 'function' && typeof client.get === 'function'
+}
+
+function resolveSecrets (secret: unknown): string[] {
+  const list = Array.isArray(secret) ? secret : [secret]
+  if (list.length === 0) throw invalid('secret', 'must be a non-empty array of strings of at least 32 characters')
+  list.forEach((value: unknown, i: number) => {
+    if (typeof value !== 'string' || value.length < 32) {
+      const name = Array.isArray(secret) ? `secret[${i}]` : 'secret'
+      throw invalid(name, 'must be a string of at least 32 characters')
+    }
+  })
+  return [...list] as string[]
+}
+
+function resolveClient (opts: RedisSessionOptions): { client: Redis | Cluster, ownsClient: boolean } {
+  if (opts.client !== undefined && opts.redis !== undefined) throw invalid('client', 'and "redis" exclude each other: give one')
+  if (opts.client !== undefined) {
+    if (!isIoredis(opts.client)) throw invalid('client', 'must be an ioredis Redis or Cluster instance')
+    return { client: opts.client, ownsClient: false }
+  }
+  if (typeof opts.redis === 'string') return { client: new Redis(opts.redis, { lazyConnect: true }), ownsClient: true }
+  if (typeof opts.redis === 'object' && opts.redis !== null) return { client: new Redis({ ...opts.redis, lazyConnect: true }), ownsClient: true }
+  throw invalid('client', 'or "redis" is required (an ioredis client, or a Redis URL or ioredis options)')
+}
+
+function pickSettings (opts: Record<string, unknown>): Record<string, unknown> {
+  const picked: Record<string, unknown> = { ...defaults, cookie: { ...defaults.cookie } }
+  for (const name of Object.keys(opts)) {
+    if (opts[name] === undefined) continue
+    if (name === 'cookie' && typeof opts.cookie === 'object' && opts.cookie !== null) {
+      picked.cookie = { ...defaults.cookie, ...opts.cookie }
+    } else if (settingNames.has(name)) {
+      picked[name] = opts[name]
+    } else if (!otherNames.has(name)) {
+      throw invalid(name, 'is not a known option')
+    }
+  }
+  return picked
+}
+
+function validateSettings (picked: Record<string, unknown>): Settings {
+  if (checkSettings.Check(picked)) return picked
+  // Check() failed, so there is at least one error
+  const first = checkSettings.Errors(picked).First()!
+  const name = first.path.slice(1).replaceAll('/', '.')
+  throw invalid(name, `is invalid: ${first.message}`)
+}
+
+/** Browsers drop these cookies silently; refuse them at registration instead. */
+function checkCookieRules (settings: Settings): void {
+  const { cookieName, cookie } = settings
+  if (cookieName.startsWith('__Host-') && (cookie.secure !== true || cookie.path !== '/' || cookie.domain !== undefined)) {
+    throw invalid('cookieName', 'starting with "__Host-" needs cookie.secure: true, cookie.path: "/" and no cookie.domain')
+  }
+  if (cookieName.startsWith('__Secure-') && cookie.secure !== true) {
+    throw invalid('cookieName', 'starting with "__Secure-" needs cookie.secure: true')
+  }
+  if (cookie.sameSite === 'none' && cookie.secure === false) {
+    throw invalid('cookie.sameSite', '"none" needs cookie.secure true or "auto"')
+  }
+  if (cookie.partitioned && cookie.secure === false) {
+    throw invalid('cookie.partitioned', 'needs cookie.secure true or "auto"')
+  }
+}
+
+/** Validates the options (never mutating them) and returns the resolved config. */
+export function resolveOptions (opts: RedisSessionOptions): SessionConfig {
+  if (typeof opts !== 'object' || opts === null) throw invalid('options', 'must be an object')
+  const settings = validateSettings(pickSettings(opts as unknown as Record<string, unknown>))
+  checkCookieRules(settings)
+  const secrets = resolveSecrets(opts.secret)
+  const idGenerator = opts.idGenerator ?? defaultIdGenerator
+  if (typeof idGenerator !== 'function') throw invalid('idGenerator', 'must be a function returning a string')
+  if (opts.schema !== undefined && !TypeGuard.IsObject(opts.schema)) throw invalid('schema', 'must be a TypeBox Type.Object schema')
+  return { ...settings, ...resolveClient(opts), secrets, idGenerator, schema: opts.schema }
+}

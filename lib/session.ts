@@ -1,0 +1,301 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { NumericSessionKey, Session, SessionData, SessionKey, SessionValue } from '../types/index.js'
+import type { SessionConfig } from './options.js'
+import type { SessionStore } from './store.js'
+import type { SessionStats } from './stats.js'
+import type { SessionSchema } from './schema.js'
+import { secondsLeft, type SessionWriter } from './writer.js'
+import { newId, type CookieId, type SessionCookie } from './cookie.js'
+import { applyOperation, newDocument, parseDocument, unfaithful, type Operation, type SessionDocument } from './document.js'
+import { errors } from './errors.js'
+
+/** What every session of one plugin instance shares. */
+export interface SessionContext {
+  config: SessionConfig
+  store: SessionStore
+  writer: SessionWriter
+  cookie: SessionCookie
+  stats: SessionStats
+  schema: SessionSchema | undefined
+}
+
+export const kCommit = Symbol('fastify-redis-session.commit')
+const logBindings = { plugin: 'fastify-redis-session' }
+
+function checkKey (key: unknown): asserts key is string {
+  if (typeof key !== 'string' || key === '' || key === '__proto__') {
+    throw new errors.FST_REDIS_SESSION_INVALID_KEY(typeof key === 'string' ? JSON.stringify(key) : `of type ${typeof key}`)
+  }
+}
+
+function copyFlash (flash: Record<string, string[]>): Record<string, string[]> {
+  const copy: Record<string, string[]> = {}
+  for (const type of Object.keys(flash)) copy[type] = [...flash[type]]
+  return copy
+}
+
+/**
+ * The session of one request. Reads come from the working document; every change is applied to
+ * it and recorded as an operation, so a save that meets a newer stored version can replay them.
+ */
+export class RedisSession implements Session {
+  readonly #ctx: SessionContext
+  readonly #request: FastifyRequest
+  /** Minted on first use: a request that never touches its fresh session pays nothing for it. */
+  #id: string | undefined
+  #doc: SessionDocument
+  /** The stored version this request builds on; 0 when not stored yet. */
+  #base = 0
+  #ops: Operation[] = []
+  #expiresAt = 0
+  /** Must be written even without operations (regenerated). */
+  #mustWrite = false
+  /** Send Set-Cookie with the current id at the end of the request. */
+  #sendCookie = false
+  /** The client holds a cookie this request invalidated. */
+  #clearCookie: boolean
+  #touched = false
+  #committed = false
+
+  private constructor (ctx: SessionContext, request: FastifyRequest, hadCookie: boolean) {
+    this.#ctx = ctx
+    this.#request = request
+    this.#clearCookie = hadCookie
+    this.#doc = this.#reset()
+  }
+
+  /** A new, empty session that costs nothing until it is written. */
+  static fresh (ctx: SessionContext, request: FastifyRequest, hadCookie: boolean): RedisSession {
+    return new RedisSession(ctx, request, hadCookie)
+  }
+
+  /** The stored session the cookie names, or a fresh one (with a new id) when there is none. */
+  static async load (ctx: SessionContext, request: FastifyRequest, cookie: CookieId): Promise<RedisSession> {
+    const session = new RedisSession(ctx, request, true)
+    if (await session.#fetch(cookie.id)) {
+      const { maxAge } = ctx.config.cookie
+      session.#sendCookie = cookie.renew || (maxAge !== undefined && ctx.config.rolling)
+    }
+    return session
+  }
+
+  get id (): string {
+    this.#id ??= newId(this.#ctx.config.idGenerator)
+    return this.#id
+  }
+
+  get sessionId (): string {
+    return this.id
+  }
+
+  get isNew (): boolean {
+    return this.#base === 0
+  }
+
+  get createdAt (): number {
+    return this.#doc.c
+  }
+
+  get expiresAt (): number {
+    return this.#expiresAt
+  }
+
+  isModified (): boolean {
+    return this.#ops.length > 0 || this.#mustWrite
+  }
+
+  get<K extends SessionKey> (key: K): SessionValue<K> | undefined {
+    const data = this.#doc.d
+    return (Object.hasOwn(data, key) ? data[key] : undefined) as SessionValue<K> | undefined
+  }
+
+  has (key: SessionKey): boolean {
+    return Object.hasOwn(this.#doc.d, key)
+  }
+
+  set<K extends SessionKey> (key: K, value: SessionValue<K>): void {
+    checkKey(key)
+    if (value === undefined) return this.delete(key)
+    const reason = unfaithful(value)
+    if (reason !== undefined) throw new errors.FST_REDIS_SESSION_INVALID_VALUE(key, reason)
+    this.#ctx.schema?.checkValue(key, value)
+    this.#record({ kind: 'set', key, value })
+  }
+
+  delete (key: SessionKey): void {
+    if (this.has(key)) this.#record({ kind: 'delete', key })
+  }
+
+  clear (): void {
+    if (Object.keys(this.#doc.d).length > 0) this.#record({ kind: 'clear' })
+  }
+
+  toJSON (): Partial<SessionData> & Record<string, unknown> {
+    return structuredClone(this.#doc.d)
+  }
+
+  increment (key: NumericSessionKey, step = 1): number {
+    checkKey(key)
+    const current = this.get(key)
+    if (current !== undefined && typeof current !== 'number') {
+      throw new errors.FST_REDIS_SESSION_INVALID_VALUE(key, 'increment needs a number, and it holds something else')
+    }
+    const next = (current ?? 0) + step
+    if (!Number.isFinite(next)) throw new errors.FST_REDIS_SESSION_INVALID_VALUE(key, `${next} is not a finite number`)
+    this.#ctx.schema?.checkValue(key, next)
+    this.#record({ kind: 'increment', key, step })
+    return next
+  }
+
+  flash (type: string, message: string | readonly string[]): void
+  flash (type: string): string[]
+  flash (): Record<string, string[]>
+  flash (type?: string, message?: string | readonly string[]): void | string[] | Record<string, string[]> {
+    const bucket = this.#doc.f
+    if (type === undefined) {
+      const all = copyFlash(bucket)
+      if (Object.keys(all).length > 0) this.#record({ kind: 'flashTake', taken: all })
+      return copyFlash(all)
+    }
+    checkKey(type)
+    if (message === undefined) {
+      if (!Object.hasOwn(bucket, type)) return []
+      const taken = [...bucket[type]]
+      this.#record({ kind: 'flashTake', taken: { [type]: taken } })
+      return [...taken]
+    }
+    const messages: string[] = typeof message === 'string' ? [message] : [...message]
+    if (!messages.every(m => typeof m === 'string')) {
+      throw new errors.FST_REDIS_SESSION_INVALID_VALUE(type, 'flash messages must be strings')
+    }
+    this.#record({ kind: 'flashAdd', type, messages })
+  }
+
+  setTtl (seconds: number): void {
+    if (!Number.isSafeInteger(seconds) || seconds < 1) {
+      throw new errors.FST_REDIS_SESSION_INVALID_VALUE('(ttl)', 'setTtl needs a whole number of seconds, at least 1')
+    }
+    this.#record({ kind: 'ttl', seconds })
+  }
+
+  touch (): void {
+    this.#touched = true
+  }
+
+  async regenerate (): Promise<void> {
+    if (this.#base !== 0) {
+      // GETDEL: changes other requests saved since this one loaded come along, and the old id dies at once
+      const stored = await this.#ctx.store.take(this.id)
+      const doc = stored === null ? stored : parseDocument(stored)
+      if (doc !== null && typeof doc !== 'string') {
+        for (const op of this.#ops) applyOperation(doc, op)
+        this.#doc = doc
+      }
+    }
+    const now = Date.now()
+    Object.assign(this.#doc, { v: 0, c: now, a: now + this.#ctx.config.absoluteTtl * 1000 })
+    this.#id = newId(this.#ctx.config.idGenerator)
+    this.#base = 0
+    this.#ops = []
+    this.#mustWrite = true
+    this.#expiresAt = now + this.#ctx.writer.ttlOf(this.#doc, now) * 1000
+  }
+
+  async destroy (): Promise<void> {
+    if (this.#base !== 0) {
+      await this.#ctx.store.remove(this.id)
+      this.#ctx.stats.destroyed++
+      this.#clearCookie = true
+    }
+    this.#doc = this.#reset()
+  }
+
+  async reload (): Promise<void> {
+    if (this.#base === 0) this.#doc = this.#reset()
+    else await this.#fetch(this.id)
+  }
+
+  async save (): Promise<void> {
+    await this.#persist(true)
+  }
+
+  /** Called once, from onSend: saves what changed and decides the cookie. */
+  async [kCommit] (reply: FastifyReply): Promise<void> {
+    if (this.#committed) return
+    this.#committed = true
+    const { config, store, writer, cookie } = this.#ctx
+    const now = Date.now()
+    if (this.isModified() || (this.#base === 0 && config.saveUninitialized)) {
+      await this.#persist(false)
+    } else if (this.#touched && !config.rolling && this.#base !== 0) {
+      await store.expire(this.id, writer.ttlOf(this.#doc, now))
+    }
+    if (this.#sendCookie) cookie.write(this.#request, reply, this.id, secondsLeft(this.#doc, now))
+    else if (this.#clearCookie) cookie.clear(this.#request, reply)
+  }
+
+  #record (op: Operation): void {
+    applyOperation(this.#doc, op)
+    this.#ops.push(op)
+  }
+
+  /** Becomes a new, empty, unsaved session; its id is minted when first needed. */
+  #reset (): SessionDocument {
+    const now = Date.now()
+    const doc = newDocument(now, this.#ctx.config.absoluteTtl)
+    this.#id = undefined
+    this.#base = 0
+    this.#ops = []
+    this.#mustWrite = false
+    this.#sendCookie = false
+    this.#expiresAt = now + this.#ctx.writer.ttlOf(doc, now) * 1000
+    return doc
+  }
+
+  /** Loads `id` into this session; false (and a fresh session) when there is nothing usable. */
+  async #fetch (id: string): Promise<boolean> {
+    const { store, config, schema, stats } = this.#ctx
+    const now = Date.now()
+    const loaded = await store.load(id, now, config.ttl, config.rolling)
+    if (loaded === null) {
+      this.#doc = this.#reset()
+      this.#clearCookie = true
+      return false
+    }
+    const doc = parseDocument(loaded.text)
+    const problem = typeof doc === 'string' ? doc : doc.a <= now ? 'past its absolute deadline' : schema?.mismatch(doc.d)
+    if (problem !== undefined) {
+      this.#request.log.warn(logBindings, `fastify-redis-session: discarded a stored session: ${problem}`)
+      await store.remove(id)
+      this.#doc = this.#reset()
+      this.#clearCookie = true
+      return false
+    }
+    stats.loaded++
+    this.#doc = doc as SessionDocument
+    this.#id = id
+    this.#base = this.#doc.v
+    this.#ops = []
+    this.#mustWrite = false
+    this.#clearCookie = false
+    this.#expiresAt = Math.min(this.#doc.a, now + loaded.pttl)
+    return true
+  }
+
+  async #persist (keepState: boolean): Promise<void> {
+    const { writer, stats } = this.#ctx
+    const id = this.id
+    const written = await writer.write(id, { base: this.#base, doc: this.#doc, ops: this.#ops })
+    if (this.#base === 0) {
+      stats.created++
+      this.#sendCookie = true
+      this.#clearCookie = false
+    }
+    const now = Date.now()
+    this.#base = written.version
+    this.#ops = []
+    this.#mustWrite = false
+    this.#expiresAt = now + writer.ttlOf(written.doc, now) * 1000
+    if (keepState && written.doc !== this.#doc) this.#doc = parseDocument(written.text) as SessionDocument
+  }
+}

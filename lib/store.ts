@@ -1,0 +1,122 @@
+import type { Redis, Cluster } from 'ioredis'
+import { errors } from './errors.js'
+import type { SessionStats } from './stats.js'
+
+// Returns the document and its PTTL and, when rolling, refreshes its TTL to min(idle TTL, time left to the
+// absolute deadline) in the same round trip. A document past its deadline is deleted, not returned.
+// ARGV: now (ms), configured ttl (s), rolling ('1' | '0')
+const LOAD_SCRIPT = `
+local doc = redis.call('GET', KEYS[1])
+if not doc then return false end
+local a, t = string.match(doc, '^{"v":%d+,"a":(%d+),"t":(%d+),')
+if not a then return {doc, redis.call('PTTL', KEYS[1])} end
+local left = math.floor((tonumber(a) - tonumber(ARGV[1])) / 1000)
+if left <= 0 then
+  redis.call('DEL', KEYS[1])
+  return false
+end
+if ARGV[3] == '1' then
+  local ttl = tonumber(t)
+  if ttl == 0 then ttl = tonumber(ARGV[2]) end
+  if left < ttl then ttl = left end
+  redis.call('EXPIRE', KEYS[1], ttl)
+end
+return {doc, redis.call('PTTL', KEYS[1])}
+`
+
+// Writes the document only if the stored version is the one the writer started from
+// ('0': the key must not exist, so a destroyed session is never written back).
+// Returns 1 when written, 0 when the session is gone, or the stored document on a conflict.
+// ARGV: expected version, document, ttl (s)
+const SAVE_SCRIPT = `
+local cur = redis.call('GET', KEYS[1])
+if not cur then
+  if ARGV[1] ~= '0' then return 0 end
+elseif string.match(cur, '^{"v":(%d+),') ~= ARGV[1] then
+  return cur
+end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return 1
+`
+
+interface ScriptedClient {
+  fastifyRedisSessionLoad (key: string, now: number, ttl: number, rolling: string): Promise<[string, number] | null>
+  fastifyRedisSessionSave (key: string, expected: number, doc: string, ttl: number): Promise<number | string>
+}
+
+export type SaveResult = { status: 'saved' } | { status: 'gone' } | { status: 'conflict', current: string }
+
+const SAVED: SaveResult = { status: 'saved' }
+const GONE: SaveResult = { status: 'gone' }
+
+/** Every Redis command the plugin sends, each bounded by the configured timeout. */
+export class SessionStore {
+  readonly client: Redis | Cluster
+  readonly prefix: string
+  readonly #scripts: ScriptedClient
+  readonly #timeout: number
+  readonly #stats: SessionStats
+
+  constructor (client: Redis | Cluster, prefix: string, timeout: number, stats: SessionStats) {
+    this.client = client
+    this.prefix = prefix
+    this.#timeout = timeout
+    this.#stats = stats
+    client.defineCommand('fastifyRedisSessionLoad', { numberOfKeys: 1, lua: LOAD_SCRIPT })
+    client.defineCommand('fastifyRedisSessionSave', { numberOfKeys: 1, lua: SAVE_SCRIPT })
+    this.#scripts = client as unknown as ScriptedClient
+  }
+
+  key (id: string): string {
+    return this.prefix + id
+  }
+
+  /** The stored text and its remaining life in ms, or null when there is no live session. */
+  async load (id: string, now: number, ttl: number, rolling: boolean): Promise<{ text: string, pttl: number } | null> {
+    const reply = await this.#bounded('load', this.#scripts.fastifyRedisSessionLoad(this.key(id), now, ttl, rolling ? '1' : '0'))
+    return reply === null ? null : { text: reply[0], pttl: reply[1] }
+  }
+
+  async save (id: string, expectedVersion: number, doc: string, ttl: number): Promise<SaveResult> {
+    const reply = await this.#bounded('save', this.#scripts.fastifyRedisSessionSave(this.key(id), expectedVersion, doc, ttl))
+    if (reply === 1) return SAVED
+    if (reply === 0) return GONE
+    return { status: 'conflict', current: String(reply) }
+  }
+
+  /** Deletes the session and returns what it held (GETDEL: nothing can slip in between). */
+  take (id: string): Promise<string | null> {
+    return this.#bounded('take', this.client.getdel(this.key(id)))
+  }
+
+  async remove (id: string): Promise<void> {
+    await this.#bounded('remove', this.client.del(this.key(id)))
+  }
+
+  async expire (id: string, ttl: number): Promise<void> {
+    await this.#bounded('expire', this.client.expire(this.key(id), ttl))
+  }
+
+  /** Turns a slow or failed command into a 503 error within `timeout` ms; a late reply is ignored. */
+  #bounded<T> (what: string, command: Promise<T>): Promise<T> {
+    const ms = this.#timeout
+    const stats = this.#stats
+    return new Promise((resolve, reject) => {
+      let timedOut = false
+      const timer = setTimeout(() => {
+        timedOut = true
+        stats.storeErrors++
+        reject(new errors.FST_REDIS_SESSION_STORE_UNAVAILABLE(`${what} took longer than ${ms} ms`))
+      }, ms)
+      command.then((value) => {
+        clearTimeout(timer)
+        resolve(value)
+      }, (err: unknown) => {
+        clearTimeout(timer)
+        if (timedOut) return
+        stats.storeErrors++
+        reject(new errors.FST_REDIS_SESSION_STORE_UNAVAILABLE(`${what} failed`, { cause: err }))
+      })
+    })
+  }
+}

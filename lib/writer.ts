@@ -1,0 +1,141 @@
+import type { SessionStore } from './store.js'
+import type { SessionStats } from './stats.js'
+import { applyOperation, parseDocument, serializeDocument, type Operation, type SessionDocument } from './document.js'
+import { errors } from './errors.js'
+
+/** What a request hands over to be saved. */
+export interface WriteRequest {
+  /** The stored version the request started from; 0 when it was never stored. */
+  base: number
+  /** The request's working document: its base with `ops` applied. */
+  doc: SessionDocument
+  ops: Operation[]
+}
+
+export interface Written {
+  version: number
+  text: string
+  /** The object that was serialized: the caller's own `doc` only on the uncontended path. */
+  doc: SessionDocument
+}
+
+interface Waiter extends WriteRequest {
+  resolve (written: Written): void
+  reject (err: Error): void
+}
+
+/** The saves of one session id in this process: run one batch at a time, newest state kept. */
+interface Lane {
+  waiting: Waiter[]
+  latest: { version: number, text: string } | undefined
+}
+
+const MAX_ATTEMPTS = 10
+
+export function secondsLeft (doc: SessionDocument, now: number): number {
+  return Math.floor((doc.a - now) / 1000)
+}
+
+/**
+ * Saves sessions without losing concurrent changes. Within this process, saves of one id are
+ * grouped: every request waiting while a save is in flight is merged into the next one write.
+ * Across processes, the save script writes only over the version a writer started from; on a
+ * conflict it returns the stored document and the batch's operations are replayed onto it.
+ */
+export class SessionWriter {
+  readonly #lanes = new Map<string, Lane>()
+  readonly #store: SessionStore
+  readonly #ttl: number
+  readonly #maxBytes: number
+  readonly #stats: SessionStats
+
+  constructor (store: SessionStore, ttl: number, maxBytes: number, stats: SessionStats) {
+    this.#store = store
+    this.#ttl = ttl
+    this.#maxBytes = maxBytes
+    this.#stats = stats
+  }
+
+  /** Seconds the stored key should live: the idle TTL, capped by the absolute deadline. */
+  ttlOf (doc: SessionDocument, now: number): number {
+    return Math.min(doc.t === 0 ? this.#ttl : doc.t, secondsLeft(doc, now))
+  }
+
+  write (id: string, request: WriteRequest): Promise<Written> {
+    return new Promise((resolve, reject) => {
+      const waiter = { ...request, resolve, reject }
+      const lane = this.#lanes.get(id)
+      if (lane !== undefined) {
+        lane.waiting.push(waiter)
+        return
+      }
+      const fresh: Lane = { waiting: [waiter], latest: undefined }
+      this.#lanes.set(id, fresh)
+      this.#drain(id, fresh).catch(reject)
+    })
+  }
+
+  async #drain (id: string, lane: Lane): Promise<void> {
+    while (lane.waiting.length > 0) {
+      await this.#commit(id, lane, lane.waiting.splice(0))
+    }
+    this.#lanes.delete(id)
+  }
+
+  /** Picks the newest state to build on and which operations still have to be applied to it. */
+  #start (lane: Lane, batch: Waiter[]): { doc: SessionDocument, expected: number, replay: Waiter[] } {
+    const newest = batch.reduce((a, b) => (b.base > a.base ? b : a))
+    const latest = lane.latest
+    if (latest !== undefined && latest.version > newest.base) {
+      return { doc: parseDocument(latest.text) as SessionDocument, expected: latest.version, replay: batch }
+    }
+    if (batch.length === 1) return { doc: newest.doc, expected: newest.base, replay: [] }
+    // a private copy: if the batch has to be split, no request's own document was touched
+    return { doc: structuredClone(newest.doc), expected: newest.base, replay: batch.filter(w => w !== newest) }
+  }
+
+  /** Settles every waiter of the batch; never throws. */
+  async #commit (id: string, lane: Lane, batch: Waiter[]): Promise<void> {
+    let { doc, expected, replay } = this.#start(lane, batch)
+    for (let attempt = 1; ; attempt++) {
+      for (const waiter of replay) for (const op of waiter.ops) applyOperation(doc, op)
+      doc.v = expected + 1
+      const text = serializeDocument(doc)
+      const bytes = Buffer.byteLength(text)
+      if (bytes > this.#maxBytes) {
+        if (batch.length === 1) return batch[0].reject(new errors.FST_REDIS_SESSION_TOO_LARGE(bytes, this.#maxBytes))
+        // someone in the batch made it too large: give each request its own write
+        lane.waiting.unshift(...batch.slice(1))
+        return this.#commit(id, lane, batch.slice(0, 1))
+      }
+      const ttl = this.ttlOf(doc, Date.now())
+      if (ttl <= 0) return settle(batch, new errors.FST_REDIS_SESSION_GONE())
+      let result
+      try {
+        result = await this.#store.save(id, expected, text, ttl)
+      } catch (err) {
+        return settle(batch, err as Error)
+      }
+      if (result.status === 'saved') {
+        lane.latest = { version: doc.v, text }
+        this.#stats.saved += batch.length
+        return settle(batch, undefined, { version: doc.v, text, doc })
+      }
+      if (result.status === 'gone') return settle(batch, new errors.FST_REDIS_SESSION_GONE())
+      this.#stats.conflicts++
+      const current = parseDocument(result.current)
+      if (typeof current === 'string') return settle(batch, new errors.FST_REDIS_SESSION_GONE())
+      if (attempt === MAX_ATTEMPTS) return settle(batch, new errors.FST_REDIS_SESSION_CONFLICT(attempt))
+      doc = current
+      expected = current.v
+      replay = batch
+    }
+  }
+}
+
+function settle (batch: Waiter[], err: Error | undefined, written?: Written): void {
+  for (const waiter of batch) {
+    if (err === undefined) waiter.resolve(written as Written)
+    else waiter.reject(err)
+  }
+}

@@ -1,0 +1,89 @@
+import { randomBytes } from 'node:crypto'
+import Fastify, { type FastifyInstance, type FastifyServerOptions, type LightMyRequestResponse } from 'fastify'
+import { Redis } from 'ioredis'
+import type { Test } from 'tap'
+import redisSession from '../../lib/index.js'
+import type { RedisSessionOptions } from '../../types/index.js'
+import { startRedis } from './redis-server.js'
+
+export const SECRET = 'test-secret-0123456789-abcdefghijklmnop'
+export const OLD_SECRET = 'old-secret-0123456789-abcdefghijklmnopq'
+
+let shared: Promise<string> | undefined
+
+/** A Redis for tests that leave it running: REDIS_URL, else one private server per test file. */
+export function sharedRedisUrl (): Promise<string> {
+  if (process.env.REDIS_URL !== undefined && process.env.REDIS_URL !== '') return Promise.resolve(process.env.REDIS_URL)
+  shared ??= startRedis().then(server => server.url)
+  return shared
+}
+
+/** An ioredis client that the test's teardown closes. */
+export async function connect (t: Test, url?: string): Promise<Redis> {
+  const client = new Redis(url ?? await sharedRedisUrl(), { maxRetriesPerRequest: 1 })
+  t.teardown(() => { client.disconnect() })
+  return client
+}
+
+/** A key prefix no other test uses, so parallel files never collide and nothing needs FLUSHALL. */
+export function uniquePrefix (): string {
+  return `test:${randomBytes(6).toString('hex')}:`
+}
+
+export interface TestApp {
+  app: FastifyInstance
+  client: Redis
+  prefix: string
+}
+
+export interface BuildOptions {
+  session?: Partial<RedisSessionOptions>
+  fastify?: FastifyServerOptions
+  client?: Redis
+  routes?: (app: FastifyInstance) => void
+}
+
+/** An app with the plugin and a handful of generic routes; closed at teardown. */
+export async function buildApp (t: Test, options: BuildOptions = {}): Promise<TestApp> {
+  const client = options.client ?? await connect(t)
+  const prefix = uniquePrefix()
+  const app = Fastify(options.fastify)
+  t.teardown(() => app.close())
+  await app.register(redisSession, { client, secret: SECRET, prefix, ...options.session })
+  app.get('/read', async (req) => ({ id: req.session.id, isNew: req.session.isNew, data: req.session.toJSON() }))
+  app.post('/write', async (req) => {
+    for (const [key, value] of Object.entries(req.body as Record<string, unknown>)) req.session.set(key, value)
+    return { id: req.session.id }
+  })
+  app.post('/increment', async (req) => ({ n: req.session.increment('n') }))
+  app.get('/untouched', async () => 'ok')
+  options.routes?.(app)
+  await app.ready()
+  return { app, client, prefix }
+}
+
+/** The `name=value` pair of the session cookie a response set, for the next request's Cookie header. */
+export function sessionCookie (res: LightMyRequestResponse, name = 'sid'): string {
+  const cookie = res.cookies.find(c => c.name === name)
+  if (cookie === undefined) throw new Error(`response set no ${name} cookie`)
+  return `${name}=${cookie.value}`
+}
+
+/** The Set-Cookie headers of a response, as a list. */
+export function setCookies (res: LightMyRequestResponse): string[] {
+  const header = res.headers['set-cookie']
+  if (header === undefined) return []
+  return Array.isArray(header) ? header : [header]
+}
+
+/** Every key under a prefix (SCAN, never KEYS). */
+export async function keysUnder (client: Redis, prefix: string): Promise<string[]> {
+  const keys: string[] = []
+  let cursor = '0'
+  do {
+    const [next, batch] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
+    keys.push(...batch)
+    cursor = next
+  } while (cursor !== '0')
+  return keys
+}

@@ -1,0 +1,158 @@
+import type { FastifyPluginAsync, FastifyError } from 'fastify'
+import type { FastifyErrorConstructor } from '@fastify/error'
+import type { Redis, Cluster, RedisOptions } from 'ioredis'
+import type { TObject, Static } from '@sinclair/typebox'
+
+/**
+ * The shape of the data an app keeps in its sessions. Augment it to type every call:
+ *
+ * ```ts
+ * declare module 'fastify-redis-session' {
+ *   interface SessionData { user: { id: number }, views: number }
+ * }
+ * ```
+ *
+ * Left empty, every string key is allowed and values are `unknown`.
+ */
+export interface SessionData {}
+
+type Known = keyof SessionData
+/** The keys `get`/`set` accept: the declared ones, or any string while `SessionData` is empty. */
+export type SessionKey = [Known] extends [never] ? string : Known
+/** The value type stored under `K`. */
+export type SessionValue<K> = K extends Known ? SessionData[K] : unknown
+/** The keys whose values are numbers: the only ones `increment` accepts. */
+export type NumericSessionKey = [Known] extends [never]
+  ? string
+  : { [K in Known]-?: SessionData[K] extends number | undefined ? K : never }[Known]
+
+/** Turns a TypeBox session schema into the `SessionData` it describes. */
+export type SessionDataOf<T extends TObject> = Static<T>
+
+export interface SessionCookieOptions {
+  /** @default '/' */
+  path?: string
+  /** Unset: a host-only cookie. */
+  domain?: string
+  /** @default true */
+  httpOnly?: boolean
+  /** `'auto'`: Secure when the request came over HTTPS (`request.protocol`, so `trustProxy` counts). @default 'auto' */
+  secure?: boolean | 'auto'
+  /** @default 'lax' */
+  sameSite?: 'lax' | 'strict' | 'none' | boolean
+  /** CHIPS partitioned cookie. @default false */
+  partitioned?: boolean
+  /** Seconds; unset means a browser-session cookie. Never outlives the session's absolute deadline. */
+  maxAge?: number
+}
+
+export interface RedisSessionOptions {
+  /** An ioredis client the app owns; the plugin never closes it. Give this or `redis`. */
+  client?: Redis | Cluster
+  /** Instead of `client`: a URL or ioredis options; the plugin owns that connection and closes it on `app.close()`. */
+  redis?: string | RedisOptions
+  /** At least 32 characters; an array rotates secrets: the first signs, all verify. */
+  secret: string | readonly string[]
+  /** @default 'sid' */
+  cookieName?: string
+  /** @default { path: '/', httpOnly: true, secure: 'auto', sameSite: 'lax' } */
+  cookie?: SessionCookieOptions
+  /** Redis key prefix. @default 'sess:' */
+  prefix?: string
+  /** Idle timeout in seconds; sliding. @default 86400 */
+  ttl?: number
+  /** Lifetime from creation in seconds; never extended. @default 604800 */
+  absoluteTtl?: number
+  /** A request that loads the session pushes its idle expiry forward. @default true */
+  rolling?: boolean
+  /** Store a new session even when nothing was written to it. @default false */
+  saveUninitialized?: boolean
+  /** Makes session ids; each must match /^[A-Za-z0-9_-]{22,128}$/. @default 32 random bytes, base64url */
+  idGenerator?: () => string
+  /** Milliseconds allowed to every Redis operation the plugin awaits. @default 2000 */
+  timeout?: number
+  /** Largest stored session, in bytes of JSON. @default 65536 */
+  maxBytes?: number
+  /** TypeBox schema of the session data: checked on `set` and on every load. */
+  schema?: TObject
+}
+
+/** The session of one request: `request.session`. */
+export interface Session {
+  /** The session id (also what the signed cookie carries). */
+  readonly id: string
+  /** Same as `id`, under @fastify/session's name. */
+  readonly sessionId: string
+  /** True until the session has been stored once. */
+  readonly isNew: boolean
+  /** Epoch milliseconds of creation. */
+  readonly createdAt: number
+  /** Epoch milliseconds: the earlier of the idle and absolute deadlines. */
+  readonly expiresAt: number
+  /** True when this request changed something that will be saved. */
+  isModified (): boolean
+
+  get<K extends SessionKey> (key: K): SessionValue<K> | undefined
+  /** Throws at once for a value JSON cannot hold faithfully, naming the key. */
+  set<K extends SessionKey> (key: K, value: SessionValue<K>): void
+  delete (key: SessionKey): void
+  has (key: SessionKey): boolean
+  /** Removes every key (metadata and flash messages stay). */
+  clear (): void
+  /** A copy of the data. */
+  toJSON (): Partial<SessionData> & Record<string, unknown>
+  /** Adds `step` (default 1) to a numeric key atomically with respect to other requests; returns the value this request sees. */
+  increment (key: NumericSessionKey, step?: number): number
+
+  /** Adds flash messages of a type. */
+  flash (type: string, message: string | readonly string[]): void
+  /** Returns the messages of a type and removes them. */
+  flash (type: string): string[]
+  /** Returns every flash message, by type, and removes them. */
+  flash (): Record<string, string[]>
+
+  /** A new id for the same data; the old id is deleted at once. Call it at login. */
+  regenerate (): Promise<void>
+  /** Deletes the session and clears its cookie; the request goes on with a fresh, empty session. */
+  destroy (): Promise<void>
+  /** Re-reads the session from Redis, dropping this request's unsaved changes. */
+  reload (): Promise<void>
+  /** Writes now instead of when the response is sent. */
+  save (): Promise<void>
+  /** Pushes the idle expiry forward without rewriting the data. */
+  touch (): void
+  /** This session's idle timeout in seconds (still capped by the absolute deadline). */
+  setTtl (seconds: number): void
+}
+
+export interface RedisSessionErrors {
+  FST_REDIS_SESSION_INVALID_OPTION: FastifyErrorConstructor<{ code: 'FST_REDIS_SESSION_INVALID_OPTION', statusCode: 500 }, [string, string]>
+  FST_REDIS_SESSION_STORE_UNAVAILABLE: FastifyErrorConstructor<{ code: 'FST_REDIS_SESSION_STORE_UNAVAILABLE', statusCode: 503 }, [string, { cause: unknown }?]>
+  FST_REDIS_SESSION_CONFLICT: FastifyErrorConstructor<{ code: 'FST_REDIS_SESSION_CONFLICT', statusCode: 503 }, [number]>
+  FST_REDIS_SESSION_GONE: FastifyErrorConstructor<{ code: 'FST_REDIS_SESSION_GONE', statusCode: 409 }, []>
+  FST_REDIS_SESSION_INVALID_KEY: FastifyErrorConstructor<{ code: 'FST_REDIS_SESSION_INVALID_KEY', statusCode: 500 }, [string]>
+  FST_REDIS_SESSION_INVALID_VALUE: FastifyErrorConstructor<{ code: 'FST_REDIS_SESSION_INVALID_VALUE', statusCode: 500 }, [string, string]>
+  FST_REDIS_SESSION_SCHEMA_MISMATCH: FastifyErrorConstructor<{ code: 'FST_REDIS_SESSION_SCHEMA_MISMATCH', statusCode: 500 }, [string, string]>
+  FST_REDIS_SESSION_TOO_LARGE: FastifyErrorConstructor<{ code: 'FST_REDIS_SESSION_TOO_LARGE', statusCode: 507 }, [number, number]>
+  FST_REDIS_SESSION_BAD_ID: FastifyErrorConstructor<{ code: 'FST_REDIS_SESSION_BAD_ID', statusCode: 500 }, []>
+}
+
+/** Every error the plugin raises, by code. */
+export declare const errors: RedisSessionErrors
+
+export type { FastifyError }
+
+declare const redisSession: FastifyPluginAsync<RedisSessionOptions>
+export { redisSession }
+export default redisSession
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The request's session. On routes registered with `config: { session: false }` it is `null` at run time. */
+    session: Session
+  }
+  interface FastifyContextConfig {
+    /** `false`: this route neither loads nor sets a session. */
+    session?: boolean
+  }
+}
