@@ -41,6 +41,8 @@ export interface BuildOptions {
   fastify?: FastifyServerOptions
   client?: Redis
   routes?: (app: FastifyInstance) => void
+  /** Runs before the plugin is registered (e.g. to register @fastify/cookie first). */
+  before?: (app: FastifyInstance) => Promise<void>
 }
 
 /** An app with the plugin and a handful of generic routes; closed at teardown. */
@@ -49,6 +51,7 @@ export async function buildApp (t: Test, options: BuildOptions = {}): Promise<Te
   const prefix = uniquePrefix()
   const app = Fastify(options.fastify)
   t.teardown(() => app.close())
+  await options.before?.(app)
   await app.register(redisSession, { client, secret: SECRET, prefix, ...options.session })
   app.get('/read', async (req) => ({ id: req.session.id, isNew: req.session.isNew, data: req.session.toJSON() }))
   app.post('/write', async (req) => {
