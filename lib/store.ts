@@ -10,11 +10,12 @@ local doc = redis.call('GET', KEYS[1])
 if not doc then return false end
 local a, t = string.match(doc, '^{"v":%d+,"a":(%d+),"t":(%d+),')
 if not a then return {doc, redis.call('PTTL', KEYS[1])} end
-local left = math.floor((tonumber(a) - tonumber(ARGV[1])) / 1000)
-if left <= 0 then
+local ms = tonumber(a) - tonumber(ARGV[1])
+if ms <= 0 then
   redis.call('DEL', KEYS[1])
   return false
 end
+local left = math.ceil(ms / 1000)
 if ARGV[3] == '1' then
   local ttl = tonumber(t)
   if ttl == 0 then ttl = tonumber(ARGV[2]) end

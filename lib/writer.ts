@@ -32,8 +32,9 @@ interface Lane {
 
 const MAX_ATTEMPTS = 10
 
+/** Whole seconds to the absolute deadline, rounded up; 0 once it has passed. */
 export function secondsLeft (doc: SessionDocument, now: number): number {
-  return Math.floor((doc.a - now) / 1000)
+  return Math.max(0, Math.ceil((doc.a - now) / 1000))
 }
 
 /**
