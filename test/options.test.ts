@@ -74,7 +74,7 @@ test('a secret never appears in a registration error', async (t) => {
 test('options that are not an object are refused', async (t) => {
   const app = Fastify()
   t.teardown(() => app.close())
-  await t.rejects(app.register(redisSession, null as unknown as RedisSessionOptions).ready(), { code: 'FST_REDIS_SESSION_INVALID_OPTION' })
+  await t.rejects(async () => { await app.register(redisSession, null as unknown as RedisSessionOptions).ready() }, { code: 'FST_REDIS_SESSION_INVALID_OPTION' })
 })
 
 test('the caller\'s options object is left untouched', async (t) => {
@@ -137,7 +137,7 @@ test('a client passed in stays open after app.close()', async (t) => {
 test('works alongside an app that registered @fastify/cookie with its own secret', async (t) => {
   const { app } = await buildApp(t, {
     routes: (app) => {
-      app.get('/app-cookie', async (req, reply) => {
+      app.get('/app-cookie', async (_req, reply) => {
         reply.setCookie('pref', 'dark', { signed: true })
         return 'ok'
       })
