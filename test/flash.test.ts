@@ -1,0 +1,53 @@
+import { test } from 'tap'
+import { buildApp, sessionCookie, keysUnder } from './helpers/app.js'
+
+function flashApp (t: Parameters<typeof buildApp>[0]): ReturnType<typeof buildApp> {
+  return buildApp(t, {
+    routes: (app) => {
+      app.post('/flash', async (req) => {
+        const { type, message } = req.body as { type: string, message: string | string[] }
+        req.session.flash(type, message)
+        return 'ok'
+      })
+      app.get('/flash/:type', async (req) => req.session.flash((req.params as { type: string }).type))
+      app.get('/flash', async (req) => req.session.flash())
+      app.post('/flash-bad', async (req) => { req.session.flash('info', [1] as unknown as string[]) })
+      app.post('/flash-bad-type', async (req) => { req.session.flash('') })
+    }
+  })
+}
+
+test('a flash message lives until it is read once', async (t) => {
+  const { app } = await flashApp(t)
+  const first = await app.inject({ method: 'POST', url: '/flash', payload: { type: 'info', message: 'Welcome' } })
+  const cookie = sessionCookie(first)
+  await app.inject({ method: 'POST', url: '/flash', headers: { cookie }, payload: { type: 'info', message: ['a', 'b'] } })
+  await app.inject({ method: 'POST', url: '/flash', headers: { cookie }, payload: { type: 'error', message: 'Oops' } })
+  const untouched = await app.inject({ url: '/read', headers: { cookie } })
+  t.same(untouched.json().data, {}, 'flash messages are not part of the data')
+  const info = await app.inject({ url: '/flash/info', headers: { cookie } })
+  t.same(info.json(), ['Welcome', 'a', 'b'])
+  const again = await app.inject({ url: '/flash/info', headers: { cookie } })
+  t.same(again.json(), [])
+  const all = await app.inject({ url: '/flash', headers: { cookie } })
+  t.same(all.json(), { error: ['Oops'] })
+  const none = await app.inject({ url: '/flash', headers: { cookie } })
+  t.same(none.json(), {})
+})
+
+test('flash messages must be strings and types non-empty', async (t) => {
+  const { app } = await flashApp(t)
+  const bad = await app.inject({ method: 'POST', url: '/flash-bad' })
+  t.equal(bad.json().code, 'FST_REDIS_SESSION_INVALID_VALUE')
+  const badType = await app.inject({ method: 'POST', url: '/flash-bad-type' })
+  t.equal(badType.json().code, 'FST_REDIS_SESSION_INVALID_KEY')
+})
+
+test('reading flash messages of a new session writes nothing', async (t) => {
+  const { app, client, prefix } = await flashApp(t)
+  const res = await app.inject({ url: '/flash' })
+  t.same(res.json(), {})
+  const typed = await app.inject({ url: '/flash/info' })
+  t.same(typed.json(), [])
+  t.same(await keysUnder(client, prefix), [])
+})
