@@ -77,7 +77,8 @@ export function parseDocument (text: string): SessionDocument | string {
   if (!isPlainObject(doc.d)) return 'data is not an object'
   if (doc.f === undefined) doc.f = {}
   else if (!isFlashBucket(doc.f)) return 'flash messages malformed'
-  if (text.includes('"__proto__"') && hasProtoKey(doc)) return 'holds a __proto__ key'
+  // the key may be spelt with \u escapes ("\u005f_proto__"): only then can it hide from the plain search
+  if ((text.includes('"__proto__"') || text.includes('\\u')) && hasProtoKey(doc)) return 'holds a __proto__ key'
   return doc as unknown as SessionDocument
 }
 

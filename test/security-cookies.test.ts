@@ -1,0 +1,148 @@
+import { test, type Test } from 'tap'
+import { randomBytes } from 'node:crypto'
+import { sign, unsign } from '@fastify/cookie'
+import type { LightMyRequestResponse } from 'fastify'
+import { OLD_SECRET, SECRET, buildApp, keysUnder, sessionCookie, setCookies, sharedRedisUrl } from './helpers/app.js'
+import { monitorRedis } from './helpers/monitor.js'
+
+/** The id a response's session cookie carries, checked against SECRET alone. */
+function cookieId (res: LightMyRequestResponse): string {
+  const value = decodeURIComponent(sessionCookie(res).slice('sid='.length))
+  const { valid, value: id } = unsign(value, SECRET)
+  if (!valid || id === null) throw new Error('the session cookie is not signed by SECRET')
+  return id
+}
+
+function isClearing (res: LightMyRequestResponse): boolean {
+  const cookie = res.cookies.find(c => c.name === 'sid')
+  return cookie !== undefined && cookie.value === '' && cookie.expires !== undefined && cookie.expires.getTime() === 0
+}
+
+/** An app holding one stored session with `{ user: 'alice' }`, watched by MONITOR. */
+async function withStoredSession (t: Test, secret: string | string[] = SECRET) {
+  const built = await buildApp(t, { session: { secret } })
+  const monitor = await monitorRedis(t, await sharedRedisUrl())
+  const created = await built.app.inject({ method: 'POST', url: '/write', payload: { user: 'alice' } })
+  const id = cookieId(created)
+  const stored = await built.client.get(built.prefix + id)
+  return { ...built, monitor, id, stored }
+}
+
+test('a cookie that fails verification gets a fresh session, a clearing cookie and no Redis command', async (t) => {
+  const { app, client, prefix, monitor, id, stored } = await withStoredSession(t)
+  const good = sign(id, SECRET)
+  const flipped = good.slice(0, -1) + (good.endsWith('A') ? 'B' : 'A')
+  const forgedIds = {
+    'an id with *': `${'a'.repeat(24)}*`,
+    'an id with :': `${'a'.repeat(24)}:x`,
+    'an id with {': `{${'a'.repeat(24)}}`,
+    'an id with a newline': `${'a'.repeat(24)}\nFLUSHALL`,
+    'an id with a space': `${'a'.repeat(24)} x`,
+    'a non-ASCII id': 'é'.repeat(24),
+    'an id with control characters': `${'a'.repeat(24)}\u0000\u0001\u007f`,
+    'a 21-character id': 'a'.repeat(21),
+    'a 129-character id': 'a'.repeat(129)
+  }
+  const cases: Record<string, string> = {
+    'a bad signature': `sid=${encodeURIComponent(flipped)}`,
+    'the signature of another id': `sid=${encodeURIComponent(id + '.' + sign(randomBytes(32).toString('base64url'), SECRET).split('.')[1])}`,
+    'no signature': `sid=${id}`,
+    'a signature made by a retired secret': `sid=${encodeURIComponent(sign(id, OLD_SECRET))}`,
+    'an empty value': 'sid=',
+    'an 8 KB value': `sid=${'a'.repeat(8192)}`,
+    'an 8 KB value correctly signed': `sid=${encodeURIComponent(sign('a'.repeat(8192), SECRET))}`,
+    'raw non-ASCII characters': `sid=${Buffer.from('ééé.ààà', 'utf8').toString('latin1')}`,
+    'broken percent-encoding': 'sid=%E0%A4%A.%ZZ',
+    'only a dot': 'sid=.'
+  }
+  for (const [name, forged] of Object.entries(forgedIds)) {
+    cases[`${name}, correctly signed`] = `sid=${encodeURIComponent(sign(forged, SECRET))}`
+  }
+
+  await monitor.take()
+  for (const [name, cookie] of Object.entries(cases)) {
+    const res = await app.inject({ url: '/read', headers: { cookie } })
+    t.equal(res.statusCode, 200, `${name}: served`)
+    t.equal(res.json().isNew, true, `${name}: a fresh session`)
+    t.not(res.json().id, id, `${name}: not the stored session`)
+    t.same(res.json().data, {}, `${name}: no data`)
+    t.ok(isClearing(res), `${name}: the bad cookie is cleared`)
+    t.same(await monitor.takeFrom(client), [], `${name}: no command reached Redis`)
+  }
+  t.equal(await client.get(prefix + id), stored, 'the real session is untouched')
+  t.same(await keysUnder(client, prefix), [prefix + id], 'nothing else was stored')
+})
+
+test('a cookie with a valid signature and a well-formed id costs one round trip', async (t) => {
+  const { app, client, monitor, id } = await withStoredSession(t)
+  await monitor.take()
+  const res = await app.inject({ url: '/read', headers: { cookie: `sid=${encodeURIComponent(sign(id, SECRET))}` } })
+  t.same(res.json().data, { user: 'alice' })
+  t.equal((await monitor.takeFrom(client)).length, 1, 'the load script, nothing else')
+})
+
+test('an unknown well-formed id is never adopted, not even after writing', async (t) => {
+  const { app, client, prefix } = await buildApp(t)
+  const monitor = await monitorRedis(t, await sharedRedisUrl())
+  const chosen = randomBytes(32).toString('base64url')
+  const cookie = `sid=${encodeURIComponent(sign(chosen, SECRET))}`
+  await monitor.take()
+
+  const read = await app.inject({ url: '/read', headers: { cookie } })
+  t.equal(read.json().isNew, true)
+  t.not(read.json().id, chosen, 'reading does not take the chosen id')
+  t.ok(isClearing(read), 'the unknown cookie is cleared')
+
+  const written = await app.inject({ method: 'POST', url: '/write', headers: { cookie }, payload: { user: 'mallory' } })
+  t.equal(written.statusCode, 200)
+  const issued = cookieId(written)
+  t.not(issued, chosen, 'a new id is issued')
+  t.equal(written.json().id, issued)
+
+  // the new cookie works; the chosen id still names nothing
+  const again = await app.inject({ method: 'POST', url: '/write', headers: { cookie: sessionCookie(written) }, payload: { more: 1 } })
+  t.equal(again.statusCode, 200)
+  t.equal(await client.exists(prefix + chosen), 0, 'no key with the chosen id')
+  t.same(await keysUnder(client, prefix), [prefix + issued])
+  const writes = (await monitor.take()).filter(c => c.name === 'set' || c.name === 'setex' || c.name === 'expire')
+  t.ok(writes.length > 0)
+  t.ok(writes.every(c => c.args[0] !== prefix + chosen), 'Redis never wrote or extended the chosen key')
+})
+
+test('rotating secrets: an older secret still listed is accepted and re-signed by the first; a retired one is not', async (t) => {
+  const { app, id } = await withStoredSession(t, [SECRET, OLD_SECRET])
+  const byOld = `sid=${encodeURIComponent(sign(id, OLD_SECRET))}`
+  const res = await app.inject({ url: '/read', headers: { cookie: byOld } })
+  t.same(res.json().data, { user: 'alice' }, 'accepted')
+  t.equal(res.json().id, id)
+  t.equal(cookieId(res), id, 're-issued, verifiable by the first secret alone')
+  const next = await app.inject({ url: '/read', headers: { cookie: sessionCookie(res) } })
+  t.same(next.json().data, { user: 'alice' })
+  t.same(setCookies(next), [], 'a current cookie is not re-issued')
+
+  const retiredApp = await buildApp(t, { session: { secret: SECRET } })
+  const stored = await retiredApp.app.inject({ method: 'POST', url: '/write', payload: { user: 'bob' } })
+  const retired = `sid=${encodeURIComponent(sign(cookieId(stored), OLD_SECRET))}`
+  const refused = await retiredApp.app.inject({ url: '/read', headers: { cookie: retired } })
+  t.equal(refused.json().isNew, true, 'once retired, the old secret opens nothing')
+  t.ok(isClearing(refused))
+})
+
+test('several session cookies in one header: the first is used, as browsers send the most specific first', async (t) => {
+  const { app, client, monitor, id } = await withStoredSession(t)
+  const other = await app.inject({ method: 'POST', url: '/write', payload: { user: 'bob' } })
+  const alice = `sid=${encodeURIComponent(sign(id, SECRET))}`
+  const bob = sessionCookie(other)
+
+  const first = await app.inject({ url: '/read', headers: { cookie: `${alice}; ${bob}` } })
+  t.same(first.json().data, { user: 'alice' })
+  const second = await app.inject({ url: '/read', headers: { cookie: `${bob}; other=1; ${alice}` } })
+  t.same(second.json().data, { user: 'bob' })
+
+  // a forged cookie in front of a good one is refused outright, never merged with it
+  await monitor.take()
+  const forged = await app.inject({ url: '/read', headers: { cookie: `sid=${id}; ${alice}` } })
+  t.equal(forged.json().isNew, true)
+  t.not(forged.json().id, id)
+  t.same(await monitor.takeFrom(client), [], 'no command reached Redis')
+})
