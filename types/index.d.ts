@@ -17,14 +17,17 @@ import type { TObject, Static } from '@sinclair/typebox'
 export interface SessionData {}
 
 type Known = keyof SessionData
-/** The keys `get`/`set` accept: the declared ones, or any string while `SessionData` is empty. */
-export type SessionKey = [Known] extends [never] ? string : Known
+/**
+ * The keys `get`/`set` accept: the declared ones (index signatures included), or any string while
+ * `SessionData` is empty.
+ */
+export type SessionKey = [Known] extends [never] ? string : Extract<Known, string>
 /** The value type stored under `K`. */
 export type SessionValue<K> = K extends Known ? SessionData[K] : unknown
 /** The keys whose values are numbers: the only ones `increment` accepts. */
 export type NumericSessionKey = [Known] extends [never]
   ? string
-  : { [K in Known]-?: SessionData[K] extends number | undefined ? K : never }[Known]
+  : Extract<keyof { [K in keyof SessionData as SessionData[K] extends number | undefined ? K : never]: 0 }, string>
 
 /** Turns a TypeBox session schema into the `SessionData` it describes. */
 export type SessionDataOf<T extends TObject> = Static<T>
