@@ -1,0 +1,53 @@
+import { test } from 'tap'
+import { sign } from '@fastify/cookie'
+import { buildApp, connect, sessionCookie, SECRET } from './helpers/app.js'
+import { startRedis } from './helpers/redis-server.js'
+import { monitorRedis } from './helpers/monitor.js'
+
+// Counts what the plugin's own connection sends, as Redis's MONITOR reports it: commands a
+// script runs inside Redis are not round trips and are left out.
+test('Redis round trips per request', async (t) => {
+  const server = await startRedis()
+  const client = await connect(t, server.url)
+  const monitor = await monitorRedis(t, server.url)
+  const { app } = await buildApp(t, {
+    client,
+    routes: (app) => {
+      app.post('/login', async (req) => { await req.session.regenerate(); return 'ok' })
+      app.post('/logout', async (req) => { await req.session.destroy(); return 'ok' })
+    }
+  })
+  // warm up: the first script call on a fresh server loads the script (NOSCRIPT, then EVAL)
+  const warm = await app.inject({ method: 'POST', url: '/write', payload: { w: 1 } })
+  await app.inject({ url: '/read', headers: { cookie: sessionCookie(warm) } })
+  await monitor.take()
+
+  async function commandsFor (request: Parameters<typeof app.inject>[0]): Promise<string[]> {
+    await app.inject(request)
+    return (await monitor.takeFrom(client)).map(c => c.name)
+  }
+
+  t.same(await commandsFor({ url: '/untouched' }), [], 'no cookie, session untouched: 0')
+  t.same(await commandsFor({ url: '/read' }), [], 'no cookie, session only read: 0')
+
+  const created = await app.inject({ method: 'POST', url: '/write', payload: { a: 1 } })
+  t.same((await monitor.takeFrom(client)).map(c => c.name), ['evalsha'], 'no cookie, session created: 1')
+  const cookie = sessionCookie(created)
+
+  t.same(await commandsFor({ url: '/read', headers: { cookie } }), ['evalsha'], 'valid cookie, session only read: 1')
+  t.same(await commandsFor({ url: '/untouched', headers: { cookie } }), ['evalsha'], 'valid cookie, route ignores the session: 1')
+  t.same(await commandsFor({ method: 'POST', url: '/write', headers: { cookie }, payload: { a: 2 } }), ['evalsha', 'evalsha'], 'valid cookie, session changed: 2')
+
+  const forged = cookie.slice(0, -3) + 'AAA'
+  t.same(await commandsFor({ url: '/read', headers: { cookie: forged } }), [], 'bad signature: 0')
+  t.same(await commandsFor({ url: '/read', headers: { cookie: 'sid=' + created.json().id } }), [], 'no signature: 0')
+  const malformed = `sid=${encodeURIComponent(sign('bad*id:{x}\nwith-enough-characters', SECRET))}`
+  t.same(await commandsFor({ url: '/read', headers: { cookie: malformed } }), [], 'signed but malformed id: 0')
+
+  t.same(await commandsFor({ method: 'POST', url: '/login', headers: { cookie } }), ['evalsha', 'getdel', 'evalsha'], 'regenerate: load, GETDEL, save')
+  const fresh = await app.inject({ method: 'POST', url: '/write', payload: { b: 1 } })
+  await monitor.take()
+  t.same(await commandsFor({ method: 'POST', url: '/logout', headers: { cookie: sessionCookie(fresh) } }), ['evalsha', 'del'], 'destroy: load, DEL')
+  // teardowns run in order: the server goes last, after every connection to it is closed
+  t.teardown(() => server.stop())
+})
