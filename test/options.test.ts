@@ -155,3 +155,12 @@ test('works alongside an app that registered @fastify/cookie with its own secret
   t.same(own.json(), { valid: true, renew: false, value: 'dark' })
   t.same(setCookies(read), [])
 })
+
+test('reads its cookie even when the app\'s @fastify/cookie parses cookies in a later hook', async (t) => {
+  const { app } = await buildApp(t, {
+    before: async (app) => { await app.register(fastifyCookie, { hook: 'preHandler' }) }
+  })
+  const created = await app.inject({ method: 'POST', url: '/write', payload: { a: 1 } })
+  const read = await app.inject({ url: '/read', headers: { cookie: sessionCookie(created) } })
+  t.same(read.json().data, { a: 1 })
+})
