@@ -52,26 +52,25 @@ export class RedisSession implements Session {
   #mustWrite = false
   /** Send Set-Cookie with the current id at the end of the request. */
   #sendCookie = false
-  /** The client holds a cookie this request invalidated. */
-  #clearCookie: boolean
+  /** The client holds the cookie of a session this request destroyed. */
+  #clearCookie = false
   #touched = false
   #committed = false
 
-  private constructor (ctx: SessionContext, request: FastifyRequest, hadCookie: boolean) {
+  private constructor (ctx: SessionContext, request: FastifyRequest) {
     this.#ctx = ctx
     this.#request = request
-    this.#clearCookie = hadCookie
     this.#doc = this.#reset()
   }
 
   /** A new, empty session that costs nothing until it is written. */
-  static fresh (ctx: SessionContext, request: FastifyRequest, hadCookie: boolean): RedisSession {
-    return new RedisSession(ctx, request, hadCookie)
+  static fresh (ctx: SessionContext, request: FastifyRequest): RedisSession {
+    return new RedisSession(ctx, request)
   }
 
   /** The stored session the cookie names, or a fresh one (with a new id) when there is none. */
   static async load (ctx: SessionContext, request: FastifyRequest, cookie: CookieId): Promise<RedisSession> {
-    const session = new RedisSession(ctx, request, true)
+    const session = new RedisSession(ctx, request)
     if (await session.#fetch(cookie.id)) {
       const { maxAge } = ctx.config.cookie
       session.#sendCookie = cookie.renew || (maxAge !== undefined && ctx.config.rolling)
@@ -152,7 +151,8 @@ export class RedisSession implements Session {
   flash (): Record<string, string[]>
   flash (type?: string, message?: string | readonly string[]): void | string[] | Record<string, string[]> {
     const bucket = this.#doc.f
-    if (type === undefined) {
+    // flash(undefined, message) is a bad key, not a call that reads and clears every message
+    if (type === undefined && message === undefined) {
       const all = copyFlash(bucket)
       if (Object.keys(all).length > 0) this.#record({ kind: 'flashTake', taken: all })
       return copyFlash(all)
@@ -259,7 +259,6 @@ export class RedisSession implements Session {
     const loaded = await store.load(id, now, config.ttl, config.rolling)
     if (loaded === null) {
       this.#doc = this.#reset()
-      this.#clearCookie = true
       return false
     }
     const doc = parseDocument(loaded.text)
@@ -268,7 +267,6 @@ export class RedisSession implements Session {
       this.#request.log.warn(logBindings, `fastify-redis-session: discarded a stored session: ${problem}`)
       await store.remove(id)
       this.#doc = this.#reset()
-      this.#clearCookie = true
       return false
     }
     stats.loaded++
@@ -277,7 +275,6 @@ export class RedisSession implements Session {
     this.#base = this.#doc.v
     this.#ops = []
     this.#mustWrite = false
-    this.#clearCookie = false
     this.#expiresAt = Math.min(this.#doc.a, now + loaded.pttl)
     return true
   }
