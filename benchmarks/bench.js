@@ -1,0 +1,370 @@
+// Runs every contestant on identical routes, in interleaved rounds, against a private Redis.
+// Entry point: run.js (which installs and builds first). Options: see usage() below.
+import { fork } from 'node:child_process'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { setTimeout as sleep } from 'node:timers/promises'
+import autocannon from 'autocannon'
+import { Redis } from 'ioredis'
+import { Signer } from '@fastify/cookie'
+import { contestants, SECRET, TTL } from './contestants.js'
+import { startRedis, commandCalls, cpuSeconds, bytesPerSession, fill } from './redis.js'
+import { writeReport } from './report.js'
+import { summarize } from './profile.js'
+
+const here = fileURLToPath(new URL('.', import.meta.url))
+
+function usage () {
+  return `npm run bench [-- options]
+  --quick                 a smoke run: 1 round of 1 s, small scale levels; writes to benchmarks/results/
+  --rounds N              interleaved rounds (default 3)
+  --duration S            seconds measured per run (default 3)
+  --connections N         autocannon connections (default 50)
+  --only a,b              contestants (default all): ${Object.keys(contestants).join(', ')}
+  --scenarios a,b         main scenarios (default all): read, write, untouched, create, big
+  --skip-main | --skip-correctness | --skip-scale
+  --profile               one profiled round per contestant and scenario (node --cpu-prof); writes
+                          benchmarks/results/profiles/ and prints where the time went
+  --max-minutes M         abort if the whole run takes longer (default 25)`
+}
+
+function parseArgs (argv) {
+  const opts = {
+    quick: false,
+    rounds: 3,
+    duration: 3,
+    warmup: 0.5,
+    connections: 50,
+    only: null,
+    scenarios: null,
+    main: true,
+    correctness: true,
+    scale: true,
+    profile: false,
+    maxMinutes: 25
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]
+    const next = () => argv[++i]
+    if (arg === '--quick') opts.quick = true
+    else if (arg === '--rounds') opts.rounds = Number(next())
+    else if (arg === '--duration') opts.duration = Number(next())
+    else if (arg === '--connections') opts.connections = Number(next())
+    else if (arg === '--only') opts.only = next().split(',')
+    else if (arg === '--scenarios') opts.scenarios = next().split(',')
+    else if (arg === '--skip-main') opts.main = false
+    else if (arg === '--skip-correctness') opts.correctness = false
+    else if (arg === '--skip-scale') opts.scale = false
+    else if (arg === '--profile') opts.profile = true
+    else if (arg === '--max-minutes') opts.maxMinutes = Number(next())
+    else {
+      console.log(usage())
+      process.exit(arg === '--help' ? 0 : 1)
+    }
+  }
+  if (opts.quick) Object.assign(opts, { rounds: 1, duration: 1, warmup: 0.2 })
+  if (opts.profile) Object.assign(opts, { rounds: 1, correctness: false, scale: false })
+  for (const name of opts.only ?? []) if (!contestants[name]) throw new Error(`unknown contestant ${name}`)
+  return opts
+}
+
+export const scenarios = {
+  read: { label: 'read a valid session', method: 'GET', path: '/read', pool: 0 },
+  write: { label: 'change it (counter += 1)', method: 'POST', path: '/write', pool: 0 },
+  untouched: { label: 'no cookie, session untouched', method: 'GET', path: '/untouched' },
+  create: { label: 'no cookie, session created', method: 'POST', path: '/write' },
+  big: { label: 'read a 16 KB session', method: 'GET', path: '/read', pool: 16384 }
+}
+
+const POOL_SIZE = 200
+// lets requests still in flight when autocannon stops finish before counters are read or reset
+const SETTLE_MS = 150
+const PREFIX = 'sess:'
+
+const opts = parseArgs(process.argv.slice(2))
+const started = Date.now()
+const deadline = started + opts.maxMinutes * 60_000
+const resultsDir = new URL('results/', import.meta.url)
+const profileDir = fileURLToPath(new URL('profiles/', resultsDir))
+
+function checkDeadline () {
+  if (Date.now() > deadline) throw new Error(`the run took longer than ${opts.maxMinutes} minutes: stopped`)
+}
+
+function log (...args) {
+  const t = ((Date.now() - started) / 1000).toFixed(0).padStart(4)
+  console.log(`[${t}s]`, ...args)
+}
+
+/** Starts one contestant's server in a child process and waits until it listens. */
+async function startServer (contestant, redisUrl, { prefix = PREFIX, profileName } = {}) {
+  const execArgv = profileName === undefined
+    ? []
+    : ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', `${profileName}.cpuprofile`]
+  const child = fork(fileURLToPath(new URL('server.js', import.meta.url)), [JSON.stringify({ contestant, redisUrl, prefix })], {
+    execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc']
+  })
+  const waiting = new Map()
+  child.on('message', (message) => {
+    const resolve = waiting.get(message.type)
+    waiting.delete(message.type)
+    resolve?.(message)
+  })
+  const ask = (type, timeout = 20_000) => new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${contestant}: no '${type}' answer within ${timeout} ms`)), timeout)
+    waiting.set(type, (message) => { clearTimeout(timer); resolve(message) })
+    if (type !== 'ready') child.send({ type })
+  })
+  const exited = new Promise(resolve => child.once('exit', resolve))
+  const { port } = await Promise.race([ask('ready'), exited.then(code => { throw new Error(`${contestant} exited with ${code}`) })])
+  return {
+    url: `http://127.0.0.1:${port}`,
+    ask,
+    close: async () => {
+      child.send({ type: 'close' })
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)
+      await exited
+      clearTimeout(timer)
+    }
+  }
+}
+
+/** The `name=value` of the session cookie a response set, or undefined. */
+function cookieFrom (res, name) {
+  for (const header of res.headers.getSetCookie()) {
+    const pair = header.split(';', 1)[0]
+    if (pair.startsWith(name + '=') && pair.length > name.length + 1) return pair
+  }
+  return undefined
+}
+
+/** `count` sessions made through the contestant's own routes, 20 at a time. */
+async function makePool (server, contestant, count, bytes) {
+  const cookies = []
+  while (cookies.length < count) {
+    const batch = await Promise.all(Array.from({ length: Math.min(20, count - cookies.length) }, async () => {
+      const res = await fetch(`${server.url}/setup?bytes=${bytes}`, { method: 'POST' })
+      await res.arrayBuffer()
+      const cookie = cookieFrom(res, contestants[contestant].cookieName)
+      if (res.status !== 200 || cookie === undefined) throw new Error(`${contestant}: /setup answered ${res.status} without a session cookie`)
+      return cookie
+    }))
+    cookies.push(...batch)
+  }
+  return cookies
+}
+
+/** Each connection gets its own share of the sessions, so no two connections use one session at once. */
+function requestsFor (scenario, pool) {
+  const { method, path } = scenarios[scenario] ?? scenario
+  if (pool === undefined) return { requests: [{ method, path }] }
+  let next = 0
+  return {
+    setupClient: (client) => {
+      const own = pool.filter((_, i) => i % opts.connections === next % opts.connections)
+      next++
+      client.setRequests(own.map(cookie => ({ method, path, headers: { cookie } })))
+    }
+  }
+}
+
+async function load (url, requests, duration) {
+  return autocannon({ url, connections: opts.connections, duration, ...requests })
+}
+
+function perRequest (counts, requests) {
+  const total = Object.values(counts).reduce((a, b) => a + b, 0)
+  return requests === 0 ? 0 : total / requests
+}
+
+/** Sends a few requests one by one and counts the session cookies set per response. */
+async function probeSetCookie (server, scenario, pool, name) {
+  const { method, path } = scenarios[scenario] ?? scenario
+  let cookies = 0
+  const n = 10
+  for (let i = 0; i < n; i++) {
+    const headers = pool === undefined ? {} : { cookie: pool[i % pool.length] }
+    const res = await fetch(server.url + path, { method, headers })
+    await res.arrayBuffer()
+    if (res.status !== 200) throw new Error(`probe of ${path} answered ${res.status}`)
+    cookies += res.headers.getSetCookie().filter(h => name !== null && h.startsWith(name + '=')).length
+  }
+  return cookies / n
+}
+
+/** One measured run: warm up, reset every counter, load, read every counter back. */
+async function measure (admin, server, contestant, scenario, pool, prefix) {
+  const requests = requestsFor(scenario, pool)
+  await load(server.url, requests, opts.warmup)
+  await sleep(SETTLE_MS)
+  await admin.config('RESETSTAT')
+  await server.ask('reset')
+  const redisCpu = await cpuSeconds(admin)
+  const result = await load(server.url, requests, opts.duration)
+  await sleep(SETTLE_MS)
+  const calls = await commandCalls(admin)
+  const redisCpuUsed = await cpuSeconds(admin) - redisCpu
+  const app = await server.ask('stats')
+  const total = app.served
+  return {
+    rps: result.requests.total / opts.duration,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    requests: result.requests.total,
+    failures: result.non2xx + result.errors + result.timeouts,
+    commands: perRequest(calls, total),
+    served: total,
+    commandsByName: Object.fromEntries(Object.entries(calls).map(([k, v]) => [k, v / total])),
+    sent: perRequest(app.sent, total),
+    appCpuMicros: app.cpuMicros / total,
+    redisCpuMicros: redisCpuUsed * 1e6 / total,
+    setCookie: await probeSetCookie(server, scenario, pool, contestants[contestant].cookieName),
+    bytes: await bytesPerSession(admin, prefix),
+    keys: await admin.dbsize()
+  }
+}
+
+function rotate (list, by) {
+  return list.map((_, i) => list[(i + by) % list.length])
+}
+
+async function mainScenarios (redis, admin, names) {
+  const list = Object.keys(scenarios).filter(s => opts.scenarios === null || opts.scenarios.includes(s))
+  const runs = []
+  for (let round = 0; round < opts.rounds; round++) {
+    for (const scenario of list) {
+      for (const contestant of rotate(names, round)) {
+        checkDeadline()
+        await admin.flushall()
+        const profileName = opts.profile ? `${contestant}-${scenario}` : undefined
+        const server = await startServer(contestant, redis.url, { profileName })
+        try {
+          const { pool: bytes } = scenarios[scenario]
+          const pool = bytes === undefined || contestants[contestant].cookieName === null
+            ? undefined
+            : await makePool(server, contestant, POOL_SIZE, bytes)
+          const result = await measure(admin, server, contestant, scenario, pool, PREFIX)
+          runs.push({ round, scenario, contestant, ...result })
+          log(`round ${round + 1} ${scenario.padEnd(9)} ${contestant.padEnd(21)} ${result.rps.toFixed(0).padStart(6)} req/s  p99 ${String(result.p99).padStart(3)} ms  ` +
+            `${result.commands.toFixed(2)} cmd/req  ${result.setCookie} Set-Cookie${result.failures > 0 ? `  ${result.failures} FAILED` : ''}`)
+        } finally {
+          await server.close()
+        }
+      }
+    }
+  }
+  return runs
+}
+
+/** Final counter after `n` parallel increments on one session, spread over `processes` servers. */
+async function lostUpdates (redis, admin, contestant, n = 100, processes = 1) {
+  await admin.flushall()
+  const servers = []
+  try {
+    for (let i = 0; i < processes; i++) servers.push(await startServer(contestant, redis.url))
+    const [cookie] = await makePool(servers[0], contestant, 1, 0)
+    const statuses = await Promise.all(Array.from({ length: n }, async (_, i) => {
+      const res = await fetch(`${servers[i % processes].url}/write`, { method: 'POST', headers: { cookie } })
+      await res.arrayBuffer()
+      return res.status
+    }))
+    const res = await fetch(`${servers[0].url}/read`, { headers: { cookie } })
+    const { n: final } = await res.json()
+    const failed = statuses.filter(s => s !== 200).length
+    return { final, failed, lost: n - failed - final }
+  } finally {
+    for (const server of servers) await server.close()
+  }
+}
+
+async function correctness (redis, admin, names) {
+  const rows = []
+  const cases = names.filter(c => contestants[c].cookieName !== null).map(c => ({ contestant: c, processes: 1 }))
+  if (names.includes('plugin-ap')) cases.push({ contestant: 'plugin-ap', processes: 2 })
+  for (let round = 0; round < opts.rounds; round++) {
+    for (const { contestant, processes } of cases) {
+      checkDeadline()
+      const result = await lostUpdates(redis, admin, contestant, 100, processes)
+      rows.push({ round, contestant, processes, ...result })
+      log(`lost updates ${contestant}${processes > 1 ? ` (${processes} processes)` : ''}: final ${result.final}, lost ${result.lost}, failed ${result.failed}`)
+    }
+  }
+  return rows
+}
+
+/** A session as each scale contestant stores it, holding `bytes` characters of data. */
+function storedForm (contestant, bytes) {
+  const data = { n: 0, blob: 'x'.repeat(bytes) }
+  if (contestant.startsWith('hook')) return JSON.stringify(data)
+  const now = Date.now()
+  // the plugin's document: version, absolute deadline (the default 7 days), ttl override, created, data
+  return `{"v":1,"a":${now + 604800_000},"t":0,"c":${now},"d":${JSON.stringify(data)}}`
+}
+
+async function scale (redis, admin, names) {
+  const levels = opts.quick
+    ? [[1000, 100], [20_000, 100], [1000, 4096]]
+    : [[1000, 100], [100_000, 100], [1_000_000, 100], [1000, 4096], [1000, 65536]]
+  const who = ['plugin-ap', 'hook-ap'].filter(c => names.includes(c))
+  const signer = new Signer(SECRET, 'sha256')
+  const runs = []
+  for (const [stored, dataBytes] of levels) {
+    checkDeadline()
+    await admin.flushall()
+    const pools = {}
+    const fillStart = Date.now()
+    for (const contestant of who) {
+      const prefix = `${contestant}:`
+      const ids = await fill(admin, { prefix, count: stored, value: storedForm(contestant, dataBytes), ttl: TTL, sample: 1000 })
+      pools[contestant] = ids.map(id => `sid=${encodeURIComponent(signer.sign(id))}`)
+    }
+    log(`scale: stored ${stored} sessions of ${dataBytes} B for each of ${who.join(', ')} in ${Date.now() - fillStart} ms`)
+    for (let round = 0; round < opts.rounds; round++) {
+      for (const contestant of rotate(who, round)) {
+        const prefix = `${contestant}:`
+        const server = await startServer(contestant, redis.url, { prefix })
+        try {
+          for (const scenario of ['read', 'write']) {
+            checkDeadline()
+            const result = await measure(admin, server, contestant, scenario, pools[contestant], prefix)
+            runs.push({ round, contestant, scenario, stored, dataBytes, ...result })
+            log(`scale ${stored} × ${dataBytes} B round ${round + 1} ${scenario.padEnd(5)} ${contestant.padEnd(10)} ${result.rps.toFixed(0).padStart(6)} req/s  p99 ${result.p99} ms`)
+          }
+        } finally {
+          await server.close()
+        }
+      }
+    }
+  }
+  return runs
+}
+
+async function main () {
+  const names = opts.only ?? Object.keys(contestants)
+  const redis = await startRedis()
+  const admin = new Redis(redis.url, { maxRetriesPerRequest: 1 })
+  const redisVersion = (await admin.info('server')).match(/redis_version:(\S+)/)[1]
+  log(`redis-server ${redisVersion} on ${redis.url}; contestants: ${names.join(', ')}`)
+  const results = { opts, names, redisVersion, startedAt: new Date(started).toISOString(), main: [], correctness: [], scale: [] }
+  try {
+    if (opts.main) results.main = await mainScenarios(redis, admin, names)
+    if (opts.correctness) results.correctness = await correctness(redis, admin, names)
+    if (opts.scale) results.scale = await scale(redis, admin, names)
+  } finally {
+    admin.disconnect()
+    await redis.stop()
+  }
+  results.seconds = (Date.now() - started) / 1000
+  mkdirSync(resultsDir, { recursive: true })
+  if (opts.profile) {
+    await sleep(200)
+    console.log(summarize(profileDir))
+    return
+  }
+  const out = opts.quick ? resultsDir : new URL('.', import.meta.url)
+  const files = writeReport(results, out, scenarios)
+  writeFileSync(new URL('results.json', resultsDir), JSON.stringify(results, null, 1))
+  log(`done in ${results.seconds.toFixed(0)} s: ${files.map(f => fileURLToPath(f).replace(here, 'benchmarks/')).join(', ')}`)
+}
+
+await main()

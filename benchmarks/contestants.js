@@ -1,0 +1,184 @@
+// Every contestant, as the bench process sees it (labels, cookie names) and as its server builds it.
+// Server-side modules are imported lazily, so the bench process stays light.
+import { randomBytes } from 'node:crypto'
+
+export const SECRET = 'benchmark-secret-0123456789-abcdefghijklmnop'
+export const TTL = 86400
+
+/** @typedef {{ get(req: any, key: string): unknown, set(req: any, key: string, value: unknown): void, increment(req: any, key: string): number }} Access */
+
+const sessionApi = {
+  get: (req, key) => req.session.get(key),
+  set: (req, key, value) => req.session.set(key, value),
+  // a read-modify-write, as an app does with a plugin that has no atomic increment
+  increment: (req, key) => {
+    const next = (req.session.get(key) ?? 0) + 1
+    req.session.set(key, next)
+    return next
+  }
+}
+
+export const contestants = {
+  fastify: {
+    label: 'Fastify, no sessions',
+    short: 'Fastify (no sessions)',
+    kind: 'ceiling',
+    cookieName: null,
+    build: async () => {
+      const store = { n: 0 }
+      return { get: (req, key) => store[key], set: () => {}, increment: () => 1 }
+    }
+  },
+  hook: {
+    label: 'hand-written hook: 1 GETEX / SET EX (ioredis)',
+    short: 'minimal hook',
+    kind: 'floor',
+    cookieName: 'sid',
+    build: (app, env) => minimalHook(app, env, false)
+  },
+  'hook-ap': {
+    label: 'hand-written hook: 1 GETEX / SET EX (ioredis, auto-pipelining)',
+    short: 'minimal hook + auto-pipelining',
+    kind: 'floor',
+    cookieName: 'sid',
+    build: (app, env) => minimalHook(app, env, true)
+  },
+  'plugin-ap': {
+    label: 'fastify-redis-session (ioredis, auto-pipelining)',
+    short: 'fastify-redis-session + auto-pipelining',
+    kind: 'ours',
+    cookieName: 'sid',
+    build: (app, env) => ourPlugin(app, env, { autoPipelining: true, schema: false })
+  },
+  plugin: {
+    label: 'fastify-redis-session (ioredis)',
+    short: 'fastify-redis-session',
+    kind: 'ours',
+    cookieName: 'sid',
+    build: (app, env) => ourPlugin(app, env, { autoPipelining: false, schema: false })
+  },
+  'plugin-schema': {
+    label: 'fastify-redis-session with `schema` (ioredis, auto-pipelining)',
+    short: 'fastify-redis-session + schema + auto-pipelining',
+    kind: 'ours',
+    cookieName: 'sid',
+    build: (app, env) => ourPlugin(app, env, { autoPipelining: true, schema: true })
+  },
+  'fastify-session': {
+    label: '@fastify/session + connect-redis',
+    short: '@fastify/session + connect-redis',
+    kind: 'peer',
+    cookieName: 'sessionId',
+    build: async (app, env) => {
+      const { RedisStore } = await import('connect-redis')
+      return fastifySession(app, new RedisStore({ client: env.client(false), prefix: env.prefix, ttl: TTL }))
+    }
+  },
+  'fastify-session-store': {
+    label: '@fastify/session + fastify-session-redis-store',
+    short: '@fastify/session + fastify-session-redis-store',
+    kind: 'peer',
+    cookieName: 'sessionId',
+    build: async (app, env) => {
+      const { RedisStore } = await import('fastify-session-redis-store')
+      return fastifySession(app, new RedisStore({ client: env.client(false), prefix: env.prefix, ttl: TTL }))
+    }
+  },
+  mgcrea: {
+    label: '@mgcrea/fastify-session + @mgcrea/fastify-session-redis-store',
+    short: '@mgcrea/fastify-session + redis store',
+    kind: 'peer',
+    cookieName: 'Session',
+    build: async (app, env) => {
+      const { default: session } = await import('@mgcrea/fastify-session')
+      const { RedisStore } = await import('@mgcrea/fastify-session-redis-store')
+      await app.register((await import('@fastify/cookie')).default)
+      await app.register(session, {
+        secret: SECRET,
+        store: new RedisStore({ client: env.client(false), prefix: env.prefix, ttl: TTL }),
+        cookie: { maxAge: TTL }
+      })
+      return sessionApi
+    }
+  }
+}
+
+async function fastifySession (app, store) {
+  const { default: session } = await import('@fastify/session')
+  await app.register((await import('@fastify/cookie')).default)
+  // defaults, except that the cookie must be allowed over the plain-HTTP loopback
+  await app.register(session, { secret: SECRET, cookie: { secure: false }, store })
+  return sessionApi
+}
+
+async function ourPlugin (app, env, { autoPipelining, schema }) {
+  const { default: redisSession } = await import('../dist/index.js')
+  const options = {
+    client: env.client(autoPipelining),
+    secret: SECRET,
+    prefix: env.prefix,
+    ttl: TTL,
+    // room for the 64 KB sessions of the size scale
+    maxBytes: 1 << 20
+  }
+  if (schema) {
+    const { Type } = await import('@sinclair/typebox')
+    options.schema = Type.Object({ n: Type.Optional(Type.Integer()), blob: Type.Optional(Type.String()) })
+  }
+  await app.register(redisSession, options)
+  return {
+    get: (req, key) => req.session.get(key),
+    set: (req, key, value) => req.session.set(key, value),
+    increment: (req, key) => req.session.increment(key)
+  }
+}
+
+/**
+ * The least work a Redis session can do: a signed cookie holding the id, one GETEX (which also
+ * refreshes the idle TTL) when a cookie comes in, one SET EX when the handler changed something.
+ * No expiry bookkeeping, no concurrency control: a floor to measure against, not a session library.
+ */
+async function minimalHook (app, env, autoPipelining) {
+  const client = env.client(autoPipelining)
+  const prefix = env.prefix
+  await app.register((await import('@fastify/cookie')).default, { secret: SECRET })
+  app.decorateRequest('sess', null)
+  app.addHook('onRequest', async function loadSession (req) {
+    const raw = req.cookies.sid
+    if (raw !== undefined) {
+      const { valid, value } = req.unsignCookie(raw)
+      if (valid) {
+        const text = await client.getex(prefix + value, 'EX', TTL)
+        if (text !== null) {
+          req.sess = { id: value, data: JSON.parse(text), dirty: false }
+          return
+        }
+      }
+    }
+    req.sess = { id: null, data: {}, dirty: false }
+  })
+  app.addHook('onSend', async function saveSession (req, reply, payload) {
+    const sess = req.sess
+    if (sess !== null && sess.dirty) {
+      if (sess.id === null) {
+        sess.id = randomBytes(32).toString('base64url')
+        reply.setCookie('sid', sess.id, { signed: true, path: '/', httpOnly: true, sameSite: 'lax' })
+      }
+      await client.set(prefix + sess.id, JSON.stringify(sess.data), 'EX', TTL)
+    }
+    return payload
+  })
+  return {
+    get: (req, key) => req.sess.data[key],
+    set: (req, key, value) => {
+      req.sess.data[key] = value
+      req.sess.dirty = true
+    },
+    increment: (req, key) => {
+      const data = req.sess.data
+      data[key] = (data[key] ?? 0) + 1
+      req.sess.dirty = true
+      return data[key]
+    }
+  }
+}

@@ -1,0 +1,114 @@
+// The benchmark's private redis-server, and what the bench asks of it.
+import { spawn } from 'node:child_process'
+import { createServer, Socket } from 'node:net'
+import { once } from 'node:events'
+import { randomBytes } from 'node:crypto'
+
+export async function freePort () {
+  const server = createServer()
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address()
+  server.close()
+  await once(server, 'close')
+  return port
+}
+
+function answersPing (port) {
+  return new Promise(resolve => {
+    const socket = new Socket()
+    const done = (ok) => { socket.destroy(); resolve(ok) }
+    socket.setTimeout(500, () => done(false))
+    socket.once('error', () => done(false))
+    socket.connect(port, '127.0.0.1', () => socket.write('PING\r\n'))
+    socket.once('data', (data) => done(data.toString().startsWith('+PONG')))
+  })
+}
+
+/** A redis-server on a free loopback port, with nothing persisted; killed when this process exits. */
+export async function startRedis () {
+  const port = await freePort()
+  const child = spawn('redis-server', [
+    '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+    '--daemonize', 'no', '--loglevel', 'warning', '--logfile', ''
+  ], { stdio: 'ignore' })
+  process.once('exit', () => child.kill('SIGKILL'))
+  const deadline = Date.now() + 10_000
+  while (!(await answersPing(port))) {
+    if (child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode}`)
+    if (Date.now() > deadline) throw new Error('redis-server did not start within 10 s')
+    await new Promise(resolve => setTimeout(resolve, 20))
+  }
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    stop: async () => {
+      if (child.exitCode !== null) return
+      const exited = once(child, 'exit')
+      child.kill('SIGTERM')
+      await exited
+    }
+  }
+}
+
+/** INFO as a map of sections' fields. */
+export async function info (admin, section) {
+  const text = String(await admin.info(section))
+  const fields = {}
+  for (const line of text.split('\r\n')) {
+    const at = line.indexOf(':')
+    if (at > 0 && !line.startsWith('#')) fields[line.slice(0, at)] = line.slice(at + 1)
+  }
+  return fields
+}
+
+/** Calls per command since the last CONFIG RESETSTAT, the bench's own INFO/CONFIG left out. */
+export async function commandCalls (admin) {
+  const stats = await info(admin, 'commandstats')
+  const calls = {}
+  for (const [name, value] of Object.entries(stats)) {
+    const command = name.replace(/^cmdstat_/, '')
+    if (/^(info|config)/.test(command)) continue
+    calls[command] = Number(/calls=(\d+)/.exec(value)[1])
+  }
+  return calls
+}
+
+/** Seconds of CPU the redis-server process has used. */
+export async function cpuSeconds (admin) {
+  const cpu = await info(admin, 'cpu')
+  return Number(cpu.used_cpu_user) + Number(cpu.used_cpu_sys)
+}
+
+/** Median MEMORY USAGE (bytes, key and value) over up to `sample` keys under `prefix`. */
+export async function bytesPerSession (admin, prefix, sample = 20) {
+  const [, keys] = await admin.scan('0', 'MATCH', `${prefix}*`, 'COUNT', 1000)
+  if (keys.length === 0) return null
+  const sizes = []
+  for (const key of keys.slice(0, sample)) sizes.push(Number(await admin.memory('USAGE', key, 'SAMPLES', '0')))
+  sizes.sort((a, b) => a - b)
+  return sizes[Math.floor(sizes.length / 2)]
+}
+
+// Writes sessions ARGV[1] .. ARGV[2] (ids: a random stem and a zero-padded index) in one call.
+const FILL_SCRIPT = `
+for i = tonumber(ARGV[1]), tonumber(ARGV[2]) do
+  redis.call('SET', ARGV[3] .. ARGV[4] .. string.format('%010d', i), ARGV[5], 'EX', ARGV[6])
+end
+return 0
+`
+
+/**
+ * Stores `count` sessions straight into Redis, `batch` per script call (at most `count / batch`
+ * round trips), and returns the ids of `sample` of them picked at random.
+ */
+export async function fill (admin, { prefix, count, value, ttl, sample, batch = 20_000 }) {
+  // 33 random characters and a 10-digit index: a 43-character id, like a base64url of 32 bytes
+  const stem = randomBytes(25).toString('base64url').slice(0, 33)
+  for (let from = 0; from < count; from += batch) {
+    await admin.eval(FILL_SCRIPT, 0, from, Math.min(count, from + batch) - 1, prefix, stem, value, ttl)
+  }
+  const picked = new Set()
+  while (picked.size < Math.min(sample, count)) picked.add(Math.floor(Math.random() * count))
+  return [...picked].map(i => stem + String(i).padStart(10, '0'))
+}

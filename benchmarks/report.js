@@ -1,0 +1,233 @@
+// Turns a run's measurements into RESULTS.md and a bar chart (hand-written SVG).
+import { writeFileSync, readFileSync } from 'node:fs'
+import { cpus, totalmem, platform, release } from 'node:os'
+import { contestants } from './contestants.js'
+
+function median (values) {
+  const sorted = values.filter(v => typeof v === 'number' && !Number.isNaN(v)).sort((a, b) => a - b)
+  if (sorted.length === 0) return null
+  const mid = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+}
+
+const FIELDS = ['rps', 'p50', 'p99', 'commands', 'sent', 'setCookie', 'bytes', 'appCpuMicros', 'redisCpuMicros', 'failures', 'keys']
+
+/** Median of every field over the rounds of each group of runs. */
+export function medians (runs, keyOf) {
+  const groups = new Map()
+  for (const run of runs) {
+    const key = keyOf(run)
+    if (!groups.has(key)) groups.set(key, [])
+    groups.get(key).push(run)
+  }
+  const out = new Map()
+  for (const [key, list] of groups) {
+    const m = { rounds: list.length, rpsAll: list.map(r => r.rps) }
+    for (const field of FIELDS) m[field] = median(list.map(r => r[field]))
+    m.failures = list.reduce((a, r) => a + r.failures, 0)
+    out.set(key, m)
+  }
+  return out
+}
+
+function version (name) {
+  try {
+    const url = name === 'fastify-redis-session'
+      ? new URL('../package.json', import.meta.url)
+      : new URL(`node_modules/${name}/package.json`, import.meta.url)
+    return JSON.parse(readFileSync(url, 'utf8')).version
+  } catch {
+    return '?'
+  }
+}
+
+const fmt = {
+  int: (v) => v === null ? '—' : Math.round(v).toLocaleString('en-US'),
+  ms: (v) => v === null ? '—' : String(v),
+  x: (v) => v === null || !Number.isFinite(v) ? '—' : `${v.toFixed(2)}×`,
+  n: (v, digits = 2) => v === null ? '—' : v.toFixed(digits),
+  bytes: (v) => v === null ? '—' : v >= 10240 ? `${(v / 1024).toFixed(1)} KiB` : `${v} B`
+}
+
+function table (header, rows) {
+  return [
+    `| ${header.join(' | ')} |`,
+    `| ${header.map((_, i) => i === 0 ? '---' : '---:').join(' | ')} |`,
+    ...rows.map(row => `| ${row.join(' | ')} |`)
+  ].join('\n')
+}
+
+/** The ratios the project holds itself to, each with its measured value. */
+export function targets (main, names) {
+  const get = (scenario, contestant) => main.get(`${scenario}/${contestant}`)?.rps ?? null
+  const bestPeer = (scenario) => {
+    let best = null
+    for (const c of names.filter(n => contestants[n].kind === 'peer')) {
+      const rps = get(scenario, c)
+      if (rps !== null && (best === null || rps > best.rps)) best = { rps, contestant: c }
+    }
+    return best
+  }
+  const fasterFloor = (scenario) => Math.max(get(scenario, 'hook') ?? 0, get(scenario, 'hook-ap') ?? 0) || null
+  const rows = []
+  for (const ours of ['plugin-ap', 'plugin'].filter(c => names.includes(c))) {
+    const ratio = (a, b) => a === null || b === null ? null : a / b
+    const add = (what, value, goal, note = '') => rows.push({ ours, what, value, goal, met: value === null ? null : value >= goal, note })
+    const readPeer = bestPeer('read')
+    const writePeer = bestPeer('write')
+    add('read ÷ auto-pipelined floor', ratio(get('read', ours), get('read', 'hook-ap')), 0.95)
+    add('read ÷ best peer', ratio(get('read', ours), readPeer?.rps ?? null), 1.7, readPeer ? contestants[readPeer.contestant].short : '')
+    add('write ÷ faster floor', ratio(get('write', ours), fasterFloor('write')), 0.9)
+    add('write ÷ best peer', ratio(get('write', ours), writePeer?.rps ?? null), 1.3, writePeer ? contestants[writePeer.contestant].short : '')
+    add('no cookie, untouched ÷ Fastify', ratio(get('untouched', ours), get('untouched', 'fastify')), 0.9)
+    const commands = main.get(`untouched/${ours}`)?.commands ?? null
+    rows.push({ ours, what: 'no cookie, untouched: Redis commands/request', value: commands, goal: 0, met: commands === null ? null : commands === 0, exact: true })
+  }
+  return rows
+}
+
+function svgChart (main, names, scenarioList, scenarios) {
+  const palette = { ceiling: '#9e9e9e', floor: '#607d8b', ours: '#2e7d32', peer: '#c62828' }
+  const shades = { ours: ['#1b5e20', '#43a047', '#81c784'], floor: ['#455a64', '#90a4ae'], peer: ['#b71c1c', '#e57373', '#ffab91'], ceiling: ['#9e9e9e'] }
+  const used = { ours: 0, floor: 0, peer: 0, ceiling: 0 }
+  const color = {}
+  for (const c of names) {
+    const kind = contestants[c].kind
+    color[c] = shades[kind][used[kind]++ % shades[kind].length] ?? palette[kind]
+  }
+  const max = Math.max(...[...main.values()].map(m => m.rps ?? 0), 1)
+  const bar = 14
+  const gap = 26
+  const left = 180
+  const width = 900
+  const groupHeight = names.length * bar + gap
+  const legendHeight = names.length * 18 + 20
+  const height = 40 + scenarioList.length * groupHeight + legendHeight
+  const scale = (width - left - 80) / max
+  const esc = (s) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;')
+  const parts = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${width}" height="${height}" fill="#fff"/>`,
+    `<text x="${width / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">Requests per second (median of rounds; higher is better)</text>`
+  ]
+  scenarioList.forEach((scenario, g) => {
+    const top = 40 + g * groupHeight
+    parts.push(`<text x="${left - 10}" y="${top + (names.length * bar) / 2 + 4}" text-anchor="end" font-weight="bold">${esc(scenarios[scenario].label)}</text>`)
+    names.forEach((c, i) => {
+      const m = main.get(`${scenario}/${c}`)
+      if (!m) return
+      const y = top + i * bar
+      const w = Math.max(1, m.rps * scale)
+      parts.push(`<rect x="${left}" y="${y}" width="${w.toFixed(1)}" height="${bar - 2}" fill="${color[c]}"/>`)
+      parts.push(`<text x="${(left + w + 4).toFixed(1)}" y="${y + bar - 4}" font-size="10">${fmt.int(m.rps)}</text>`)
+    })
+  })
+  const legendTop = 40 + scenarioList.length * groupHeight
+  names.forEach((c, i) => {
+    const y = legendTop + i * 18
+    parts.push(`<rect x="${left}" y="${y}" width="12" height="12" fill="${color[c]}"/>`)
+    parts.push(`<text x="${left + 18}" y="${y + 10}">${esc(contestants[c].label)}</text>`)
+  })
+  parts.push('</svg>')
+  return parts.join('\n') + '\n'
+}
+
+export function machine () {
+  const cpu = cpus()
+  return `${cpu.length} × ${cpu[0]?.model.trim() ?? 'CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${platform()} ${release()}`
+}
+
+/** Writes RESULTS.md and results.svg into `dir`; returns their URLs. */
+export function writeReport (results, dir, scenarios) {
+  const { opts, names } = results
+  const scenarioList = Object.keys(scenarios).filter(s => results.main.some(r => r.scenario === s))
+  const main = medians(results.main, r => `${r.scenario}/${r.contestant}`)
+  const out = []
+  out.push('# Benchmark results', '')
+  out.push(`Measured ${results.startedAt.slice(0, 16).replace('T', ' ')} UTC by \`npm run bench${opts.quick ? ' -- --quick' : ''}\` in ${Math.round(results.seconds)} s.`)
+  out.push(`Machine: ${machine()}; Node.js ${process.version}; redis-server ${results.redisVersion}.`)
+  out.push(`Load: autocannon ${version('autocannon')}, ${opts.connections} connections, ${opts.duration} s per run after ${opts.warmup} s of warm-up, ` +
+    `${opts.rounds} interleaved round(s), median shown. Server (one child process per run), Redis and load generator share the machine; loopback only.`)
+  out.push('', 'Versions: ' + ['fastify-redis-session', 'fastify', 'ioredis', '@fastify/cookie', '@fastify/session', 'connect-redis',
+    'fastify-session-redis-store', '@mgcrea/fastify-session', '@mgcrea/fastify-session-redis-store'].map(n => `${n} ${version(n)}`).join(', ') + '.')
+  out.push('', '![Requests per second by scenario](results.svg)', '')
+
+  if (scenarioList.length > 0) {
+    out.push('## Targets', '')
+    out.push(table(['variant', 'measure', 'measured', 'target', 'met'], targets(main, names).map(t => [
+      contestants[t.ours].short, t.what + (t.note ? ` (${t.note})` : ''),
+      t.exact ? fmt.n(t.value) : fmt.x(t.value), t.exact ? `${t.goal}` : `≥ ${t.goal}×`,
+      t.met === null ? '—' : t.met ? 'yes' : '**no**'
+    ])), '')
+  }
+
+  for (const scenario of scenarioList) {
+    const floor = main.get(`${scenario}/hook`)?.rps ?? null
+    out.push(`## ${scenarios[scenario].label}`, '')
+    out.push(table(['contestant', 'req/s', '× hook', 'p50 ms', 'p99 ms', 'Redis cmds/req', 'sent/req', 'Set-Cookie/resp', 'bytes/session', 'app CPU µs/req', 'Redis CPU µs/req'],
+      names.filter(c => main.has(`${scenario}/${c}`)).map(c => {
+        const m = main.get(`${scenario}/${c}`)
+        return [
+          contestants[c].label + (m.failures > 0 ? ` (**${m.failures} failed requests**)` : ''),
+          fmt.int(m.rps), fmt.x(floor === null ? null : m.rps / floor), fmt.ms(m.p50), fmt.ms(m.p99),
+          fmt.n(m.commands), fmt.n(m.sent), fmt.n(m.setCookie), m.keys === 0 ? '—' : fmt.bytes(m.bytes),
+          fmt.int(m.appCpuMicros), fmt.n(m.redisCpuMicros, 1)
+        ]
+      })), '')
+  }
+  if (scenarioList.length > 0) {
+    out.push('Columns: **Redis cmds/req** counts every command Redis ran (INFO commandstats after CONFIG RESETSTAT; ' +
+      'commands a Lua script runs count too), **sent/req** the commands the app sent (its round trips, pipelined or not); ' +
+      '**Set-Cookie/resp** the session cookies set per response; **bytes/session** MEMORY USAGE of one stored session ' +
+      '(median of up to 20 keys); CPU columns: the server process and the redis-server process, per request.', '')
+  }
+
+  if (results.correctness.length > 0) {
+    out.push('## Lost updates: 100 parallel `counter += 1` on one session', '')
+    const groups = new Map()
+    for (const r of results.correctness) {
+      const key = `${r.contestant}/${r.processes}`
+      if (!groups.has(key)) groups.set(key, [])
+      groups.get(key).push(r)
+    }
+    out.push(table(['contestant', 'final counter (per round)', 'lost updates', 'failed requests'], [...groups.values()].map(list => {
+      const { contestant, processes } = list[0]
+      const lost = list.map(r => r.lost)
+      return [
+        contestants[contestant].label + (processes > 1 ? `, ${processes} server processes` : ''),
+        list.map(r => r.final).join(', '),
+        Math.min(...lost) === Math.max(...lost) ? String(lost[0]) : `${Math.min(...lost)}–${Math.max(...lost)}`,
+        list.map(r => r.failed).join(', ')
+      ]
+    })), '')
+    out.push('Every peer and the hook read, add one and write back; fastify-redis-session uses `session.increment()`.', '')
+  }
+
+  if (results.scale.length > 0) {
+    const scale = medians(results.scale, r => `${r.stored}/${r.dataBytes}/${r.contestant}/${r.scenario}`)
+    const rows = [...new Set(results.scale.map(r => `${r.stored}/${r.dataBytes}/${r.contestant}`))]
+    out.push('## Scale: sessions stored and session size', '')
+    out.push('Sessions written straight into Redis by a loader script (each contestant under its own prefix, so Redis ' +
+      'holds twice the count), then read or changed through 1,000 of them picked at random, each connection using its own share.', '')
+    out.push(table(['sessions stored', 'data per session', 'contestant', 'read req/s', 'read p99 ms', 'write req/s', 'write p99 ms', 'bytes/session'],
+      rows.map(row => {
+        const [stored, dataBytes, contestant] = row.split('/')
+        const read = scale.get(`${row}/read`)
+        const write = scale.get(`${row}/write`)
+        return [fmt.int(Number(stored)), fmt.bytes(Number(dataBytes)), contestants[contestant].short,
+          fmt.int(read?.rps ?? null), fmt.ms(read?.p99 ?? null), fmt.int(write?.rps ?? null), fmt.ms(write?.p99 ?? null),
+          fmt.bytes(read?.bytes ?? null)]
+      })), '')
+  }
+
+  out.push('## Reproduce', '', '```sh', 'npm run bench            # the full run (about 15 minutes), rewrites this file and results.svg',
+    'npm run bench -- --quick # a smoke run, written to benchmarks/results/', 'npm run bench -- --profile --only plugin-ap,hook-ap # CPU profiles and where the time went',
+    '```', '', 'Settings: every contestant uses a 1-day idle TTL; peers run with their defaults except `cookie.secure: false` ' +
+    '(@fastify/session; plain HTTP) and `cookie.maxAge` (@mgcrea, as in its README), so with their default `saveUninitialized: true` ' +
+    'they store a session for every cookie-less visitor; fastify-redis-session runs with its defaults plus `maxBytes: 1 MiB` (for the 64 KB sessions).', '')
+  const md = new URL('RESULTS.md', dir)
+  const svg = new URL('results.svg', dir)
+  writeFileSync(md, out.join('\n'))
+  writeFileSync(svg, svgChart(main, names, scenarioList, scenarios))
+  return [md, svg]
+}

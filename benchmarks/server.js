@@ -1,0 +1,66 @@
+// One contestant's app, in its own process: identical routes whatever the session library.
+// Started by run.js with a JSON argument; talks to it over IPC.
+import Fastify from 'fastify'
+import { Redis } from 'ioredis'
+import { contestants } from './contestants.js'
+
+const { contestant, redisUrl, prefix } = JSON.parse(process.argv[2])
+
+// Commands each client sends, counted once per command object (ioredis may pass one through
+// sendCommand again when it flushes its offline queue).
+const sent = new Map()
+const seen = new WeakSet()
+const clients = []
+
+function client (autoPipelining) {
+  const redis = new Redis(redisUrl, { enableAutoPipelining: autoPipelining, maxRetriesPerRequest: 1 })
+  const send = redis.sendCommand
+  redis.sendCommand = function countedSend (command, stream) {
+    if (!seen.has(command)) {
+      seen.add(command)
+      sent.set(command.name, (sent.get(command.name) ?? 0) + 1)
+    }
+    return send.call(this, command, stream)
+  }
+  clients.push(redis)
+  return redis
+}
+
+const app = Fastify({ logger: false })
+const access = await contestants[contestant].build(app, { client, prefix })
+
+// requests served since the last reset: per-request figures divide by this, so requests still in
+// flight when the load generator stops are counted with the commands they sent
+let served = 0
+app.get('/read', async (req) => { served++; return { n: access.get(req, 'n') ?? 0 } })
+app.post('/write', async (req) => { served++; return { n: access.increment(req, 'n') } })
+app.get('/untouched', async () => { served++; return { ok: true } })
+// not measured: makes a session holding `bytes` characters of data and a counter at 0
+app.post('/setup', async (req) => {
+  const bytes = Number(req.query.bytes ?? 0)
+  if (bytes > 0) access.set(req, 'blob', 'x'.repeat(bytes))
+  access.set(req, 'n', 0)
+  return { ok: true }
+})
+
+await app.listen({ host: '127.0.0.1', port: 0 })
+await Promise.all(clients.map(c => c.status === 'ready' ? undefined : new Promise(resolve => c.once('ready', resolve))))
+
+let cpuBase = process.cpuUsage()
+process.on('message', async (message) => {
+  if (message.type === 'reset') {
+    sent.clear()
+    served = 0
+    cpuBase = process.cpuUsage()
+    process.send({ type: 'reset' })
+  } else if (message.type === 'stats') {
+    const cpu = process.cpuUsage(cpuBase)
+    process.send({ type: 'stats', served, sent: Object.fromEntries(sent), cpuMicros: cpu.user + cpu.system })
+  } else if (message.type === 'close') {
+    await app.close()
+    for (const c of clients) c.disconnect()
+    // let --cpu-prof write its profile on the way out
+    process.exit(0)
+  }
+})
+process.send({ type: 'ready', port: app.server.address().port })
