@@ -10,6 +10,8 @@ import { SessionSchema } from './schema.js'
 import { newStats } from './stats.js'
 import { RedisSession, kCommit, type SessionContext } from './session.js'
 import { errors } from './errors.js'
+import { UserIndex } from './user-index.js'
+import { Sessions } from './manager.js'
 
 const logBindings = { plugin: 'fastify-redis-session' }
 
@@ -26,8 +28,10 @@ const plugin: FastifyPluginAsync<RedisSessionOptions> = async (fastify, opts) =>
     writer: new SessionWriter(store, config.ttl, config.maxBytes, stats),
     cookie: new SessionCookie(config.cookieName, config.secrets, config.cookie, (header) => fastify.parseCookie(header)),
     stats,
-    schema: config.schema === undefined ? undefined : new SessionSchema(config.schema)
+    schema: config.schema === undefined ? undefined : new SessionSchema(config.schema),
+    index: config.userKey === undefined && !config.trackClient ? undefined : new UserIndex(store, config)
   }
+  fastify.decorate('sessions', new Sessions(store, config.userKey === undefined ? undefined : ctx.index, stats, config.ttl))
 
   fastify.decorateRequest<Session | null>('session', null)
 
@@ -40,7 +44,7 @@ const plugin: FastifyPluginAsync<RedisSessionOptions> = async (fastify, opts) =>
       request.log.debug(logBindings, 'fastify-redis-session: rejected a session cookie')
     }
     request.session = verified === null
-      ? RedisSession.fresh(ctx, request, raw !== undefined)
+      ? RedisSession.fresh(ctx, request)
       : await RedisSession.load(ctx, request, verified)
   })
 

@@ -4,6 +4,7 @@ import type { SessionConfig } from './options.js'
 import type { SessionStore } from './store.js'
 import type { SessionStats } from './stats.js'
 import type { SessionSchema } from './schema.js'
+import type { UserIndex } from './user-index.js'
 import { secondsLeft, type SessionWriter } from './writer.js'
 import { newId, type CookieId, type SessionCookie } from './cookie.js'
 import { applyOperation, newDocument, parseDocument, unfaithful, type Operation, type SessionDocument } from './document.js'
@@ -17,6 +18,8 @@ export interface SessionContext {
   cookie: SessionCookie
   stats: SessionStats
   schema: SessionSchema | undefined
+  /** Set with `userKey` or `trackClient`. */
+  index?: UserIndex
 }
 
 export const kCommit = Symbol('fastify-redis-session.commit')
@@ -187,10 +190,13 @@ export class RedisSession implements Session {
       // GETDEL: changes other requests saved since this one loaded come along, and the old id dies at once
       const stored = await this.#ctx.store.take(this.id)
       const doc = stored === null ? stored : parseDocument(stored)
-      if (doc !== null && typeof doc !== 'string') {
-        for (const op of this.#ops) applyOperation(doc, op)
-        this.#doc = doc
+      if (doc === null || typeof doc === 'string') {
+        // destroyed, regenerated or expired meanwhile: carrying this request's copy to a new id would revive it
+        this.#doc = this.#reset()
+        throw new errors.FST_REDIS_SESSION_GONE()
       }
+      for (const op of this.#ops) applyOperation(doc, op)
+      this.#doc = doc
     }
     const now = Date.now()
     Object.assign(this.#doc, { v: 0, c: now, a: now + this.#ctx.config.absoluteTtl * 1000 })
@@ -282,6 +288,8 @@ export class RedisSession implements Session {
   async #persist (keepState: boolean): Promise<void> {
     const { writer, stats } = this.#ctx
     const id = this.id
+    const meta = await this.#ctx.index?.prepare(id, this.#base === 0, this.#doc, this.#request)
+    if (meta !== undefined) this.#record(meta)
     const written = await writer.write(id, { base: this.#base, doc: this.#doc, ops: this.#ops })
     if (this.#base === 0) {
       stats.created++

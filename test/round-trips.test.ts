@@ -1,5 +1,6 @@
 import { test } from 'tap'
 import { sign } from '@fastify/cookie'
+import type { InjectOptions } from 'fastify'
 import { buildApp, connect, sessionCookie, SECRET } from './helpers/app.js'
 import { startRedis } from './helpers/redis-server.js'
 import { monitorRedis } from './helpers/monitor.js'
@@ -22,7 +23,7 @@ test('Redis round trips per request', async (t) => {
   await app.inject({ url: '/read', headers: { cookie: sessionCookie(warm) } })
   await monitor.take()
 
-  async function commandsFor (request: Parameters<typeof app.inject>[0]): Promise<string[]> {
+  async function commandsFor (request: InjectOptions): Promise<string[]> {
     await app.inject(request)
     return (await monitor.takeFrom(client)).map(c => c.name)
   }
