@@ -62,4 +62,7 @@ test('a custom idGenerator is used, and an id of the wrong format is refused bef
   t.equal(refused.statusCode, 500)
   t.equal(refused.json().code, 'FST_REDIS_SESSION_BAD_ID')
   t.same(await keysUnder(bad.client, bad.prefix), [])
+  const notString = await buildApp(t, { session: { idGenerator: () => 42 as unknown as string } })
+  const refusedToo = await notString.app.inject({ method: 'POST', url: '/write', payload: { a: 1 } })
+  t.equal(refusedToo.json().code, 'FST_REDIS_SESSION_BAD_ID')
 })
