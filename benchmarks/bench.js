@@ -3,6 +3,7 @@
 import { fork } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import autocannon from 'autocannon'
 import { Redis } from 'ioredis'
@@ -23,7 +24,7 @@ function usage () {
   --only a,b              contestants (default all): ${Object.keys(contestants).join(', ')}
   --scenarios a,b         main scenarios (default all): read, write, untouched, create, big
   --skip-main | --skip-correctness | --skip-scale
-  --profile               one profiled round per contestant and scenario (node --cpu-prof); writes
+  --profile               one round, V8's CPU profiler on in each server for the measured window; writes
                           benchmarks/results/profiles/ and prints where the time went
   --max-minutes M         abort if the whole run takes longer (default 25)`
 }
@@ -98,11 +99,9 @@ function log (...args) {
 
 /** Starts one contestant's server in a child process and waits until it listens. */
 async function startServer (contestant, redisUrl, { prefix = PREFIX, profileName } = {}) {
-  const execArgv = profileName === undefined
-    ? []
-    : ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', `${profileName}.cpuprofile`]
-  const child = fork(fileURLToPath(new URL('server.js', import.meta.url)), [JSON.stringify({ contestant, redisUrl, prefix })], {
-    execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc']
+  const profile = profileName === undefined ? undefined : join(profileDir, `${profileName}.cpuprofile`)
+  const child = fork(fileURLToPath(new URL('server.js', import.meta.url)), [JSON.stringify({ contestant, redisUrl, prefix, profile })], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc']
   })
   const waiting = new Map()
   child.on('message', (message) => {
@@ -340,6 +339,7 @@ async function scale (redis, admin, names) {
 }
 
 async function main () {
+  mkdirSync(profileDir, { recursive: true })
   const names = opts.only ?? Object.keys(contestants)
   const redis = await startRedis()
   const admin = new Redis(redis.url, { maxRetriesPerRequest: 1 })
@@ -355,9 +355,7 @@ async function main () {
     await redis.stop()
   }
   results.seconds = (Date.now() - started) / 1000
-  mkdirSync(resultsDir, { recursive: true })
   if (opts.profile) {
-    await sleep(200)
     console.log(summarize(profileDir))
     return
   }

@@ -64,26 +64,8 @@ export const contestants = {
     cookieName: 'sid',
     build: (app, env) => ourPlugin(app, env, { autoPipelining: true, schema: true })
   },
-  'fastify-session': {
-    label: '@fastify/session + connect-redis',
-    short: '@fastify/session + connect-redis',
-    kind: 'peer',
-    cookieName: 'sessionId',
-    build: async (app, env) => {
-      const { RedisStore } = await import('connect-redis')
-      return fastifySession(app, new RedisStore({ client: env.client(false), prefix: env.prefix, ttl: TTL }))
-    }
-  },
-  'fastify-session-store': {
-    label: '@fastify/session + fastify-session-redis-store',
-    short: '@fastify/session + fastify-session-redis-store',
-    kind: 'peer',
-    cookieName: 'sessionId',
-    build: async (app, env) => {
-      const { RedisStore } = await import('fastify-session-redis-store')
-      return fastifySession(app, new RedisStore({ client: env.client(false), prefix: env.prefix, ttl: TTL }))
-    }
-  },
+  'fastify-session': fastifySessionWith('connect-redis'),
+  'fastify-session-store': fastifySessionWith('fastify-session-redis-store'),
   mgcrea: {
     label: '@mgcrea/fastify-session + @mgcrea/fastify-session-redis-store',
     short: '@mgcrea/fastify-session + redis store',
@@ -103,12 +85,26 @@ export const contestants = {
   }
 }
 
-async function fastifySession (app, store) {
-  const { default: session } = await import('@fastify/session')
-  await app.register((await import('@fastify/cookie')).default)
-  // defaults, except that the cookie must be allowed over the plain-HTTP loopback
-  await app.register(session, { secret: SECRET, cookie: { secure: false }, store })
-  return sessionApi
+/** @fastify/session with a store package that exports a connect-redis-style `RedisStore`. */
+function fastifySessionWith (storePackage) {
+  return {
+    label: `@fastify/session + ${storePackage}`,
+    short: `@fastify/session + ${storePackage}`,
+    kind: 'peer',
+    cookieName: 'sessionId',
+    build: async (app, env) => {
+      const { default: session } = await import('@fastify/session')
+      const { RedisStore } = await import(storePackage)
+      await app.register((await import('@fastify/cookie')).default)
+      // defaults, except that the cookie must be allowed over the plain-HTTP loopback
+      await app.register(session, {
+        secret: SECRET,
+        cookie: { secure: false },
+        store: new RedisStore({ client: env.client(false), prefix: env.prefix, ttl: TTL })
+      })
+      return sessionApi
+    }
+  }
 }
 
 async function ourPlugin (app, env, { autoPipelining, schema }) {

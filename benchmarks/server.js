@@ -1,10 +1,12 @@
 // One contestant's app, in its own process: identical routes whatever the session library.
 // Started by run.js with a JSON argument; talks to it over IPC.
+import { writeFileSync } from 'node:fs'
+import { Session } from 'node:inspector/promises'
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import { contestants } from './contestants.js'
 
-const { contestant, redisUrl, prefix } = JSON.parse(process.argv[2])
+const { contestant, redisUrl, prefix, profile } = JSON.parse(process.argv[2])
 
 // Commands each client sends, counted once per command object (ioredis may pass one through
 // sendCommand again when it flushes its offline queue).
@@ -46,20 +48,30 @@ app.post('/setup', async (req) => {
 await app.listen({ host: '127.0.0.1', port: 0 })
 await Promise.all(clients.map(c => c.status === 'ready' ? undefined : new Promise(resolve => c.once('ready', resolve))))
 
+// with `profile` (a file name), V8's CPU profiler records the measured window only: from the reset
+// after warm-up to the stats read after the load, leaving out start-up and session set-up
+const profiler = profile === undefined ? null : new Session()
+if (profiler !== null) {
+  profiler.connect()
+  await profiler.post('Profiler.enable')
+  await profiler.post('Profiler.setSamplingInterval', { interval: 250 })
+}
+
 let cpuBase = process.cpuUsage()
 process.on('message', async (message) => {
   if (message.type === 'reset') {
     sent.clear()
     served = 0
+    if (profiler !== null) await profiler.post('Profiler.start')
     cpuBase = process.cpuUsage()
     process.send({ type: 'reset' })
   } else if (message.type === 'stats') {
     const cpu = process.cpuUsage(cpuBase)
+    if (profiler !== null) writeFileSync(profile, JSON.stringify((await profiler.post('Profiler.stop')).profile))
     process.send({ type: 'stats', served, sent: Object.fromEntries(sent), cpuMicros: cpu.user + cpu.system })
   } else if (message.type === 'close') {
     await app.close()
     for (const c of clients) c.disconnect()
-    // let --cpu-prof write its profile on the way out
     process.exit(0)
   }
 })
