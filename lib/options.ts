@@ -116,11 +116,13 @@ function validateSettings (picked: Record<string, unknown>): Settings {
 
 /** Browsers drop these cookies silently; refuse them at registration instead. */
 function checkCookieRules (settings: Settings): void {
-  const { cookieName, cookie } = settings
-  if (cookieName.startsWith('__Host-') && (cookie.secure !== true || cookie.path !== '/' || cookie.domain !== undefined)) {
+  const { cookie } = settings
+  // browsers match the prefixes case-insensitively (RFC 6265bis): "__host-sid" is held to the same rules
+  const cookieName = settings.cookieName.toLowerCase()
+  if (cookieName.startsWith('__host-') && (cookie.secure !== true || cookie.path !== '/' || cookie.domain !== undefined)) {
     throw invalid('cookieName', 'starting with "__Host-" needs cookie.secure: true, cookie.path: "/" and no cookie.domain')
   }
-  if (cookieName.startsWith('__Secure-') && cookie.secure !== true) {
+  if (cookieName.startsWith('__secure-') && cookie.secure !== true) {
     throw invalid('cookieName', 'starting with "__Secure-" needs cookie.secure: true')
   }
   if (cookie.sameSite === 'none' && cookie.secure === false) {
