@@ -98,7 +98,7 @@ export class SessionWriter {
   /** Settles every waiter of the batch; never throws. */
   async #commit (id: string, lane: Lane, batch: Waiter[]): Promise<void> {
     let { doc, expected, replay } = this.#start(lane, batch)
-    for (let attempt = 1; ; attempt++) {
+    for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
       for (const waiter of replay) for (const op of waiter.ops) applyOperation(doc, op)
       doc.v = expected + 1
       const text = serializeDocument(doc)
@@ -126,11 +126,11 @@ export class SessionWriter {
       this.#stats.conflicts++
       const current = parseDocument(result.current)
       if (typeof current === 'string') return settle(batch, new errors.FST_REDIS_SESSION_GONE())
-      if (attempt === MAX_ATTEMPTS) return settle(batch, new errors.FST_REDIS_SESSION_CONFLICT(attempt))
       doc = current
       expected = current.v
       replay = batch
     }
+    settle(batch, new errors.FST_REDIS_SESSION_CONFLICT(MAX_ATTEMPTS))
   }
 }
 
