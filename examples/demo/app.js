@@ -21,7 +21,7 @@ const noSession = { config: { session: false } }
 function flashIfExpired (request) {
   const { session } = request
   if (!session.isNew || request.cookies[COOKIE_NAME] === undefined) return false
-  session.flash('warning', 'Your session expired: it was idle longer than its timeout, so Redis dropped it. Please log in again.')
+  session.flash('warning', 'Your session has expired: Redis dropped it after its idle timeout (or it was logged out elsewhere). Please log in again.')
   return true
 }
 
@@ -78,7 +78,7 @@ async function createApp ({ client, secret, prefix = 'demo:sess:', userKey, logg
     ttl: DEFAULT_TTL,
     ...(userKey === undefined ? {} : { userKey })
   })
-  const canLogOutEverywhere = typeof app.sessions?.destroyAll === 'function'
+  const perUser = userKey !== undefined && typeof app.sessions?.destroyAll === 'function' && typeof app.sessions.list === 'function'
 
   app.setErrorHandler(async function renderError (err, request, reply) {
     const statusCode = err.statusCode >= 400 ? err.statusCode : 500
@@ -116,8 +116,10 @@ async function createApp ({ client, secret, prefix = 'demo:sess:', userKey, logg
     await session.save()
     const stored = await client.get(prefix + session.id)
     const ttl = (stored === null ? 0 : JSON.parse(stored).t) || DEFAULT_TTL
+    const user = session.get('user')
+    const liveSessions = perUser ? (await app.sessions.list(user)).length : undefined
     return html(reply, homePage({
-      user: session.get('user'),
+      user,
       flashes,
       views,
       createdAt: session.createdAt,
@@ -126,7 +128,7 @@ async function createApp ({ client, secret, prefix = 'demo:sess:', userKey, logg
       id: session.id,
       prefix,
       stored,
-      canLogOutEverywhere
+      liveSessions
     }))
   })
 
@@ -177,7 +179,7 @@ async function createApp ({ client, secret, prefix = 'demo:sess:', userKey, logg
     return reply.redirect('/login', 303)
   })
 
-  if (canLogOutEverywhere) {
+  if (perUser) {
     app.post('/logout-everywhere', { preHandler: requireSession }, async (request, reply) => {
       await app.sessions.destroyAll(request.session.get('user'))
       await request.session.destroy()

@@ -71,13 +71,17 @@ function formatTime (ms) {
   return new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC')
 }
 
-export function homePage ({ user, flashes, views, createdAt, expiresAt, ttl, id, prefix, stored, canLogOutEverywhere }) {
+export function homePage ({ user, flashes, views, createdAt, expiresAt, ttl, id, prefix, stored, liveSessions }) {
   const ttlButtons = TTL_CHOICES.map(({ seconds, label }) =>
-    `<button type="submit" name="ttl" value="${seconds}"${seconds === ttl ? ' class="current" aria-pressed="true"' : ''}>${escapeHtml(label)}</button>`
+    `<button type="submit" name="ttl" value="${seconds}" class="choice"${seconds === ttl ? ' aria-pressed="true"' : ''}>${escapeHtml(label)}</button>`
   ).join('\n      ')
-  const everywhere = canLogOutEverywhere
-    ? '<form method="post" action="/logout-everywhere"><button type="submit" class="danger">Log out everywhere</button></form>'
-    : ''
+  // liveSessions is known only when the plugin indexes sessions by user, which "log out everywhere" needs
+  const everywhere = liveSessions === undefined
+    ? ''
+    : '<form method="post" action="/logout-everywhere"><button type="submit" class="danger">Log out everywhere</button></form>'
+  const sessionCount = liveSessions === undefined
+    ? ''
+    : `<dt>Your sessions</dt><dd id="sessions">${escapeHtml(liveSessions)}, one per browser logged in as you</dd>`
   return layout({
     title: 'Home',
     user,
@@ -90,6 +94,7 @@ export function homePage ({ user, flashes, views, createdAt, expiresAt, ttl, id,
     <dt>Expires at</dt><dd><span id="expires">${escapeHtml(formatTime(expiresAt))}</span>
       <span id="countdown" data-expires="${escapeHtml(expiresAt)}"></span></dd>
     <dt>Idle timeout</dt><dd id="ttl">${escapeHtml(ttlLabel(ttl))}, sliding: every request starts it again</dd>
+    ${sessionCount}
   </dl>
 </section>
 <section class="card">
@@ -104,9 +109,13 @@ export function homePage ({ user, flashes, views, createdAt, expiresAt, ttl, id,
   <p class="hint"><code>GET ${escapeHtml(prefix + id.slice(0, 8))}…</code></p>
   <pre id="stored">${escapeHtml(stored ?? '(nothing)')}</pre>
 </section>
-<section class="card row">
-  <form method="post" action="/logout"><button type="submit">Log out</button></form>
-  ${everywhere}
+<section class="card">
+  <h2>Log out</h2>
+  <div class="row">
+    <form method="post" action="/logout"><button type="submit">Log out</button></form>
+    ${everywhere}
+  </div>
+  <p class="hint"><code>session.destroy()</code> deletes the document from Redis at once; the cookie goes with it.</p>
 </section>
 <script>
 // the countdown only reads the clock: it sends no request, so it never extends the session
@@ -114,7 +123,8 @@ const el = document.getElementById('countdown')
 const expires = Number(el.dataset.expires)
 function tick () {
   const left = Math.round((expires - Date.now()) / 1000)
-  el.textContent = left > 0 ? '(in ' + left + ' s)' : '(expired: reload to see)'
+  const minutes = Math.floor(left / 60)
+  el.textContent = left <= 0 ? '(expired: reload to see)' : '(in ' + (minutes > 0 ? minutes + ' min ' : '') + (left % 60) + ' s)'
   if (left > 0) setTimeout(tick, 1000)
 }
 tick()
