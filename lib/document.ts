@@ -13,6 +13,11 @@ export interface SessionDocument {
   t: number
   /** Created at, epoch ms. */
   c: number
+  /** The user whose index holds this session (`userKey`); right after `c`, where a script finds it. */
+  u?: string
+  /** Client ip and user agent at the last save (`trackClient`). */
+  ip?: string
+  ua?: string
   /** Flash messages by type. */
   f: Record<string, string[]>
   /** The app's data. */
@@ -28,6 +33,11 @@ export type Operation =
   | { kind: 'flashAdd', type: string, messages: string[] }
   | { kind: 'flashTake', taken: Record<string, string[]> }
   | { kind: 'ttl', seconds: number }
+  | { kind: 'meta', fields: DocumentMeta }
+
+/** Index and client metadata; an undefined field is removed. */
+export type DocumentMeta = { [K in 'u' | 'ip' | 'ua']?: string | undefined }
+const metaNames = ['u', 'ip', 'ua'] as const
 
 export function newDocument (now: number, absoluteTtl: number): SessionDocument {
   return { v: 0, a: now + absoluteTtl * 1000, t: 0, c: now, f: {}, d: {} }
@@ -35,7 +45,9 @@ export function newDocument (now: number, absoluteTtl: number): SessionDocument 
 
 export function serializeDocument (doc: SessionDocument): string {
   const flash = Object.keys(doc.f).length === 0 ? '' : ',"f":' + JSON.stringify(doc.f)
-  return '{"v":' + doc.v + ',"a":' + doc.a + ',"t":' + doc.t + ',"c":' + doc.c + flash + ',"d":' + JSON.stringify(doc.d) + '}'
+  let meta = ''
+  for (const name of metaNames) if (doc[name] !== undefined) meta += `,"${name}":` + JSON.stringify(doc[name])
+  return '{"v":' + doc.v + ',"a":' + doc.a + ',"t":' + doc.t + ',"c":' + doc.c + meta + flash + ',"d":' + JSON.stringify(doc.d) + '}'
 }
 
 function isPlainObject (value: unknown): value is Record<string, unknown> {
@@ -74,6 +86,7 @@ export function parseDocument (text: string): SessionDocument | string {
   if (!isWholeNumber(doc.v, 1) || !isWholeNumber(doc.a, 0) || !isWholeNumber(doc.t, 0) || !isWholeNumber(doc.c, 0)) {
     return 'metadata missing or of the wrong type'
   }
+  if (metaNames.some(name => doc[name] !== undefined && typeof doc[name] !== 'string')) return 'metadata of the wrong type'
   if (!isPlainObject(doc.d)) return 'data is not an object'
   if (doc.f === undefined) doc.f = {}
   else if (!isFlashBucket(doc.f)) return 'flash messages malformed'
@@ -112,6 +125,13 @@ export function applyOperation (doc: SessionDocument, op: Operation): void {
       }
       break
     case 'ttl': doc.t = op.seconds; break
+    case 'meta':
+      for (const name of metaNames) {
+        if (!Object.hasOwn(op.fields, name)) continue
+        if (op.fields[name] === undefined) delete doc[name]
+        else doc[name] = op.fields[name]
+      }
+      break
   }
 }
 

@@ -26,7 +26,9 @@ const SettingsSchema = Type.Object({
   rolling: Type.Boolean(),
   saveUninitialized: Type.Boolean(),
   timeout: Type.Integer({ minimum: 1 }),
-  maxBytes: Type.Integer({ minimum: 256 })
+  maxBytes: Type.Integer({ minimum: 256 }),
+  userKey: Type.Optional(Type.String({ minLength: 1 })),
+  trackClient: Type.Boolean()
 }, { additionalProperties: false })
 
 type Settings = Static<typeof SettingsSchema>
@@ -42,7 +44,8 @@ export const defaults: Settings = {
   rolling: true,
   saveUninitialized: false,
   timeout: 2000,
-  maxBytes: 65536
+  maxBytes: 65536,
+  trackClient: false
 }
 
 const checkSettings = TypeCompiler.Compile(SettingsSchema)

@@ -98,6 +98,11 @@ export class SessionStore {
     await this.#bounded('expire', this.client.expire(this.key(id), ttl))
   }
 
+  /** Bounds a command sent by another module (the user index, the admin API) like the store's own. */
+  run<T> (what: string, command: Promise<T>): Promise<T> {
+    return this.#bounded(what, command)
+  }
+
   /** Turns a slow or failed command into a 503 error within `timeout` ms; a late reply is ignored. */
   #bounded<T> (what: string, command: Promise<T>): Promise<T> {
     const ms = this.#timeout

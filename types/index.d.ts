@@ -78,6 +78,60 @@ export interface RedisSessionOptions {
   maxBytes?: number
   /** TypeBox schema of the session data: checked on `set` and on every load. */
   schema?: TObject
+  /** Session key naming the user: a session whose value there is a string or number joins that user's index. @default undefined */
+  userKey?: string
+  /** Keep the client's ip and user agent, as of the session's last save, for `app.sessions.list`. @default false */
+  trackClient?: boolean
+}
+
+/** One of a user's live sessions, as `app.sessions.list` shows it. */
+export interface SessionInfo {
+  /** The id's first 8 characters: enough to tell sessions apart, too few to use one. */
+  idHint: string
+  /** Epoch milliseconds. */
+  createdAt: number
+  /** Epoch milliseconds: the earlier of the idle and absolute deadlines. */
+  expiresAt: number
+  /** Epoch milliseconds, to the second: when the idle timeout last restarted; absent while the absolute deadline is nearer. */
+  lastSeen?: number
+  /** With `trackClient`: `request.ip` at the last save. */
+  ip?: string
+  /** With `trackClient`: the User-Agent at the last save (at most 256 characters). */
+  userAgent?: string
+}
+
+/** Counters since the plugin started. */
+export interface SessionStats {
+  /** Stored sessions a request loaded. */
+  loaded: number
+  /** Sessions stored for the first time (new, or regenerated). */
+  created: number
+  /** Requests whose changes were written. */
+  saved: number
+  /** Sessions deleted by `destroy()`, `app.sessions.destroy` or `destroyAll`. */
+  destroyed: number
+  /** Saves that met a newer stored version and replayed their changes onto it. */
+  conflicts: number
+  /** Session cookies refused: bad signature or malformed id. */
+  rejectedCookies: number
+  /** Redis commands that failed or timed out. */
+  storeErrors: number
+}
+
+/** `app.sessions`: sessions seen from outside a request. */
+export interface SessionManager {
+  /** The data of a live session, or null. Does not extend its life. */
+  get (id: string): Promise<(Partial<SessionData> & Record<string, unknown>) | null>
+  /** Deletes a session; resolves true when there was one. */
+  destroy (id: string): Promise<boolean>
+  /** Stored sessions under the prefix (SCAN on every master, never KEYS). */
+  count (): Promise<number>
+  /** A copy of the counters. */
+  stats (): SessionStats
+  /** The user's live sessions, oldest first (needs `userKey`). */
+  list (user: string | number): Promise<SessionInfo[]>
+  /** Deletes every session of the user except `except` (a full id); resolves how many (needs `userKey`). */
+  destroyAll (user: string | number, options?: { except?: string }): Promise<number>
 }
 
 /** The session of one request: `request.session`. */
@@ -150,6 +204,10 @@ export { redisSession }
 export default redisSession
 
 declare module 'fastify' {
+  interface FastifyInstance {
+    /** Sessions seen from outside a request: look up, count, list and revoke. */
+    sessions: SessionManager
+  }
   interface FastifyRequest {
     /** The request's session. On routes registered with `config: { session: false }` it is `null` at run time. */
     session: Session

@@ -1,0 +1,92 @@
+import type { Cluster, Redis } from 'ioredis'
+import type { SessionData, SessionInfo, SessionManager } from '../types/index.js'
+import type { SessionStore } from './store.js'
+import type { SessionStats } from './stats.js'
+import { isValidId } from './cookie.js'
+import { parseDocument } from './document.js'
+import { userOf, type UserIndex } from './user-index.js'
+import { errors } from './errors.js'
+
+type Data = Partial<SessionData> & Record<string, unknown>
+
+/** Escapes Redis glob characters, so a prefix like `app[1]:` matches itself only. */
+function globEscape (text: string): string {
+  return text.replace(/[*?[\]\\]/g, '\\$&')
+}
+
+/** `app.sessions`: the admin view of the sessions of one plugin instance. */
+export class Sessions implements SessionManager {
+  readonly #store: SessionStore
+  readonly #index: UserIndex | undefined
+  readonly #stats: SessionStats
+  readonly #ttl: number
+
+  /** `index` only when `userKey` is set. */
+  constructor (store: SessionStore, index: UserIndex | undefined, stats: SessionStats, ttl: number) {
+    this.#store = store
+    this.#index = index
+    this.#stats = stats
+    this.#ttl = ttl
+  }
+
+  async get (id: string): Promise<Data | null> {
+    if (!isValidId(id)) return null
+    const now = Date.now()
+    // rolling off: looking at a session must not keep it alive
+    const loaded = await this.#store.load(id, now, this.#ttl, false)
+    if (loaded === null) return null
+    const doc = parseDocument(loaded.text)
+    if (typeof doc === 'string' || doc.a <= now) return null
+    return doc.d as Data
+  }
+
+  async destroy (id: string): Promise<boolean> {
+    if (!isValidId(id)) return false
+    const text = await this.#store.take(id)
+    if (text === null) return false
+    this.#stats.destroyed++
+    const doc = parseDocument(text)
+    if (this.#index !== undefined && typeof doc !== 'string' && doc.u !== undefined) await this.#index.forget(id, doc.u)
+    return true
+  }
+
+  async count (): Promise<number> {
+    const { client, prefix } = this.#store
+    const nodes: Redis[] = client.isCluster ? (client as Cluster).nodes('master') : [client as Redis]
+    const pattern = globEscape(prefix) + '*'
+    let count = 0
+    for (const node of nodes) {
+      let cursor = '0'
+      do {
+        // TYPE string leaves out the user indexes; the id check, any other key under the prefix
+        const [next, keys] = await this.#store.run('count', node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000, 'TYPE', 'string'))
+        for (const key of keys) if (isValidId(key.slice(prefix.length))) count++
+        cursor = next
+      } while (cursor !== '0')
+    }
+    return count
+  }
+
+  stats (): SessionStats {
+    return { ...this.#stats }
+  }
+
+  async list (user: string | number): Promise<SessionInfo[]> {
+    const { index, name } = this.#indexFor(user)
+    return index.list(name, Date.now())
+  }
+
+  async destroyAll (user: string | number, options: { except?: string } = {}): Promise<number> {
+    const { index, name } = this.#indexFor(user)
+    const count = await index.destroyAll(name, options.except)
+    this.#stats.destroyed += count
+    return count
+  }
+
+  #indexFor (user: string | number): { index: UserIndex, name: string } {
+    if (this.#index === undefined) throw new errors.FST_REDIS_SESSION_INVALID_OPTION('userKey', 'must be set to list or destroy the sessions of a user')
+    const name = userOf(user)
+    if (name === undefined) throw new errors.FST_REDIS_SESSION_INVALID_VALUE('(user)', 'a user is a non-empty string or a finite number')
+    return { index: this.#index, name }
+  }
+}

@@ -1,0 +1,186 @@
+import type { FastifyRequest } from 'fastify'
+import type { SessionInfo } from '../types/index.js'
+import type { SessionStore } from './store.js'
+import { isValidId } from './cookie.js'
+import { parseDocument, type DocumentMeta, type Operation, type SessionDocument } from './document.js'
+
+// Adds a session to a user's sorted set (score: when it joined, epoch ms) and makes the set live at
+// least ARGV[3] ms (never shortens it): the set then outlives every session it holds, since none
+// outlives its absolute deadline. One key, so it runs on any Cluster node. Returns the set's size.
+const ADD_SCRIPT = `
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+local want = tonumber(ARGV[3])
+if redis.call('PTTL', KEYS[1]) < want then redis.call('PEXPIRE', KEYS[1], want) end
+return redis.call('ZCARD', KEYS[1])
+`
+
+// Deletes a session only while its document still names this user (ARGV[1], JSON-encoded) in
+// "u", which always follows "c": an index entry gone stale can never log out someone else.
+const DESTROY_SCRIPT = `
+local doc = redis.call('GET', KEYS[1])
+if not doc then return 0 end
+local at = string.match(doc, '^{"v":%d+,"a":%d+,"t":%d+,"c":%d+,"u":()')
+if not at or string.sub(doc, at, at + #ARGV[1] - 1) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+return 1
+`
+
+interface IndexClient {
+  fastifyRedisSessionIndexAdd (key: string, id: string, now: number, ms: number): Promise<number>
+  fastifyRedisSessionIndexDestroy (key: string, user: string): Promise<number>
+}
+
+/** A set this large is pruned when a session joins it, so ended sessions never pile up. */
+const PRUNE_AT = 64
+/**
+ * A session joins its index before its first write, which may take up to ten attempts, each
+ * bounded by `timeout`: an entry younger than this whose session is not (yet) stored is kept.
+ */
+const GRACE_TIMEOUTS = 12
+/** Sessions inspected at once by `list` and `destroyAll`. */
+const BATCH = 100
+const MAX_USER_AGENT = 256
+
+/** The index value of a session's `userKey` value: strings and finite numbers count, nothing else. */
+export function userOf (value: unknown): string | undefined {
+  if (typeof value === 'string') return value === '' ? undefined : value
+  if (typeof value === 'number' && Number.isFinite(value)) return String(value)
+  return undefined
+}
+
+/**
+ * The per-user index: one Redis sorted set of session ids per user, `${prefix}user:${user}`,
+ * scored by when each joined, and the client metadata kept in the document. Every command
+ * touches one key.
+ */
+export class UserIndex {
+  readonly #store: SessionStore
+  readonly #userKey: string | undefined
+  readonly #trackClient: boolean
+  readonly #ttl: number
+  readonly #graceMs: number
+  readonly #scripts: IndexClient
+
+  constructor (store: SessionStore, config: { userKey?: string | undefined, trackClient: boolean, ttl: number, timeout: number }) {
+    this.#store = store
+    this.#userKey = config.userKey
+    this.#trackClient = config.trackClient
+    this.#ttl = config.ttl
+    this.#graceMs = config.timeout * GRACE_TIMEOUTS
+    store.client.defineCommand('fastifyRedisSessionIndexAdd', { numberOfKeys: 1, lua: ADD_SCRIPT })
+    store.client.defineCommand('fastifyRedisSessionIndexDestroy', { numberOfKeys: 1, lua: DESTROY_SCRIPT })
+    this.#scripts = store.client as unknown as IndexClient
+  }
+
+  key (user: string): string {
+    return `${this.#store.prefix}user:${user}`
+  }
+
+  /**
+   * Called before a session is written: joins the user's index first (so a stored session never
+   * claims an entry that is missing), and returns the metadata the write must carry, if any.
+   * Costs a round trip only when the session is new to the index or its user changed.
+   */
+  async prepare (id: string, isNew: boolean, doc: SessionDocument, request: FastifyRequest): Promise<Operation | undefined> {
+    const fields: DocumentMeta = {}
+    if (this.#trackClient) {
+      const ua = request.headers['user-agent']?.slice(0, MAX_USER_AGENT)
+      if (doc.ip !== request.ip) fields.ip = request.ip
+      if (doc.ua !== ua) fields.ua = ua
+    }
+    if (this.#userKey !== undefined) {
+      const user = userOf(Object.hasOwn(doc.d, this.#userKey) ? doc.d[this.#userKey] : undefined)
+      if (user !== doc.u || (isNew && user !== undefined)) {
+        await Promise.all([
+          user === undefined ? undefined : this.#add(user, id, doc.a),
+          doc.u === undefined || isNew ? undefined : this.forget(id, doc.u)
+        ])
+        fields.u = user
+      }
+    }
+    return Object.keys(fields).length === 0 ? undefined : { kind: 'meta', fields }
+  }
+
+  async #add (user: string, id: string, deadline: number): Promise<void> {
+    const now = Date.now()
+    // a second beyond the deadline: the store rounds the session's own TTL up to whole seconds
+    const size = await this.#store.run('index', this.#scripts.fastifyRedisSessionIndexAdd(this.key(user), id, now, deadline - now + 1000))
+    if (size > PRUNE_AT) await this.list(user, now)
+  }
+
+  /** Takes one session out of a user's index. */
+  async forget (id: string, user: string): Promise<void> {
+    await this.#store.run('index', this.#store.client.zrem(this.key(user), id))
+  }
+
+  /** The user's live sessions, oldest first; entries of ended sessions are removed from the set. */
+  async list (user: string, now: number): Promise<SessionInfo[]> {
+    const live: SessionInfo[] = []
+    const ended = await this.#each(user, now, async (id) => {
+      const info = await this.#inspect(id, user, now)
+      if (info === undefined) return undefined
+      live.push(info)
+      return true
+    })
+    await this.#prune(user, ended)
+    return live.sort((a, b) => a.createdAt - b.createdAt)
+  }
+
+  /** Deletes every session of the user but `except`; returns how many it deleted. */
+  async destroyAll (user: string, except: string | undefined): Promise<number> {
+    const encoded = JSON.stringify(user)
+    let count = 0
+    const ended = await this.#each(user, Date.now(), async (id) => {
+      if (id === except) return true
+      const deleted = await this.#store.run('destroy', this.#scripts.fastifyRedisSessionIndexDestroy(this.#store.key(id), encoded))
+      count += deleted
+      return deleted === 1 ? false : undefined
+    })
+    await this.#prune(user, ended)
+    return count
+  }
+
+  /**
+   * Runs `visit` on every well-formed id in the user's set, a batch at a time; returns the entries
+   * to remove. `visit` answers true (keep), false (remove) or undefined: no session of this user
+   * there, which removes the entry only once it is too old for its session to be still on its way.
+   */
+  async #each (user: string, now: number, visit: (id: string) => Promise<boolean | undefined>): Promise<string[]> {
+    const flat = await this.#store.run('index', this.#store.client.zrange(this.key(user), '0', '-1', 'WITHSCORES'))
+    const ended: string[] = []
+    for (let i = 0; i < flat.length; i += 2 * BATCH) {
+      const batch = flat.slice(i, i + 2 * BATCH)
+      const visits: Array<Promise<void>> = []
+      for (let j = 0; j < batch.length; j += 2) {
+        const id = batch[j]
+        const old = Number(batch[j + 1]) < now - this.#graceMs
+        if (!isValidId(id)) ended.push(id)
+        else visits.push(visit(id).then(keep => { if (keep === false || (keep === undefined && old)) ended.push(id) }))
+      }
+      await Promise.all(visits)
+    }
+    return ended
+  }
+
+  async #prune (user: string, ended: string[]): Promise<void> {
+    if (ended.length > 0) await this.#store.run('index', this.#store.client.zrem(this.key(user), ...ended))
+  }
+
+  /** What `list` shows of one entry, or undefined when the session ended or left this user. */
+  async #inspect (id: string, user: string, now: number): Promise<SessionInfo | undefined> {
+    if (!isValidId(id)) return undefined
+    const loaded = await this.#store.load(id, now, this.#ttl, false)
+    if (loaded === null) return undefined
+    const doc = parseDocument(loaded.text)
+    if (typeof doc === 'string' || doc.a <= now || doc.u !== user) return undefined
+    const expiry = now + loaded.pttl
+    const info: SessionInfo = { idHint: id.slice(0, 8), createdAt: doc.c, expiresAt: Math.min(doc.a, expiry) }
+    // every refresh sets the TTL to the idle timeout unless the absolute deadline is nearer (then
+    // rounded up to whole seconds): a key expiring over a second before the deadline was last
+    // refreshed one idle timeout before it expires
+    if (expiry < doc.a - 1000) info.lastSeen = Math.min(now, Math.max(doc.c, expiry - (doc.t === 0 ? this.#ttl : doc.t) * 1000))
+    if (doc.ip !== undefined) info.ip = doc.ip
+    if (doc.ua !== undefined) info.userAgent = doc.ua
+    return info
+  }
+}
