@@ -69,6 +69,8 @@ async function answersPing (port: number): Promise<boolean> {
 async function terminate (child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return
   const exited = once(child, 'exit')
+  // an unref'd child would let the process end before its exit is reported, with this still pending
+  child.ref()
   child.kill('SIGCONT')
   child.kill(signal)
   await exited
