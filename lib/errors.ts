@@ -19,5 +19,5 @@ export const errors = {
   FST_REDIS_SESSION_TOO_LARGE: createError<'FST_REDIS_SESSION_TOO_LARGE', 507, [number, number]>(
     'FST_REDIS_SESSION_TOO_LARGE', 'Session is %d bytes, more than maxBytes (%d); it was not saved', 507),
   FST_REDIS_SESSION_BAD_ID: createError<'FST_REDIS_SESSION_BAD_ID', 500, []>(
-    'FST_REDIS_SESSION_BAD_ID', 'idGenerator returned an id that is not 22-128 characters of [A-Za-z0-9_-]', 500)
+    'FST_REDIS_SESSION_BAD_ID', 'idGenerator returned an unusable id: not 22-128 characters of [A-Za-z0-9_-], or one already in use', 500)
 }

@@ -123,6 +123,8 @@ export class SessionWriter {
         return settle(batch, undefined, { version: doc.v, text, doc })
       }
       if (result.status === 'gone') return settle(batch, new errors.FST_REDIS_SESSION_GONE())
+      // a new session's id is already stored: never merge it into another session
+      if (expected === 0) return settle(batch, new errors.FST_REDIS_SESSION_BAD_ID())
       this.#stats.conflicts++
       const current = parseDocument(result.current)
       if (typeof current === 'string') return settle(batch, new errors.FST_REDIS_SESSION_GONE())

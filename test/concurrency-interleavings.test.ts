@@ -326,3 +326,13 @@ test('parallel writes that together exceed maxBytes: each either lands whole or 
   t.same(Object.keys(JSON.parse(text).d).sort(), ['n', 'user', ...landed].sort(), 'exactly the writes that answered 200 are stored')
   t.equal(responses.find(res => res.statusCode !== 200)?.statusCode, 507)
 })
+
+test('a new session whose id is already stored is refused, never merged into the stored one', async (t) => {
+  const { app, client, prefix } = await buildApp(t, { session: { idGenerator: () => 'same-id-every-time-0123' } })
+  const first = await app.inject({ method: 'POST', url: '/write', payload: { user: 'alice' } })
+  const second = await app.inject({ method: 'POST', url: '/write', payload: { user: 'mallory' } })
+  t.equal(second.statusCode, 500)
+  t.equal(second.json().code, 'FST_REDIS_SESSION_BAD_ID')
+  t.same(setCookies(second), [], 'no cookie for someone else\'s session')
+  t.same(JSON.parse(await client.get(prefix + first.json().id) as string).d, { user: 'alice' })
+})
