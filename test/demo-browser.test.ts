@@ -16,8 +16,9 @@ const skip = chromiumPath === undefined
   ? 'no Chromium: install the Debian package chromium (CI does), or point CHROMIUM_PATH at a Chromium binary'
   : false
 
-async function flashes (page: Page): Promise<string[]> {
-  return page.locator('.flash').allTextContents()
+/** The path the page ended up on (after redirects) and the flash messages it shows. */
+async function shown (page: Page): Promise<{ path: string, flashes: string[] }> {
+  return { path: new URL(page.url()).pathname, flashes: await page.locator('.flash').allTextContents() }
 }
 
 async function logIn (page: Page, url: string, username: string): Promise<void> {
@@ -68,21 +69,20 @@ test('the demo app in a real browser', { skip }, async (t) => {
 
   await t.test('logged out, the protected page redirects to the login page', async (t) => {
     await page.goto(`${url}/members`)
-    t.equal(page.url(), `${url}/login`)
-    t.same(await flashes(page), ['Log in to see the members page.'])
+    t.same(await shown(page), { path: '/login', flashes: ['Log in to see the members page.'] })
   })
 
   await t.test('login greets the user once, and the counter counts every reload', async (t) => {
     await logIn(page, url, 'Ada')
     t.equal(await page.textContent('#user'), 'Ada')
-    t.same(await flashes(page), ['Welcome, Ada'])
+    t.same(await shown(page), { path: '/', flashes: ['Welcome, Ada'] })
     t.equal(await page.textContent('#views'), '1')
     await page.waitForFunction("/^\\(in (\\d+ min )?\\d+ s\\)$/.test(document.getElementById('countdown').textContent)")
     await mkdir(fileURLToPath(new URL('../docs/', import.meta.url)), { recursive: true })
     await page.screenshot({ path: screenshot, fullPage: true })
 
     await page.reload()
-    t.same(await flashes(page), [], 'the flash is gone after one showing')
+    t.same((await shown(page)).flashes, [], 'the flash is gone after one showing')
     t.equal(await page.textContent('#views'), '2')
     await page.reload()
     t.equal(await page.textContent('#views'), '3')
@@ -105,14 +105,14 @@ test('the demo app in a real browser', { skip }, async (t) => {
 
   await t.test('a logged-in session reaches the protected page', async (t) => {
     await page.goto(`${url}/members`)
-    t.equal(page.url(), `${url}/members`)
+    t.same(await shown(page), { path: '/members', flashes: [] })
     t.equal(await page.textContent('#member'), 'Ada')
   })
 
   await t.test('a 15 s idle timeout really expires, and the login page says why', async (t) => {
     await page.goto(`${url}/`)
     await Promise.all([page.waitForURL(`${url}/`), page.click('button[name=ttl][value="15"]')])
-    t.same(await flashes(page), ['This session now expires after 15 s without a request.'])
+    t.same(await shown(page), { path: '/', flashes: ['This session now expires after 15 s without a request.'] })
     t.match(await page.textContent('#ttl'), /^15 s/)
     const id = await sessionId(page)
     const pttl = await redis.pttl(PREFIX + id)
@@ -126,12 +126,11 @@ test('the demo app in a real browser', { skip }, async (t) => {
     t.equal(await redis.exists(PREFIX + id), 0, 'Redis dropped it by itself')
 
     await page.reload()
-    t.equal(page.url(), `${url}/login`)
-    t.same(await flashes(page), [EXPIRED])
+    t.same(await shown(page), { path: '/login', flashes: [EXPIRED] })
     await page.reload()
-    t.same(await flashes(page), [], 'the explanation shows once')
+    t.same(await shown(page), { path: '/login', flashes: [] }, 'the explanation shows once')
     await page.goto(`${url}/`)
-    t.equal(page.url(), `${url}/login`, 'the expired session is not logged in')
+    t.same(await shown(page), { path: '/login', flashes: [] }, 'the expired session is not logged in')
   })
 
   await t.test('logout destroys the session and says so', async (t) => {
@@ -139,12 +138,11 @@ test('the demo app in a real browser', { skip }, async (t) => {
     const id = await sessionId(page)
     t.equal(await redis.exists(PREFIX + id), 1)
     await Promise.all([page.waitForURL(`${url}/login`), page.click('main form[action="/logout"] button')])
-    t.same(await flashes(page), ['You are logged out.'])
+    t.same(await shown(page), { path: '/login', flashes: ['You are logged out.'] })
     t.equal(await redis.exists(PREFIX + id), 0, 'the old session is gone from Redis')
     t.not(await sessionId(page), id, 'the browser holds another id')
     await page.goto(`${url}/members`)
-    t.equal(page.url(), `${url}/login`)
-    t.same(await flashes(page), ['Log in to see the members page.'])
+    t.same(await shown(page), { path: '/login', flashes: ['Log in to see the members page.'] })
   })
 
   await t.test('"Log out everywhere" ends every session of the user, where the plugin indexes sessions by user', async (t) => {
@@ -163,17 +161,16 @@ test('the demo app in a real browser', { skip }, async (t) => {
     t.match(await page.textContent('#sessions'), /^2,/)
     const ids = [await sessionId(page), await sessionId(otherPage)]
     await Promise.all([page.waitForURL(`${url}/login`), button.click()])
-    t.same(await flashes(page), ['You are logged out on every device.'])
+    t.same(await shown(page), { path: '/login', flashes: ['You are logged out on every device.'] })
     for (const id of ids) t.equal(await redis.exists(PREFIX + id), 0, 'both sessions are gone from Redis')
     await otherPage.goto(`${url}/`)
-    t.equal(otherPage.url(), `${url}/login`, 'the other browser is logged out too')
-    t.same(await flashes(otherPage), [EXPIRED])
+    t.same(await shown(otherPage), { path: '/login', flashes: [EXPIRED] }, 'the other browser is logged out too')
   })
 
   await t.test('a username made of HTML renders as text', async (t) => {
     await logIn(page, url, INJECTION)
     t.equal(await page.textContent('#user'), INJECTION)
-    t.same(await flashes(page), [`Welcome, ${INJECTION}`])
+    t.same(await shown(page), { path: '/', flashes: [`Welcome, ${INJECTION}`] })
     t.match(await page.innerHTML('#user'), '&lt;script&gt;')
     t.equal(await page.locator('main script').count(), 1, 'only the countdown script is on the page')
     t.same(dialogs, [], 'no dialog ever opened')
