@@ -82,6 +82,8 @@ export function homePage ({ user, flashes, views, createdAt, expiresAt, ttl, id,
   const sessionCount = liveSessions === undefined
     ? ''
     : `<dt>Your sessions</dt><dd id="sessions">${escapeHtml(liveSessions)}, one per browser logged in as you</dd>`
+  // only the start of the id: the full id is the bearer credential the HttpOnly cookie keeps away from scripts
+  const shortKey = `${prefix}${id.slice(0, 8)}…`
   return layout({
     title: 'Home',
     user,
@@ -106,7 +108,7 @@ export function homePage ({ user, flashes, views, createdAt, expiresAt, ttl, id,
 </section>
 <section class="card">
   <h2>As Redis holds it</h2>
-  <p class="hint"><code>GET ${escapeHtml(prefix + id.slice(0, 8))}…</code></p>
+  <p class="hint"><code>GET ${escapeHtml(shortKey)}</code></p>
   <pre id="stored">${escapeHtml(stored ?? '(nothing)')}</pre>
 </section>
 <section class="card">
