@@ -55,6 +55,11 @@ const plugin: FastifyPluginAsync<RedisSessionOptions> = async (fastify, opts) =>
   })
 
   if (config.ownsClient) {
+    // nobody else can listen on this connection; without a listener ioredis prints every reconnect
+    // failure to stderr. The requests that need Redis meanwhile get a 503.
+    config.client.on('error', function redisError (err: Error) {
+      fastify.log.debug({ ...logBindings, err }, 'fastify-redis-session: Redis connection error')
+    })
     fastify.addHook('onClose', async function closeRedis () {
       const client = config.client
       if (client.status === 'ready') await client.quit()

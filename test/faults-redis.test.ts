@@ -1,0 +1,188 @@
+import { test, type Test } from 'tap'
+import { randomBytes } from 'node:crypto'
+import { sign } from '@fastify/cookie'
+import { Redis } from 'ioredis'
+import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
+import { SECRET, buildApp, keysUnder, sessionCookie, setCookies } from './helpers/app.js'
+import { startRedis, type RedisServer } from './helpers/redis-server.js'
+
+const TIMEOUT = 300
+/** Bounds a hang, not a speed claim: a loaded CI machine may add some scheduling delay. */
+const MARGIN = 700
+const UNAVAILABLE = 'FST_REDIS_SESSION_STORE_UNAVAILABLE'
+
+/** A client with ioredis's default retry and offline-queue settings, as an app would have. */
+function appClient (t: Test, url: string): Redis {
+  const client = new Redis(url)
+  client.on('error', () => {}) // connection errors are expected here; the plugin reports them per request
+  t.teardown(() => { client.disconnect() })
+  return client
+}
+
+/** A private redis-server, an app on it with a short timeout, and an admin connection to break things. */
+async function setup (t: Test, options: { routes?: (app: FastifyInstance) => void, redisArgs?: string[] } = {}) {
+  const server = await startRedis(options.redisArgs)
+  t.teardown(() => server.stop())
+  const admin = appClient(t, server.url)
+  const built = await buildApp(t, { client: appClient(t, server.url), session: { timeout: TIMEOUT }, routes: options.routes })
+  return { ...built, server, admin }
+}
+
+async function timed (app: FastifyInstance, options: InjectOptions): Promise<{ res: LightMyRequestResponse, ms: number }> {
+  const start = performance.now()
+  const res = await app.inject(options)
+  return { res, ms: performance.now() - start }
+}
+
+/** Checks a 503 that arrived at the timeout, not before and not much later. */
+function failedAtTimeout (t: Test, { res, ms }: { res: LightMyRequestResponse, ms: number }, name: string): void {
+  t.equal(res.statusCode, 503, `${name}: 503`)
+  t.equal(res.json().code, UNAVAILABLE, `${name}: code`)
+  t.ok(ms >= TIMEOUT - 5 && ms <= TIMEOUT + MARGIN, `${name}: answered after ${Math.round(ms)} ms`)
+}
+
+/** Repeats a request until it succeeds: at most 40 tries over 10 s. */
+async function untilOk (app: FastifyInstance, options: InjectOptions): Promise<LightMyRequestResponse> {
+  const deadline = Date.now() + 10_000
+  for (let i = 0; i < 40 && Date.now() < deadline; i++) {
+    const res = await app.inject(options)
+    if (res.statusCode === 200) return res
+    if (res.statusCode !== 503 || res.json().code !== UNAVAILABLE) throw new Error(`unexpected ${res.statusCode}: ${res.body}`)
+  }
+  throw new Error('no success within 40 tries and 10 s')
+}
+
+test('Redis down when the app starts: registration succeeds, session requests get 503 until it is back, then work', async (t) => {
+  const server: RedisServer = await startRedis()
+  t.teardown(() => server.stop())
+  await server.kill()
+  const modes: Array<[string, object]> = [
+    ['a client the app passed', { client: appClient(t, server.url) }],
+    ['a connection the plugin made', { session: { client: undefined, redis: server.url, timeout: TIMEOUT } }]
+  ]
+  const apps: Array<{ app: FastifyInstance, prefix: string }> = []
+  for (const [mode, options] of modes) {
+    const { app, prefix } = await buildApp(t, { session: { timeout: TIMEOUT }, ...options })
+    apps.push({ app, prefix })
+    t.pass(`${mode}: registered while Redis is down`)
+    t.equal((await app.inject({ url: '/untouched' })).statusCode, 200, `${mode}: a request without a session is served`)
+    failedAtTimeout(t, await timed(app, { method: 'POST', url: '/write', payload: { a: 1 } }), `${mode}: a write`)
+    const cookie = `sid=${encodeURIComponent(sign(randomBytes(32).toString('base64url'), SECRET))}`
+    failedAtTimeout(t, await timed(app, { url: '/read', headers: { cookie } }), `${mode}: a read`)
+  }
+  await server.restart()
+  const check = new Redis(server.url)
+  t.teardown(() => { check.disconnect() })
+  for (const [i, { app, prefix }] of apps.entries()) {
+    const written = await untilOk(app, { method: 'POST', url: '/write', payload: { back: i } })
+    const read = await app.inject({ url: '/read', headers: { cookie: sessionCookie(written) } })
+    t.same(read.json().data, { back: i }, `${modes[i][0]}: the same app works once Redis is back`)
+    t.equal(await check.exists(prefix + (written.json().id as string)), 1, `${modes[i][0]}: the write landed`)
+  }
+})
+
+test('a stalled Redis (SIGSTOP): requests fail with 503 at the timeout, then succeed once it resumes', async (t) => {
+  const { app, server } = await setup(t)
+  const created = await app.inject({ method: 'POST', url: '/write', payload: { user: 'alice' } })
+  const cookie = sessionCookie(created)
+  server.pause()
+  try {
+    failedAtTimeout(t, await timed(app, { url: '/read', headers: { cookie } }), 'a read')
+    failedAtTimeout(t, await timed(app, { method: 'POST', url: '/write', payload: { a: 1 } }), 'a new session')
+    const untouched = await timed(app, { url: '/untouched' })
+    t.equal(untouched.res.statusCode, 200, 'a request that never uses its session is served')
+    t.ok(untouched.ms < TIMEOUT, 'without waiting for Redis')
+  } finally {
+    server.resume()
+  }
+  const read = await app.inject({ url: '/read', headers: { cookie } })
+  t.same(read.json().data, { user: 'alice' })
+})
+
+test('CLIENT PAUSE stalls every command: a read fails at the timeout, not when the pause ends', async (t) => {
+  const { app, admin } = await setup(t)
+  const created = await app.inject({ method: 'POST', url: '/write', payload: { user: 'alice' } })
+  const cookie = sessionCookie(created)
+  await admin.client('PAUSE', String(TIMEOUT * 4), 'ALL')
+  failedAtTimeout(t, await timed(app, { url: '/read', headers: { cookie } }), 'a read')
+  const read = await untilOk(app, { url: '/read', headers: { cookie } })
+  t.same(read.json().data, { user: 'alice' })
+})
+
+test('a save that fails turns the response into an error, and the stored session is the old one, intact', async (t) => {
+  const { app, client, prefix, admin } = await setup(t, {
+    routes (app) {
+      const refuseWrites = () => admin.config('SET', 'min-replicas-to-write', '1')
+      app.post('/change', async (req) => {
+        req.session.set('user', 'mallory')
+        await refuseWrites()
+        return 'changed'
+      })
+      app.post('/change-and-redirect', async (req, reply) => {
+        req.session.set('user', 'mallory')
+        await refuseWrites()
+        return reply.redirect('/done')
+      })
+      app.post('/save-now', async (req) => {
+        req.session.set('user', 'mallory')
+        await refuseWrites()
+        await req.session.save()
+        return 'saved'
+      })
+      app.post('/logout', async (req) => {
+        await refuseWrites()
+        await req.session.destroy()
+        return 'bye'
+      })
+      app.post('/login', async (req) => {
+        await refuseWrites()
+        await req.session.regenerate()
+        return 'welcome'
+      })
+    }
+  })
+  const created = await app.inject({ method: 'POST', url: '/write', payload: { user: 'alice' } })
+  const cookie = sessionCookie(created)
+  const key = prefix + (created.json().id as string)
+  const stored = await client.get(key)
+
+  for (const url of ['/change', '/change-and-redirect', '/save-now', '/logout', '/login']) {
+    const res = await app.inject({ method: 'POST', url, headers: { cookie } })
+    await admin.config('SET', 'min-replicas-to-write', '0')
+    t.equal(res.statusCode, 503, `${url}: an error, not success`)
+    t.equal(res.json().code, UNAVAILABLE, `${url}: code`)
+    // a Location header set by the route may remain, but browsers follow it only on a 3xx
+    t.same(setCookies(res), [], `${url}: no cookie change`)
+    t.equal(await client.get(key), stored, `${url}: the stored session is the old one, byte for byte`)
+    const read = await app.inject({ url: '/read', headers: { cookie } })
+    t.same(read.json().data, { user: 'alice' }, `${url}: and the old cookie still opens it`)
+  }
+
+  // a brand-new session whose first save fails: no cookie, nothing stored
+  const res = await app.inject({ method: 'POST', url: '/change' })
+  await admin.config('SET', 'min-replicas-to-write', '0')
+  t.equal(res.json().code, UNAVAILABLE)
+  t.same(setCookies(res), [])
+  t.same(await keysUnder(client, prefix), [key])
+})
+
+test('a save stalled past the timeout is reported as failed; Redis may still apply it when it resumes', async (t) => {
+  const { app, client, prefix, admin } = await setup(t, {
+    routes (app) {
+      app.post('/change', async (req) => {
+        req.session.set('user', 'mallory')
+        // write commands (scripts included) wait until the pause ends
+        await admin.client('PAUSE', String(TIMEOUT * 3), 'WRITE')
+        return 'changed'
+      })
+    }
+  })
+  const created = await app.inject({ method: 'POST', url: '/write', payload: { user: 'alice' } })
+  const cookie = sessionCookie(created)
+  const key = prefix + (created.json().id as string)
+  failedAtTimeout(t, await timed(app, { method: 'POST', url: '/change', headers: { cookie } }), 'the stalled save')
+  // once the pause ends the queued save runs: the document is one whole version, old or new, never a mix
+  const read = await untilOk(app, { url: '/read', headers: { cookie } })
+  t.ok(['alice', 'mallory'].includes(read.json().data.user as string))
+  t.match(await client.get(key), /^\{"v":[12],"a":\d+,"t":0,"c":\d+,"d":\{"user":"(alice|mallory)"\}\}$/)
+})
