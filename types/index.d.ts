@@ -12,7 +12,9 @@ import type { TObject, Static } from '@sinclair/typebox'
  * }
  * ```
  *
- * Left empty, every string key is allowed and values are `unknown`.
+ * Left empty, every string key is allowed and values are `unknown`. Once augmented, only the
+ * declared keys are; add an index signature (`[key: string]: unknown`) to allow others. With a
+ * `schema`, derive it from the schema: `interface SessionData extends Static<typeof schema> {}`.
  */
 export interface SessionData {}
 
@@ -29,7 +31,7 @@ export type NumericSessionKey = [Known] extends [never]
   ? string
   : Extract<keyof { [K in keyof SessionData as SessionData[K] extends number | undefined ? K : never]: 0 }, string>
 
-/** Turns a TypeBox session schema into the `SessionData` it describes. */
+/** Turns a TypeBox session schema into the `SessionData` it describes: `Static<T>`. */
 export type SessionDataOf<T extends TObject> = Static<T>
 
 export interface SessionCookieOptions {
@@ -76,7 +78,7 @@ export interface RedisSessionOptions {
   timeout?: number
   /** Largest stored session, in bytes of JSON. @default 65536 */
   maxBytes?: number
-  /** TypeBox schema of the session data: checked on `set` and on every load. */
+  /** A TypeBox `Type.Object` of the session data, every key optional: checked by `set`, `increment` and every load. */
   schema?: TObject
   /** Session key naming the user: a session whose value there is a string or number joins that user's index. @default undefined */
   userKey?: string
