@@ -67,3 +67,67 @@ export class Browser {
     return res
   }
 }
+
+/** Polls until `key` is gone (at most 5 s); true when it went. */
+async function gone (client: Redis | Cluster, key: string): Promise<boolean> {
+  const deadline = Date.now() + 5000
+  while (Date.now() < deadline) {
+    if (await client.exists(key) === 0) return true
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+  return false
+}
+
+/**
+ * The behaviours every deployment must keep, run through two app instances on their own clients
+ * (`a`, `b`) of one Redis deployment: create, read, write, regenerate, destroy, expiry, no lost
+ * updates, the per-user index and count, all under `prefix`.
+ */
+export async function coreBehaviours (t: Test, a: Redis | Cluster, b: Redis | Cluster, prefix: string): Promise<void> {
+  const options = { prefix, userKey: 'userId' }
+  const appA = await accountApp(t, a, options)
+  const appB = await accountApp(t, b, options)
+  const browser = new Browser()
+
+  const login = await browser.send(appA, 'POST', '/login', { userId: 'ann' })
+  const id = login.json().id
+  t.ok(await a.exists(prefix + id), 'created on A')
+  t.same((await browser.send(appB, 'GET', '/me')).json().data, { userId: 'ann' }, 'read on B')
+  await browser.send(appB, 'POST', '/write', { theme: 'dark' })
+  t.same((await browser.send(appA, 'GET', '/me')).json().data, { userId: 'ann', theme: 'dark' }, 'written on B, read on A')
+
+  const newId = (await browser.send(appB, 'POST', '/regenerate')).json().id
+  t.not(newId, id)
+  t.equal(await a.exists(prefix + id), 0, 'regenerated: the old key is gone')
+  t.same((await browser.send(appA, 'GET', '/me')).json().data, { userId: 'ann', theme: 'dark' }, 'the data moved with it')
+
+  const counter = new Browser()
+  await counter.send(appA, 'POST', '/increment')
+  const results = await Promise.all(Array.from({ length: 99 }, () => counter.send(appA, 'POST', '/increment')))
+  t.ok(results.every(res => res.statusCode === 200))
+  t.same((await counter.send(appB, 'GET', '/me')).json().data, { n: 100 }, '100 parallel increments on one instance')
+  const both = await Promise.all(Array.from({ length: 100 }, (_, i) => counter.send(i % 2 === 0 ? appA : appB, 'POST', '/increment')))
+  t.ok(both.every(res => res.statusCode === 200))
+  t.same((await counter.send(appA, 'GET', '/me')).json().data, { n: 200 }, '50 more on each instance')
+
+  const phone = new Browser()
+  await phone.send(appB, 'POST', '/login', { userId: 'ann' })
+  t.equal((await appA.sessions.list('ann')).length, 2, 'the user index spans instances')
+  t.equal(await appA.sessions.count(), 3)
+  t.same((await browser.send(appA, 'POST', '/logout-everywhere')).json(), { count: 1 })
+  t.equal((await phone.send(appB, 'GET', '/me')).json().isNew, true, 'logged out everywhere')
+
+  await browser.send(appA, 'POST', '/logout')
+  const after = (await browser.send(appB, 'GET', '/me')).json()
+  t.equal(after.isNew, true, 'logged out on A: B sees it gone')
+  t.same(after.data, {})
+  t.equal(await a.exists(prefix + newId), 0)
+
+  const short = await accountApp(t, a, { prefix, ttl: 1 })
+  const brief = new Browser()
+  const briefId = (await brief.send(short, 'POST', '/write', { x: 1 })).json().id
+  const pttl = await a.pttl(prefix + briefId)
+  t.ok(pttl > 0 && pttl <= 1000, 'a 1 s TTL')
+  t.ok(await gone(a, prefix + briefId), 'expired')
+  t.equal((await brief.send(short, 'GET', '/me')).json().isNew, true, 'an expired session reads as new')
+}
