@@ -1,0 +1,127 @@
+import { test } from 'tap'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Redis } from 'ioredis'
+import { buildApp } from './helpers/app.js'
+import { startRedis } from './helpers/redis-server.js'
+
+const TIMEOUT = 300
+/** Bounds a hang, not a speed claim: the load generator shares the process and the CPU with the app. */
+const SLOWEST_ALLOWED = TIMEOUT + 2200
+const CONNECTIONS = 20
+const PER_CONNECTION = 100
+/** Each connection sends at most one request every PACE ms: on an idle machine the run spans about 4 s. */
+const PACE = 40
+/** Redis is killed once a third of the requests were sent, and restarted DOWN_FOR ms later. */
+const KILL_AFTER = (CONNECTIONS * PER_CONNECTION) / 3
+const DOWN_FOR = 1300
+const UNAVAILABLE = 'FST_REDIS_SESSION_STORE_UNAVAILABLE'
+
+interface Tally {
+  sent: number
+  ok: number
+  okAfterRestart: number
+  unavailable: number
+  other: string[]
+  slowest: number
+}
+
+test('Redis killed under load, then restarted: every answer is a correct 2xx or a 503, none hangs, writes land again', async (t) => {
+  const server = await startRedis()
+  t.teardown(() => server.stop())
+  const client = new Redis(server.url) // ioredis defaults: offline queue, 20 retries per request
+  client.on('error', () => {})
+  t.teardown(() => { client.disconnect() })
+  const { app, prefix } = await buildApp(t, { client, session: { timeout: TIMEOUT } })
+  const address = await app.listen({ port: 0, host: '127.0.0.1' })
+
+  let unhandled = 0
+  const onUnhandled = (): void => { unhandled++ }
+  process.on('unhandledRejection', onUnhandled)
+  t.teardown(() => { process.off('unhandledRejection', onUnhandled) })
+
+  // the first fetch loads and compiles the HTTP client and opens the connections: not what is measured
+  await Promise.all(Array.from({ length: CONNECTIONS }, () => fetch(`${address}/untouched`).then(res => res.text())))
+
+  const tally: Tally = { sent: 0, ok: 0, okAfterRestart: 0, unavailable: 0, other: [], slowest: 0 }
+  const start = performance.now()
+  let restartedAt = Infinity
+
+  /** One connection's requests: increments and reads on its own session, replacing the cookie whenever a new one is set. */
+  async function connection (): Promise<void> {
+    let cookie: string | undefined
+    let last = 0
+    let failedSince = false
+    for (let i = 0; i < PER_CONNECTION; i++) {
+      const due = start + i * PACE - performance.now()
+      if (due > 0) await sleep(due)
+      const increment = i % 2 === 0
+      const sentAt = performance.now()
+      tally.sent++
+      let verdict: string | undefined
+      try {
+        const res = await fetch(`${address}/${increment ? 'increment' : 'read'}`, {
+          method: increment ? 'POST' : 'GET',
+          headers: cookie === undefined ? {} : { cookie }
+        })
+        const body = await res.json() as { n?: unknown, code?: unknown, isNew?: unknown, data?: { n?: unknown } }
+        const issued = res.headers.getSetCookie().find(c => c.startsWith('sid='))
+        if (res.status === 503 && body.code === UNAVAILABLE) {
+          tally.unavailable++
+          failedSince = true
+        } else if (res.status !== 200) {
+          verdict = `${res.status} ${JSON.stringify(body)}`
+        } else if (increment) {
+          const n = body.n
+          // a fresh session starts at 1; an existing one grows by exactly 1, or by more when a timed-out save landed late
+          const fresh = issued !== undefined
+          const expected = fresh ? n === 1 : typeof n === 'number' && (failedSince ? n > last : n === last + 1)
+          if (expected) {
+            tally.ok++
+            last = n as number
+            failedSince = false
+            if (issued !== undefined) cookie = issued.split(';')[0]
+          } else {
+            verdict = `increment gave ${JSON.stringify(n)} after ${last}${fresh ? ' with a new cookie' : ''}`
+          }
+        } else if (body.isNew === true || body.data?.n === last || (failedSince && (body.data?.n as number) > last)) {
+          tally.ok++
+        } else {
+          verdict = `read gave ${JSON.stringify(body)} after ${last}`
+        }
+      } catch (err) {
+        verdict = `request failed: ${(err as Error).message}`
+      }
+      tally.slowest = Math.max(tally.slowest, performance.now() - sentAt)
+      if (verdict !== undefined) tally.other.push(verdict)
+      else if (sentAt > restartedAt && tally.unavailable > 0) tally.okAfterRestart += failedSince ? 0 : 1
+    }
+  }
+
+  async function chaos (): Promise<void> {
+    // polls the progress: at most one check per 10 ms, until the threshold or the end of the run
+    while (tally.sent < KILL_AFTER && performance.now() - start < 60_000) await sleep(10)
+    await server.kill()
+    await sleep(DOWN_FOR)
+    await server.restart()
+    restartedAt = performance.now()
+  }
+
+  await Promise.all([chaos(), ...Array.from({ length: CONNECTIONS }, connection)])
+  const elapsed = performance.now() - start
+  t.comment(`sent ${tally.sent}, 2xx ${tally.ok}, 503 ${tally.unavailable}, other ${tally.other.length}, ` +
+    `slowest ${Math.round(tally.slowest)} ms, run ${Math.round(elapsed)} ms, 2xx after the restart ${tally.okAfterRestart}`)
+
+  t.equal(tally.sent, CONNECTIONS * PER_CONNECTION)
+  t.same(tally.other.slice(0, 5), [], 'every answer is a correct 2xx or the 503 code')
+  t.ok(tally.unavailable > 0, 'the outage was seen')
+  t.ok(tally.ok > tally.sent / 2, 'most requests were served')
+  t.ok(tally.okAfterRestart > 0, 'requests sent after the restart were served')
+  t.ok(tally.slowest <= SLOWEST_ALLOWED, `no response slower than ${SLOWEST_ALLOWED} ms`)
+  t.equal(unhandled, 0, 'no unhandled rejection')
+
+  // after the restart, writes land again
+  const res = await fetch(`${address}/write`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"after":"restart"}' })
+  t.equal(res.status, 200)
+  const { id } = await res.json() as { id: string }
+  t.equal(await client.get(prefix + id).then(text => JSON.parse(text!).d.after), 'restart')
+})
