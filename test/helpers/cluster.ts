@@ -27,10 +27,27 @@ export class Processes {
   }
 
   /** Starts one redis-server with extra arguments on `port` and waits until it answers. */
-  async redis (port: number, args: string[]): Promise<ChildProcess> {
-    const child = await spawnRedis(port, args)
+  redis (port: number, args: string[]): Promise<void> {
+    return this.#start(port, [...args, '--port', String(port), '--bind', '127.0.0.1',
+      '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--loglevel', 'warning', '--logfile', ''])
+  }
+
+  /** Starts a sentinel from its config file (which names its port) and waits until it answers. */
+  sentinel (port: number, conf: string): Promise<void> {
+    return this.#start(port, [conf, '--sentinel'])
+  }
+
+  async #start (port: number, args: string[]): Promise<void> {
+    const child = spawn('redis-server', args, { stdio: 'ignore' })
+    child.unref()
+    children.add(child)
+    child.once('exit', () => children.delete(child))
+    // owned before it answers: a start that times out is still killed at teardown
     this.#children.push(child)
-    return child
+    await waitFor(`redis-server on port ${port}`, async () => {
+      if (child.exitCode !== null) throw new Error(`redis-server on port ${port} exited with ${child.exitCode}`)
+      return (await info(port, 'PING')) === 'PONG'
+    })
   }
 
   /** Disconnects `client` at teardown, before the servers stop. */
@@ -38,19 +55,6 @@ export class Processes {
     this.#clients.push(client)
     return client
   }
-}
-
-async function spawnRedis (port: number, args: string[]): Promise<ChildProcess> {
-  const child = spawn('redis-server', [...args, '--port', String(port), '--bind', '127.0.0.1',
-    '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--loglevel', 'warning', '--logfile', ''], { stdio: 'ignore' })
-  child.unref()
-  children.add(child)
-  child.once('exit', () => children.delete(child))
-  await waitFor(`redis-server on port ${port}`, async () => {
-    if (child.exitCode !== null) throw new Error(`redis-server on port ${port} exited with ${child.exitCode}`)
-    return (await info(port, 'PING')) === 'PONG'
-  })
-  return child
 }
 
 async function kill (child: ChildProcess): Promise<void> {
