@@ -4,12 +4,13 @@ import { fork } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { join } from 'node:path'
+import { loadavg } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import autocannon from 'autocannon'
 import { Redis } from 'ioredis'
 import { Signer } from '@fastify/cookie'
 import { contestants, SECRET, TTL } from './contestants.js'
-import { startRedis, commandCalls, cpuSeconds, bytesPerSession, fill } from './redis.js'
+import { startRedis, commandCalls, cpuSeconds, keysUnder, medianMemory, fill } from './redis.js'
 import { writeReport } from './report.js'
 import { summarize } from './profile.js'
 
@@ -18,23 +19,23 @@ const here = fileURLToPath(new URL('.', import.meta.url))
 function usage () {
   return `npm run bench [-- options]
   --quick                 a smoke run: 1 round of 1 s, small scale levels; writes to benchmarks/results/
-  --rounds N              interleaved rounds (default 3)
-  --duration S            seconds measured per run (default 3)
+  --rounds N              interleaved rounds (default 5; the scale runs take at most 3)
+  --duration S            seconds measured per run (default 2)
   --connections N         autocannon connections (default 50)
   --only a,b              contestants (default all): ${Object.keys(contestants).join(', ')}
   --scenarios a,b         main scenarios (default all): read, write, untouched, create, big
   --skip-main | --skip-correctness | --skip-scale
-  --profile               one round, V8's CPU profiler on in each server for the measured window; writes
-                          benchmarks/results/profiles/ and prints where the time went
+  --profile               one round with V8's CPU profiler on in each server for the measured window;
+                          writes benchmarks/results/profiles/ and prints where the time went
   --max-minutes M         abort if the whole run takes longer (default 25)`
 }
 
 function parseArgs (argv) {
   const opts = {
     quick: false,
-    rounds: 3,
-    duration: 3,
-    warmup: 0.5,
+    rounds: 5,
+    duration: 2,
+    warmup: 0.3,
     connections: 50,
     only: null,
     scenarios: null,
@@ -69,6 +70,7 @@ function parseArgs (argv) {
   return opts
 }
 
+// `pool`: the requests carry the cookie of a session made beforehand, holding `pool` bytes of data
 export const scenarios = {
   read: { label: 'read a valid session', method: 'GET', path: '/read', pool: 0 },
   write: { label: 'change it (counter += 1)', method: 'POST', path: '/write', pool: 0 },
@@ -80,7 +82,6 @@ export const scenarios = {
 const POOL_SIZE = 200
 // lets requests still in flight when autocannon stops finish before counters are read or reset
 const SETTLE_MS = 150
-const PREFIX = 'sess:'
 
 const opts = parseArgs(process.argv.slice(2))
 const started = Date.now()
@@ -97,10 +98,13 @@ function log (...args) {
   console.log(`[${t}s]`, ...args)
 }
 
-/** Starts one contestant's server in a child process and waits until it listens. */
-async function startServer (contestant, redisUrl, { prefix = PREFIX, profileName } = {}) {
-  const profile = profileName === undefined ? undefined : join(profileDir, `${profileName}.cpuprofile`)
-  const child = fork(fileURLToPath(new URL('server.js', import.meta.url)), [JSON.stringify({ contestant, redisUrl, prefix, profile })], {
+/**
+ * Starts one contestant's server in a child process and waits until it listens. Each contestant
+ * keeps its keys under its own prefix, so every server lives through the whole run.
+ */
+async function startServer (contestant, redisUrl) {
+  const prefix = `${contestant}:`
+  const child = fork(fileURLToPath(new URL('server.js', import.meta.url)), [JSON.stringify({ contestant, redisUrl, prefix })], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc']
   })
   const waiting = new Map()
@@ -109,14 +113,16 @@ async function startServer (contestant, redisUrl, { prefix = PREFIX, profileName
     waiting.delete(message.type)
     resolve?.(message)
   })
-  const ask = (type, timeout = 20_000) => new Promise((resolve, reject) => {
+  const ask = (type, extra = {}, timeout = 30_000) => new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${contestant}: no '${type}' answer within ${timeout} ms`)), timeout)
     waiting.set(type, (message) => { clearTimeout(timer); resolve(message) })
-    if (type !== 'ready') child.send({ type })
+    if (type !== 'ready') child.send({ type, ...extra })
   })
   const exited = new Promise(resolve => child.once('exit', resolve))
   const { port } = await Promise.race([ask('ready'), exited.then(code => { throw new Error(`${contestant} exited with ${code}`) })])
   return {
+    contestant,
+    prefix,
     url: `http://127.0.0.1:${port}`,
     ask,
     close: async () => {
@@ -138,7 +144,8 @@ function cookieFrom (res, name) {
 }
 
 /** `count` sessions made through the contestant's own routes, 20 at a time. */
-async function makePool (server, contestant, count, bytes) {
+async function makePool (server, count, bytes) {
+  const { contestant } = server
   const cookies = []
   while (cookies.length < count) {
     const batch = await Promise.all(Array.from({ length: Math.min(20, count - cookies.length) }, async () => {
@@ -154,8 +161,7 @@ async function makePool (server, contestant, count, bytes) {
 }
 
 /** Each connection gets its own share of the sessions, so no two connections use one session at once. */
-function requestsFor (scenario, pool) {
-  const { method, path } = scenarios[scenario] ?? scenario
+function requestsFor ({ method, path }, pool) {
   if (pool === undefined) return { requests: [{ method, path }] }
   let next = 0
   return {
@@ -167,59 +173,60 @@ function requestsFor (scenario, pool) {
   }
 }
 
-async function load (url, requests, duration) {
+function load (url, requests, duration) {
   return autocannon({ url, connections: opts.connections, duration, ...requests })
 }
 
-function perRequest (counts, requests) {
-  const total = Object.values(counts).reduce((a, b) => a + b, 0)
-  return requests === 0 ? 0 : total / requests
+function sum (counts) {
+  return Object.values(counts).reduce((a, b) => a + b, 0)
 }
 
 /** Sends a few requests one by one and counts the session cookies set per response. */
-async function probeSetCookie (server, scenario, pool, name) {
-  const { method, path } = scenarios[scenario] ?? scenario
+async function probeSetCookie (server, { method, path }, pool) {
+  const name = contestants[server.contestant].cookieName
   let cookies = 0
   const n = 10
   for (let i = 0; i < n; i++) {
     const headers = pool === undefined ? {} : { cookie: pool[i % pool.length] }
     const res = await fetch(server.url + path, { method, headers })
     await res.arrayBuffer()
-    if (res.status !== 200) throw new Error(`probe of ${path} answered ${res.status}`)
+    if (res.status !== 200) throw new Error(`${server.contestant}: probe of ${path} answered ${res.status}`)
     cookies += res.headers.getSetCookie().filter(h => name !== null && h.startsWith(name + '=')).length
   }
   return cookies / n
 }
 
 /** One measured run: warm up, reset every counter, load, read every counter back. */
-async function measure (admin, server, contestant, scenario, pool, prefix) {
+async function measure (admin, server, scenario, pool, { profile, probe = true } = {}) {
+  const duration = opts.duration
   const requests = requestsFor(scenario, pool)
   await load(server.url, requests, opts.warmup)
   await sleep(SETTLE_MS)
   await admin.config('RESETSTAT')
-  await server.ask('reset')
+  await server.ask('reset', { profile })
   const redisCpu = await cpuSeconds(admin)
-  const result = await load(server.url, requests, opts.duration)
+  const keys = await admin.dbsize()
+  const result = await load(server.url, requests, duration)
   await sleep(SETTLE_MS)
   const calls = await commandCalls(admin)
   const redisCpuUsed = await cpuSeconds(admin) - redisCpu
+  const stored = await admin.dbsize() - keys
   const app = await server.ask('stats')
-  const total = app.served
+  const served = Math.max(app.served, 1)
   return {
-    rps: result.requests.total / opts.duration,
+    rps: result.requests.total / duration,
     p50: result.latency.p50,
     p99: result.latency.p99,
     requests: result.requests.total,
+    served: app.served,
     failures: result.non2xx + result.errors + result.timeouts,
-    commands: perRequest(calls, total),
-    served: total,
-    commandsByName: Object.fromEntries(Object.entries(calls).map(([k, v]) => [k, v / total])),
-    sent: perRequest(app.sent, total),
-    appCpuMicros: app.cpuMicros / total,
-    redisCpuMicros: redisCpuUsed * 1e6 / total,
-    setCookie: await probeSetCookie(server, scenario, pool, contestants[contestant].cookieName),
-    bytes: await bytesPerSession(admin, prefix),
-    keys: await admin.dbsize()
+    commands: sum(calls) / served,
+    commandsByName: Object.fromEntries(Object.entries(calls).map(([k, v]) => [k, v / served])),
+    sent: sum(app.sent) / served,
+    stored: stored / served,
+    appCpuMicros: app.cpuMicros / served,
+    redisCpuMicros: redisCpuUsed * 1e6 / served,
+    setCookie: probe ? await probeSetCookie(server, scenario, pool) : undefined
   }
 }
 
@@ -227,65 +234,74 @@ function rotate (list, by) {
   return list.map((_, i) => list[(i + by) % list.length])
 }
 
-async function mainScenarios (redis, admin, names) {
+/**
+ * The sessions each contestant's runs use, made through its own routes before any run, and the
+ * bytes one of them takes in Redis (read right after it was made, when nothing else is stored).
+ */
+async function makePools (admin, servers, sizes) {
+  const pools = {}
+  const memory = []
+  await admin.flushall()
+  for (const server of servers.filter(s => contestants[s.contestant].cookieName !== null)) {
+    pools[server.contestant] = {}
+    for (const bytes of sizes) {
+      const before = new Set(await keysUnder(admin, server.prefix))
+      pools[server.contestant][bytes] = await makePool(server, POOL_SIZE, bytes)
+      const made = (await keysUnder(admin, server.prefix)).filter(key => !before.has(key))
+      memory.push({ contestant: server.contestant, dataBytes: bytes, bytes: await medianMemory(admin, made) })
+    }
+  }
+  return { pools, memory }
+}
+
+async function mainScenarios (admin, servers, pools) {
   const list = Object.keys(scenarios).filter(s => opts.scenarios === null || opts.scenarios.includes(s))
   const runs = []
   for (let round = 0; round < opts.rounds; round++) {
     for (const scenario of list) {
-      for (const contestant of rotate(names, round)) {
+      for (const server of rotate(servers, round)) {
         checkDeadline()
-        await admin.flushall()
-        const profileName = opts.profile ? `${contestant}-${scenario}` : undefined
-        const server = await startServer(contestant, redis.url, { profileName })
-        try {
-          const { pool: bytes } = scenarios[scenario]
-          const pool = bytes === undefined || contestants[contestant].cookieName === null
-            ? undefined
-            : await makePool(server, contestant, POOL_SIZE, bytes)
-          const result = await measure(admin, server, contestant, scenario, pool, PREFIX)
-          runs.push({ round, scenario, contestant, ...result })
-          log(`round ${round + 1} ${scenario.padEnd(9)} ${contestant.padEnd(21)} ${result.rps.toFixed(0).padStart(6)} req/s  p99 ${String(result.p99).padStart(3)} ms  ` +
-            `${result.commands.toFixed(2)} cmd/req  ${result.setCookie} Set-Cookie${result.failures > 0 ? `  ${result.failures} FAILED` : ''}`)
-        } finally {
-          await server.close()
-        }
+        const { contestant } = server
+        const { pool: bytes } = scenarios[scenario]
+        const pool = bytes === undefined ? undefined : pools[contestant]?.[bytes]
+        const profile = opts.profile ? join(profileDir, `${contestant}-${scenario}.cpuprofile`) : undefined
+        // what a response carries does not change between rounds: probed in the first only
+        const result = await measure(admin, server, scenarios[scenario], pool, { profile, probe: round === 0 })
+        runs.push({ round, scenario, contestant, ...result })
+        log(`round ${round + 1} ${scenario.padEnd(9)} ${contestant.padEnd(21)} ${result.rps.toFixed(0).padStart(6)} req/s  p99 ${String(result.p99).padStart(3)} ms  ` +
+          `${result.commands.toFixed(2)} cmd/req  ${(result.appCpuMicros + result.redisCpuMicros).toFixed(0)} µs CPU/req` +
+          `${result.failures > 0 ? `  ${result.failures} FAILED` : ''}`)
       }
     }
   }
   return runs
 }
 
-/** Final counter after `n` parallel increments on one session, spread over `processes` servers. */
-async function lostUpdates (redis, admin, contestant, n = 100, processes = 1) {
-  await admin.flushall()
-  const servers = []
-  try {
-    for (let i = 0; i < processes; i++) servers.push(await startServer(contestant, redis.url))
-    const [cookie] = await makePool(servers[0], contestant, 1, 0)
-    const statuses = await Promise.all(Array.from({ length: n }, async (_, i) => {
-      const res = await fetch(`${servers[i % processes].url}/write`, { method: 'POST', headers: { cookie } })
-      await res.arrayBuffer()
-      return res.status
-    }))
-    const res = await fetch(`${servers[0].url}/read`, { headers: { cookie } })
-    const { n: final } = await res.json()
-    const failed = statuses.filter(s => s !== 200).length
-    return { final, failed, lost: n - failed - final }
-  } finally {
-    for (const server of servers) await server.close()
-  }
+/** Final counter after `n` parallel increments on one session, spread over the given servers. */
+async function lostUpdates (servers, n = 100) {
+  const [cookie] = await makePool(servers[0], 1, 0)
+  const statuses = await Promise.all(Array.from({ length: n }, async (_, i) => {
+    const res = await fetch(`${servers[i % servers.length].url}/write`, { method: 'POST', headers: { cookie } })
+    await res.arrayBuffer()
+    return res.status
+  }))
+  const res = await fetch(`${servers[0].url}/read`, { headers: { cookie } })
+  const { n: final } = await res.json()
+  const failed = statuses.filter(s => s !== 200).length
+  return { final, failed, lost: n - failed - final }
 }
 
-async function correctness (redis, admin, names) {
+async function correctness (servers, second) {
   const rows = []
-  const cases = names.filter(c => contestants[c].cookieName !== null).map(c => ({ contestant: c, processes: 1 }))
-  if (names.includes('plugin-ap')) cases.push({ contestant: 'plugin-ap', processes: 2 })
+  const cases = servers.filter(s => contestants[s.contestant].cookieName !== null).map(s => [s])
+  if (second !== undefined) cases.push([servers.find(s => s.contestant === second.contestant), second])
   for (let round = 0; round < opts.rounds; round++) {
-    for (const { contestant, processes } of cases) {
+    for (const group of cases) {
       checkDeadline()
-      const result = await lostUpdates(redis, admin, contestant, 100, processes)
-      rows.push({ round, contestant, processes, ...result })
-      log(`lost updates ${contestant}${processes > 1 ? ` (${processes} processes)` : ''}: final ${result.final}, lost ${result.lost}, failed ${result.failed}`)
+      const result = await lostUpdates(group)
+      const { contestant } = group[0]
+      rows.push({ round, contestant, processes: group.length, ...result })
+      log(`lost updates ${contestant}${group.length > 1 ? ` (${group.length} processes)` : ''}: final ${result.final}, lost ${result.lost}, failed ${result.failed}`)
     }
   }
   return rows
@@ -300,61 +316,75 @@ function storedForm (contestant, bytes) {
   return `{"v":1,"a":${now + 604800_000},"t":0,"c":${now},"d":${JSON.stringify(data)}}`
 }
 
-async function scale (redis, admin, names) {
+async function scale (admin, servers) {
   const levels = opts.quick
     ? [[1000, 100], [20_000, 100], [1000, 4096]]
     : [[1000, 100], [100_000, 100], [1_000_000, 100], [1000, 4096], [1000, 65536]]
-  const who = ['plugin-ap', 'hook-ap'].filter(c => names.includes(c))
+  const who = servers.filter(s => ['plugin-ap', 'hook-ap'].includes(s.contestant))
   const signer = new Signer(SECRET, 'sha256')
   const runs = []
   for (const [stored, dataBytes] of levels) {
     checkDeadline()
     await admin.flushall()
     const pools = {}
+    const sampleKeys = {}
     const fillStart = Date.now()
-    for (const contestant of who) {
-      const prefix = `${contestant}:`
+    for (const { contestant, prefix } of who) {
       const ids = await fill(admin, { prefix, count: stored, value: storedForm(contestant, dataBytes), ttl: TTL, sample: 1000 })
       pools[contestant] = ids.map(id => `sid=${encodeURIComponent(signer.sign(id))}`)
+      sampleKeys[contestant] = ids.map(id => prefix + id)
     }
-    log(`scale: stored ${stored} sessions of ${dataBytes} B for each of ${who.join(', ')} in ${Date.now() - fillStart} ms`)
-    for (let round = 0; round < opts.rounds; round++) {
-      for (const contestant of rotate(who, round)) {
-        const prefix = `${contestant}:`
-        const server = await startServer(contestant, redis.url, { prefix })
-        try {
-          for (const scenario of ['read', 'write']) {
-            checkDeadline()
-            const result = await measure(admin, server, contestant, scenario, pools[contestant], prefix)
-            runs.push({ round, contestant, scenario, stored, dataBytes, ...result })
-            log(`scale ${stored} × ${dataBytes} B round ${round + 1} ${scenario.padEnd(5)} ${contestant.padEnd(10)} ${result.rps.toFixed(0).padStart(6)} req/s  p99 ${result.p99} ms`)
-          }
-        } finally {
-          await server.close()
+    log(`scale: stored ${stored} sessions of ${dataBytes} B for each of ${who.map(s => s.contestant).join(', ')} in ${Date.now() - fillStart} ms`)
+    for (let round = 0; round < Math.min(3, opts.rounds); round++) {
+      for (const server of rotate(who, round)) {
+        for (const scenario of ['read', 'write']) {
+          checkDeadline()
+          const { contestant } = server
+          const result = await measure(admin, server, scenarios[scenario], pools[contestant], { probe: false })
+          const bytes = await medianMemory(admin, sampleKeys[contestant])
+          runs.push({ round, contestant, scenario, stored, dataBytes, bytes, ...result })
+          log(`scale ${stored} × ${dataBytes} B round ${round + 1} ${scenario.padEnd(5)} ${contestant.padEnd(10)} ${result.rps.toFixed(0).padStart(6)} req/s  p99 ${result.p99} ms`)
         }
       }
     }
   }
+  await admin.flushall()
   return runs
 }
 
 async function main () {
   mkdirSync(profileDir, { recursive: true })
-  const names = opts.only ?? Object.keys(contestants)
+  let names = opts.only ?? Object.keys(contestants)
+  if (opts.scale && !opts.main && !opts.correctness) names = names.filter(c => ['plugin-ap', 'hook-ap'].includes(c))
   const redis = await startRedis()
   const admin = new Redis(redis.url, { maxRetriesPerRequest: 1 })
   const redisVersion = (await admin.info('server')).match(/redis_version:(\S+)/)[1]
   log(`redis-server ${redisVersion} on ${redis.url}; contestants: ${names.join(', ')}`)
-  const results = { opts, names, redisVersion, startedAt: new Date(started).toISOString(), main: [], correctness: [], scale: [] }
+  const results = { opts, names, redisVersion, startedAt: new Date(started).toISOString(), loadavg: { start: loadavg()[0] }, main: [], memory: [], correctness: [], scale: [] }
+  const servers = []
   try {
-    if (opts.main) results.main = await mainScenarios(redis, admin, names)
-    if (opts.correctness) results.correctness = await correctness(redis, admin, names)
-    if (opts.scale) results.scale = await scale(redis, admin, names)
+    for (const name of names) servers.push(await startServer(name, redis.url))
+    // a second process of the plugin, to show that no update is lost between processes either
+    const second = opts.correctness && names.includes('plugin-ap') ? await startServer('plugin-ap', redis.url) : undefined
+    if (second !== undefined) servers.push(second)
+    const main = servers.filter(s => s !== second)
+    log(`${servers.length} servers started`)
+    if (opts.main || opts.correctness) {
+      const sizes = [...new Set(Object.values(scenarios).map(s => s.pool).filter(b => b !== undefined))]
+      const { pools, memory } = await makePools(admin, main, opts.main ? sizes : [0])
+      results.memory = memory
+      log('session pools made')
+      if (opts.main) results.main = await mainScenarios(admin, main, pools)
+      if (opts.correctness) results.correctness = await correctness(main, second)
+    }
+    if (opts.scale) results.scale = await scale(admin, main)
   } finally {
+    for (const server of servers) await server.close()
     admin.disconnect()
     await redis.stop()
   }
   results.seconds = (Date.now() - started) / 1000
+  results.loadavg.end = loadavg()[0]
   if (opts.profile) {
     console.log(summarize(profileDir))
     return

@@ -68,7 +68,7 @@ export async function commandCalls (admin) {
   const calls = {}
   for (const [name, value] of Object.entries(stats)) {
     const command = name.replace(/^cmdstat_/, '')
-    if (/^(info|config)/.test(command)) continue
+    if (/^(info|config|dbsize)/.test(command)) continue
     calls[command] = Number(/calls=(\d+)/.exec(value)[1])
   }
   return calls
@@ -80,9 +80,20 @@ export async function cpuSeconds (admin) {
   return Number(cpu.used_cpu_user) + Number(cpu.used_cpu_sys)
 }
 
-/** Median MEMORY USAGE (bytes, key and value) over up to `sample` keys under `prefix`. */
-export async function bytesPerSession (admin, prefix, sample = 20) {
-  const [, keys] = await admin.scan('0', 'MATCH', `${prefix}*`, 'COUNT', 1000)
+/** Every key under a prefix (SCAN). */
+export async function keysUnder (admin, prefix) {
+  const keys = []
+  let cursor = '0'
+  do {
+    const [next, batch] = await admin.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
+    keys.push(...batch)
+    cursor = next
+  } while (cursor !== '0')
+  return keys
+}
+
+/** Median MEMORY USAGE (bytes, key and value) of up to `sample` of the keys. */
+export async function medianMemory (admin, keys, sample = 20) {
   if (keys.length === 0) return null
   const sizes = []
   for (const key of keys.slice(0, sample)) sizes.push(Number(await admin.memory('USAGE', key, 'SAMPLES', '0')))

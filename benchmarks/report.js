@@ -10,7 +10,7 @@ function median (values) {
   return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
 }
 
-const FIELDS = ['rps', 'p50', 'p99', 'commands', 'sent', 'setCookie', 'bytes', 'appCpuMicros', 'redisCpuMicros', 'failures', 'keys']
+const FIELDS = ['rps', 'p50', 'p99', 'commands', 'sent', 'setCookie', 'stored', 'bytes', 'appCpuMicros', 'redisCpuMicros', 'cpuMicros', 'failures']
 
 /** Median of every field over the rounds of each group of runs. */
 export function medians (runs, keyOf) {
@@ -23,7 +23,7 @@ export function medians (runs, keyOf) {
   const out = new Map()
   for (const [key, list] of groups) {
     const m = { rounds: list.length, rpsAll: list.map(r => r.rps) }
-    for (const field of FIELDS) m[field] = median(list.map(r => r[field]))
+    for (const field of FIELDS) m[field] = median(list.map(r => field === 'cpuMicros' ? r.appCpuMicros + r.redisCpuMicros : r[field]))
     m.failures = list.reduce((a, r) => a + r.failures, 0)
     out.set(key, m)
   }
@@ -57,9 +57,54 @@ function table (header, rows) {
   ].join('\n')
 }
 
+/** Contestants × scenarios: req/s and the ratio to the plain hook, then lost updates. */
+export function summaryTable (main, names, scenarioList, scenarios, correctness) {
+  const lost = new Map()
+  for (const r of correctness.filter(r => r.processes === 1)) {
+    const list = lost.get(r.contestant) ?? []
+    list.push(r.lost)
+    lost.set(r.contestant, list)
+  }
+  const header = ['contestant', ...scenarioList.map(s => scenarios[s].label), 'lost updates of 100']
+  return table(header, names.map(c => [
+    contestants[c].label,
+    ...scenarioList.map(s => {
+      const m = main.get(`${s}/${c}`)
+      const floor = main.get(`${s}/hook`)?.rps ?? null
+      return m ? `${fmt.int(m.rps)} (${fmt.x(floor === null ? null : m.rps / floor)})` : '—'
+    }),
+    lost.has(c) ? range(lost.get(c)) : '—'
+  ]))
+}
+
+function range (values) {
+  const min = Math.min(...values)
+  const max = Math.max(...values)
+  return min === max ? String(min) : `${min}–${max}`
+}
+
+function targetTable (rows, withVariant) {
+  const header = ['measure', 'measured (req/s)', 'by CPU', 'target', 'met']
+  return table(withVariant ? ['variant', ...header] : header, rows.map(t => [
+    ...(withVariant ? [contestants[t.ours].short] : []),
+    t.what + (t.note ? ` (${t.note})` : ''),
+    t.exact ? fmt.n(t.value) : fmt.x(t.value),
+    t.exact ? '' : fmt.x(t.byCpu ?? null),
+    t.exact ? `${t.goal}` : `≥ ${t.goal}×`,
+    t.met === null ? '—' : t.met ? 'yes' : '**no**'
+  ]))
+}
+
 /** The ratios the project holds itself to, each with its measured value. */
 export function targets (main, names) {
   const get = (scenario, contestant) => main.get(`${scenario}/${contestant}`)?.rps ?? null
+  // the same comparison by CPU (server process + redis-server) per request: less at the mercy of the scheduler
+  const cost = (scenario, contestant) => main.get(`${scenario}/${contestant}`)?.cpuMicros ?? null
+  const costRatio = (scenario, ours, other) => {
+    const a = cost(scenario, ours)
+    const b = other === null ? null : cost(scenario, other)
+    return a === null || b === null || a === 0 ? null : b / a
+  }
   const bestPeer = (scenario) => {
     let best = null
     for (const c of names.filter(n => contestants[n].kind === 'peer')) {
@@ -68,18 +113,22 @@ export function targets (main, names) {
     }
     return best
   }
-  const fasterFloor = (scenario) => Math.max(get(scenario, 'hook') ?? 0, get(scenario, 'hook-ap') ?? 0) || null
+  const fasterFloor = (scenario) => (get(scenario, 'hook') ?? 0) >= (get(scenario, 'hook-ap') ?? 0) ? 'hook' : 'hook-ap'
   const rows = []
   for (const ours of ['plugin-ap', 'plugin'].filter(c => names.includes(c))) {
     const ratio = (a, b) => a === null || b === null ? null : a / b
-    const add = (what, value, goal, note = '') => rows.push({ ours, what, value, goal, met: value === null ? null : value >= goal, note })
-    const readPeer = bestPeer('read')
-    const writePeer = bestPeer('write')
-    add('read ÷ auto-pipelined floor', ratio(get('read', ours), get('read', 'hook-ap')), 0.95)
-    add('read ÷ best peer', ratio(get('read', ours), readPeer?.rps ?? null), 1.7, readPeer ? contestants[readPeer.contestant].short : '')
-    add('write ÷ faster floor', ratio(get('write', ours), fasterFloor('write')), 0.9)
-    add('write ÷ best peer', ratio(get('write', ours), writePeer?.rps ?? null), 1.3, writePeer ? contestants[writePeer.contestant].short : '')
-    add('no cookie, untouched ÷ Fastify', ratio(get('untouched', ours), get('untouched', 'fastify')), 0.9)
+    const add = (scenario, what, other, goal, note = '') => {
+      const value = ratio(get(scenario, ours), other === null ? null : get(scenario, other))
+      rows.push({ ours, what, value, goal, met: value === null ? null : value >= goal, note, byCpu: costRatio(scenario, ours, other) })
+    }
+    const readPeer = bestPeer('read')?.contestant ?? null
+    const writePeer = bestPeer('write')?.contestant ?? null
+    const writeFloor = fasterFloor('write')
+    add('read', 'read ÷ auto-pipelined floor', 'hook-ap', 0.95)
+    add('read', 'read ÷ best peer', readPeer, 1.7, readPeer ? contestants[readPeer].short : '')
+    add('write', 'write ÷ faster floor', writeFloor, 0.9, contestants[writeFloor].short)
+    add('write', 'write ÷ best peer', writePeer, 1.3, writePeer ? contestants[writePeer].short : '')
+    add('untouched', 'no cookie, untouched ÷ Fastify', 'fastify', 0.9)
     const commands = main.get(`untouched/${ours}`)?.commands ?? null
     rows.push({ ours, what: 'no cookie, untouched: Redis commands/request', value: commands, goal: 0, met: commands === null ? null : commands === 0, exact: true })
   }
@@ -145,32 +194,35 @@ export function writeReport (results, dir, scenarios) {
   const out = []
   out.push('# Benchmark results', '')
   out.push(`Measured ${results.startedAt.slice(0, 16).replace('T', ' ')} UTC by \`npm run bench${opts.quick ? ' -- --quick' : ''}\` in ${Math.round(results.seconds)} s.`)
-  out.push(`Machine: ${machine()}; Node.js ${process.version}; redis-server ${results.redisVersion}.`)
+  out.push(`Machine: ${machine()}; Node.js ${process.version}; redis-server ${results.redisVersion}. ` +
+    `Load average (1 min) ${loadNote(results)}.`)
   out.push(`Load: autocannon ${version('autocannon')}, ${opts.connections} connections, ${opts.duration} s per run after ${opts.warmup} s of warm-up, ` +
-    `${opts.rounds} interleaved round(s), median shown. Server (one child process per run), Redis and load generator share the machine; loopback only.`)
+    `${opts.rounds} interleaved round(s), median shown. One server process per contestant for the whole run, Redis and the load generator share the machine; loopback only.`)
   out.push('', 'Versions: ' + ['fastify-redis-session', 'fastify', 'ioredis', '@fastify/cookie', '@fastify/session', 'connect-redis',
     'fastify-session-redis-store', '@mgcrea/fastify-session', '@mgcrea/fastify-session-redis-store'].map(n => `${n} ${version(n)}`).join(', ') + '.')
   out.push('', '![Requests per second by scenario](results.svg)', '')
+  if (scenarioList.length > 0) {
+    out.push('## Summary: req/s (× the hand-written hook without auto-pipelining)', '')
+    out.push(summaryTable(main, names, scenarioList, scenarios, results.correctness), '')
+  }
 
   if (scenarioList.length > 0) {
     out.push('## Targets', '')
-    out.push(table(['variant', 'measure', 'measured', 'target', 'met'], targets(main, names).map(t => [
-      contestants[t.ours].short, t.what + (t.note ? ` (${t.note})` : ''),
-      t.exact ? fmt.n(t.value) : fmt.x(t.value), t.exact ? `${t.goal}` : `≥ ${t.goal}×`,
-      t.met === null ? '—' : t.met ? 'yes' : '**no**'
-    ])), '')
+    out.push(targetTable(targets(main, names), true), '')
+    out.push('**by CPU**: the same ratio computed from CPU time per request (server process + redis-server) instead of ' +
+      'requests per second: how much work each contestant costs, whatever else the machine is doing.', '')
   }
 
   for (const scenario of scenarioList) {
     const floor = main.get(`${scenario}/hook`)?.rps ?? null
     out.push(`## ${scenarios[scenario].label}`, '')
-    out.push(table(['contestant', 'req/s', '× hook', 'p50 ms', 'p99 ms', 'Redis cmds/req', 'sent/req', 'Set-Cookie/resp', 'bytes/session', 'app CPU µs/req', 'Redis CPU µs/req'],
+    out.push(table(['contestant', 'req/s', '× hook', 'p50 ms', 'p99 ms', 'Redis cmds/req', 'sent/req', 'Set-Cookie/resp', 'sessions stored/req', 'app CPU µs/req', 'Redis CPU µs/req'],
       names.filter(c => main.has(`${scenario}/${c}`)).map(c => {
         const m = main.get(`${scenario}/${c}`)
         return [
           contestants[c].label + (m.failures > 0 ? ` (**${m.failures} failed requests**)` : ''),
           fmt.int(m.rps), fmt.x(floor === null ? null : m.rps / floor), fmt.ms(m.p50), fmt.ms(m.p99),
-          fmt.n(m.commands), fmt.n(m.sent), fmt.n(m.setCookie), m.keys === 0 ? '—' : fmt.bytes(m.bytes),
+          fmt.n(m.commands), fmt.n(m.sent), fmt.n(m.setCookie), fmt.n(m.stored),
           fmt.int(m.appCpuMicros), fmt.n(m.redisCpuMicros, 1)
         ]
       })), '')
@@ -178,8 +230,17 @@ export function writeReport (results, dir, scenarios) {
   if (scenarioList.length > 0) {
     out.push('Columns: **Redis cmds/req** counts every command Redis ran (INFO commandstats after CONFIG RESETSTAT; ' +
       'commands a Lua script runs count too), **sent/req** the commands the app sent (its round trips, pipelined or not); ' +
-      '**Set-Cookie/resp** the session cookies set per response; **bytes/session** MEMORY USAGE of one stored session ' +
-      '(median of up to 20 keys); CPU columns: the server process and the redis-server process, per request.', '')
+      '**Set-Cookie/resp** the session cookies set per response; **sessions stored/req** how many keys the run added to Redis, ' +
+      'per request; CPU columns: the server process and the redis-server process, per request.', '')
+  }
+
+  if (results.memory.length > 0) {
+    const sizes = [...new Set(results.memory.map(m => m.dataBytes))]
+    out.push('## Bytes Redis uses per session', '')
+    out.push('MEMORY USAGE (key and value, median of 20 sessions) of a session holding a counter and the given bytes of data, made through each contestant\'s own routes.', '')
+    out.push(table(['contestant', ...sizes.map(b => b === 0 ? 'a counter' : `a counter and ${fmt.bytes(b)}`)],
+      [...new Set(results.memory.map(m => m.contestant))].map(c => [contestants[c].label,
+        ...sizes.map(b => fmt.bytes(results.memory.find(m => m.contestant === c && m.dataBytes === b)?.bytes ?? null))])), '')
   }
 
   if (results.correctness.length > 0) {
@@ -192,11 +253,10 @@ export function writeReport (results, dir, scenarios) {
     }
     out.push(table(['contestant', 'final counter (per round)', 'lost updates', 'failed requests'], [...groups.values()].map(list => {
       const { contestant, processes } = list[0]
-      const lost = list.map(r => r.lost)
       return [
         contestants[contestant].label + (processes > 1 ? `, ${processes} server processes` : ''),
         list.map(r => r.final).join(', '),
-        Math.min(...lost) === Math.max(...lost) ? String(lost[0]) : `${Math.min(...lost)}–${Math.max(...lost)}`,
+        range(list.map(r => r.lost)),
         list.map(r => r.failed).join(', ')
       ]
     })), '')
@@ -227,7 +287,35 @@ export function writeReport (results, dir, scenarios) {
     'they store a session for every cookie-less visitor; fastify-redis-session runs with its defaults plus `maxBytes: 1 MiB` (for the 64 KB sessions).', '')
   const md = new URL('RESULTS.md', dir)
   const svg = new URL('results.svg', dir)
+  const snippet = new URL('results/README-section.md', import.meta.url)
   writeFileSync(md, out.join('\n'))
   writeFileSync(svg, svgChart(main, names, scenarioList, scenarios))
-  return [md, svg]
+  writeFileSync(snippet, readmeSection(results, main, scenarioList, scenarios))
+  return [md, svg, snippet]
+}
+
+function loadNote ({ loadavg }) {
+  if (!loadavg) return 'not recorded'
+  return `${loadavg.start.toFixed(1)} at the start, ${loadavg.end.toFixed(1)} at the end`
+}
+
+/** The README's Performance section, from the same run. */
+function readmeSection (results, main, scenarioList, scenarios) {
+  const { opts, names } = results
+  const out = []
+  out.push(`Measured ${results.startedAt.slice(0, 10)} with \`npm run bench\` on ${machine()}, Node.js ${process.version}, ` +
+    `redis-server ${results.redisVersion}, fastify ${version('fastify')}, ioredis ${version('ioredis')} ` +
+    `(load average ${loadNote(results)}: the server, Redis and the load generator share the two cores, and other work was running). ` +
+    `autocannon, ${opts.connections} connections, ${opts.duration} s runs, ${opts.rounds} interleaved rounds, medians. ` +
+    'Every contestant serves the same routes; 1.00× is a hand-written hook doing the least a Redis session can ' +
+    '(a signed cookie, one `GETEX` to read, one `SET EX` to write, no expiry bookkeeping, no concurrency control).', '')
+  out.push('![Requests per second by scenario](benchmarks/results.svg)', '')
+  out.push(summaryTable(main, names, scenarioList, scenarios, results.correctness), '')
+  out.push(targetTable(targets(main, names).filter(t => t.ours === 'plugin-ap'), false), '')
+  out.push('Redis commands, Set-Cookie headers, CPU per request, bytes per session and the 1k/100k/1M-session and ' +
+    '100 B/4 KB/64 KB scale runs are in [benchmarks/RESULTS.md](benchmarks/RESULTS.md). To reproduce (needs Node.js and ' +
+    '`redis-server`; installs the peers into `benchmarks/` only and starts its own Redis on a free loopback port):', '')
+  out.push('```sh', 'npm run bench            # about 15 minutes; rewrites benchmarks/RESULTS.md and results.svg',
+    'npm run bench -- --quick # a one-round smoke run', '```', '')
+  return out.join('\n')
 }

@@ -6,7 +6,7 @@ import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import { contestants } from './contestants.js'
 
-const { contestant, redisUrl, prefix, profile } = JSON.parse(process.argv[2])
+const { contestant, redisUrl, prefix } = JSON.parse(process.argv[2])
 
 // Commands each client sends, counted once per command object (ioredis may pass one through
 // sendCommand again when it flushes its offline queue).
@@ -48,13 +48,20 @@ app.post('/setup', async (req) => {
 await app.listen({ host: '127.0.0.1', port: 0 })
 await Promise.all(clients.map(c => c.status === 'ready' ? undefined : new Promise(resolve => c.once('ready', resolve))))
 
-// with `profile` (a file name), V8's CPU profiler records the measured window only: from the reset
-// after warm-up to the stats read after the load, leaving out start-up and session set-up
-const profiler = profile === undefined ? null : new Session()
-if (profiler !== null) {
-  profiler.connect()
-  await profiler.post('Profiler.enable')
-  await profiler.post('Profiler.setSamplingInterval', { interval: 250 })
+// A reset that names a profile file starts V8's CPU profiler, and the next stats request writes it:
+// the profile covers the measured window only, not start-up, session set-up or warm-up.
+let profiler = null
+let profile
+
+async function startProfiler (file) {
+  if (profiler === null) {
+    profiler = new Session()
+    profiler.connect()
+    await profiler.post('Profiler.enable')
+    await profiler.post('Profiler.setSamplingInterval', { interval: 250 })
+  }
+  profile = file
+  await profiler.post('Profiler.start')
 }
 
 let cpuBase = process.cpuUsage()
@@ -62,12 +69,15 @@ process.on('message', async (message) => {
   if (message.type === 'reset') {
     sent.clear()
     served = 0
-    if (profiler !== null) await profiler.post('Profiler.start')
+    if (message.profile !== undefined) await startProfiler(message.profile)
     cpuBase = process.cpuUsage()
     process.send({ type: 'reset' })
   } else if (message.type === 'stats') {
     const cpu = process.cpuUsage(cpuBase)
-    if (profiler !== null) writeFileSync(profile, JSON.stringify((await profiler.post('Profiler.stop')).profile))
+    if (profile !== undefined) {
+      writeFileSync(profile, JSON.stringify((await profiler.post('Profiler.stop')).profile))
+      profile = undefined
+    }
     process.send({ type: 'stats', served, sent: Object.fromEntries(sent), cpuMicros: cpu.user + cpu.system })
   } else if (message.type === 'close') {
     await app.close()
