@@ -82,16 +82,27 @@ test('Redis down when the app starts: registration succeeds, session requests ge
 })
 
 test('a stalled Redis (SIGSTOP): requests fail with 503 at the timeout, then succeed once it resumes', async (t) => {
-  const { app, server } = await setup(t)
+  const { app, server } = await setup(t, {
+    routes (app) {
+      app.get('/static', { config: { session: false } }, async () => 'asset')
+    }
+  })
   const created = await app.inject({ method: 'POST', url: '/write', payload: { user: 'alice' } })
   const cookie = sessionCookie(created)
   server.pause()
   try {
     failedAtTimeout(t, await timed(app, { url: '/read', headers: { cookie } }), 'a read')
     failedAtTimeout(t, await timed(app, { method: 'POST', url: '/write', payload: { a: 1 } }), 'a new session')
-    const untouched = await timed(app, { url: '/untouched' })
-    t.equal(untouched.res.statusCode, 200, 'a request that never uses its session is served')
-    t.ok(untouched.ms < TIMEOUT, 'without waiting for Redis')
+    // the session of a request with a cookie is loaded before the route runs, used or not
+    failedAtTimeout(t, await timed(app, { url: '/untouched', headers: { cookie } }), 'a route that ignores the session, with a cookie')
+    for (const [name, options] of [
+      ['a route that ignores the session, without a cookie', { url: '/untouched' }],
+      ['a route with config.session false, with a cookie', { url: '/static', headers: { cookie } }]
+    ] as const) {
+      const served = await timed(app, options)
+      t.equal(served.res.statusCode, 200, `${name}: served`)
+      t.ok(served.ms < TIMEOUT, `${name}: without waiting for Redis`)
+    }
   } finally {
     server.resume()
   }
