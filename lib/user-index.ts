@@ -168,7 +168,6 @@ export class UserIndex {
 
   /** What `list` shows of one entry, or undefined when the session ended or left this user. */
   async #inspect (id: string, user: string, now: number): Promise<SessionInfo | undefined> {
-    if (!isValidId(id)) return undefined
     const loaded = await this.#store.load(id, now, this.#ttl, false)
     if (loaded === null) return undefined
     const doc = parseDocument(loaded.text)

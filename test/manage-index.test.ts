@@ -212,6 +212,20 @@ test('the index lives as long as its longest session, and a later login extends 
   t.equal(list.filter(s => s.lastSeen === undefined).length, 2, 'no last seen while the absolute deadline is nearer')
 })
 
+test('last seen follows a session\'s own idle timeout', async (t) => {
+  const client = await connect(t)
+  const app = await accountApp(t, client, { userKey: 'userId', prefix: uniquePrefix(), ttl: 3600 }, (app) => {
+    app.post('/short', async (req) => { req.session.setTtl(120); return 'ok' })
+  })
+  const browser = new Browser()
+  await browser.send(app, 'POST', '/login', { userId: 'own' })
+  const before = Date.now()
+  await browser.send(app, 'POST', '/short')
+  const [info] = await app.sessions.list('own')
+  t.ok(info.expiresAt <= Date.now() + 120_000, 'the session\'s own timeout')
+  t.ok(info.lastSeen! >= before - 1000 && info.lastSeen! <= Date.now(), 'seen at the last request')
+})
+
 test('trackClient keeps ip and user agent as of the last save', async (t) => {
   const client = await connect(t)
   const prefix = uniquePrefix()
