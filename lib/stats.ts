@@ -1,13 +1,7 @@
-/** Counters since the plugin started; `app.sessions.stats()` returns a copy. */
-export interface SessionStats {
-  loaded: number
-  created: number
-  saved: number
-  destroyed: number
-  conflicts: number
-  rejectedCookies: number
-  storeErrors: number
-}
+import type { SessionStats } from '../types/index.js'
+
+/** Counters since the plugin started (declared in the public types); `app.sessions.stats()` returns a copy. */
+export type { SessionStats }
 
 export function newStats (): SessionStats {
   return { loaded: 0, created: 0, saved: 0, destroyed: 0, conflicts: 0, rejectedCookies: 0, storeErrors: 0 }
