@@ -21,6 +21,8 @@ if ARGV[3] == '1' then
   if ttl == 0 then ttl = tonumber(ARGV[2]) end
   if left < ttl then ttl = left end
   redis.call('EXPIRE', KEYS[1], ttl)
+  -- the TTL just set: saves a PTTL call on every read
+  return {doc, ttl * 1000}
 end
 return {doc, redis.call('PTTL', KEYS[1])}
 `
