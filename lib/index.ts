@@ -22,13 +22,14 @@ const plugin: FastifyPluginAsync<RedisSessionOptions> = async (fastify, opts) =>
 
   const stats = newStats()
   const store = new SessionStore(config.client, config.prefix, config.timeout, stats)
+  const schema = config.schema === undefined ? undefined : new SessionSchema(config.schema)
   const ctx: SessionContext = {
     config,
     store,
-    writer: new SessionWriter(store, config.ttl, config.maxBytes, stats),
+    writer: new SessionWriter(store, config.ttl, config.maxBytes, stats, schema),
     cookie: new SessionCookie(config.cookieName, config.secrets, config.cookie, (header) => fastify.parseCookie(header)),
     stats,
-    schema: config.schema === undefined ? undefined : new SessionSchema(config.schema),
+    schema,
     index: config.userKey === undefined && !config.trackClient ? undefined : new UserIndex(store, config)
   }
   fastify.decorate('sessions', new Sessions(store, config.userKey === undefined ? undefined : ctx.index, stats, config.ttl))

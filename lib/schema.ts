@@ -46,8 +46,19 @@ export class SessionSchema {
 
   /** `path: reason` for the first mismatch in stored data (never the data itself), or undefined when it conforms. */
   mismatch (data: Record<string, unknown>): string | undefined {
+    const first = this.#firstError(data)
+    return first === undefined ? undefined : `${first.path}: ${first.message}`
+  }
+
+  /** FST_REDIS_SESSION_SCHEMA_MISMATCH for data that does not conform as a whole, or undefined. */
+  mismatchError (data: Record<string, unknown>): Error | undefined {
+    const first = this.#firstError(data)
+    return first === undefined ? undefined : new errors.FST_REDIS_SESSION_SCHEMA_MISMATCH(first.path, first.message)
+  }
+
+  #firstError (data: Record<string, unknown>): { path: string, message: string } | undefined {
     if (this.#whole.Check(data)) return undefined
     const first = this.#whole.Errors(data).First()!
-    return `${dotted(first.path)}: ${first.message}`
+    return { path: dotted(first.path), message: first.message }
   }
 }

@@ -1,5 +1,6 @@
 import type { SessionStore } from './store.js'
 import type { SessionStats } from './stats.js'
+import type { SessionSchema } from './schema.js'
 import { applyOperation, parseDocument, serializeDocument, type Operation, type SessionDocument } from './document.js'
 import { errors } from './errors.js'
 
@@ -49,12 +50,14 @@ export class SessionWriter {
   readonly #ttl: number
   readonly #maxBytes: number
   readonly #stats: SessionStats
+  readonly #schema: SessionSchema | undefined
 
-  constructor (store: SessionStore, ttl: number, maxBytes: number, stats: SessionStats) {
+  constructor (store: SessionStore, ttl: number, maxBytes: number, stats: SessionStats, schema: SessionSchema | undefined) {
     this.#store = store
     this.#ttl = ttl
     this.#maxBytes = maxBytes
     this.#stats = stats
+    this.#schema = schema
   }
 
   /** Seconds the stored key should live: the idle TTL, capped by the absolute deadline. */
@@ -95,6 +98,16 @@ export class SessionWriter {
     return { doc: structuredClone(newest.doc), expected: newest.base, replay: batch.filter(w => w !== newest) }
   }
 
+  /**
+   * Why a document may not be written: too large, or (once other requests' operations were merged
+   * into it) no longer matching the schema, which each request checked only against its own view.
+   */
+  #refusal (doc: SessionDocument, text: string, merged: boolean): Error | undefined {
+    const bytes = Buffer.byteLength(text)
+    if (bytes > this.#maxBytes) return new errors.FST_REDIS_SESSION_TOO_LARGE(bytes, this.#maxBytes)
+    return merged ? this.#schema?.mismatchError(doc.d) : undefined
+  }
+
   /** Settles every waiter of the batch; never throws. */
   async #commit (id: string, lane: Lane, batch: Waiter[]): Promise<void> {
     let { doc, expected, replay } = this.#start(lane, batch)
@@ -102,10 +115,10 @@ export class SessionWriter {
       for (const waiter of replay) for (const op of waiter.ops) applyOperation(doc, op)
       doc.v = expected + 1
       const text = serializeDocument(doc)
-      const bytes = Buffer.byteLength(text)
-      if (bytes > this.#maxBytes) {
-        if (batch.length === 1) return batch[0].reject(new errors.FST_REDIS_SESSION_TOO_LARGE(bytes, this.#maxBytes))
-        // someone in the batch made it too large: give each request its own write
+      const refusal = this.#refusal(doc, text, replay.length > 0)
+      if (refusal !== undefined) {
+        if (batch.length === 1) return batch[0].reject(refusal)
+        // the merge of the batch is refused: give each request its own write, so only the culprit fails
         lane.waiting.unshift(...batch.slice(1))
         return this.#commit(id, lane, batch.slice(0, 1))
       }

@@ -166,6 +166,20 @@ test('increment() respects the schema: a result out of range is refused and noth
   t.same(JSON.parse(await client.get(key) ?? 'null').d, { views: 2 })
 })
 
+test('parallel increments whose merge leaves the schema: the merge is refused, the stored session stays valid', async (t) => {
+  const { app, client, prefix } = await schemaApp(t)
+  const first = await app.inject({ method: 'POST', url: '/count?key=views' })
+  const cookie = sessionCookie(first)
+  // each request sees views 1 → 2 and passes its own check; together they would store 3
+  const responses = await Promise.all([1, 2].map(() => app.inject({ method: 'POST', url: '/count?key=views', headers: { cookie } })))
+  const codes = responses.map(res => res.statusCode === 200 ? 'ok' : res.json().code).sort()
+  t.same(codes, ['FST_REDIS_SESSION_SCHEMA_MISMATCH', 'ok'])
+  const [key] = await keysUnder(client, prefix)
+  t.same(JSON.parse(await client.get(key) ?? 'null').d, { views: 2 })
+  const read = await app.inject({ url: '/read', headers: { cookie } })
+  t.same(read.json().data, { views: 2 }, 'the session survives: nothing invalid was stored')
+})
+
 test('increment() of a key the schema does not declare as a number is refused', async (t) => {
   const { app, client, prefix } = await schemaApp(t)
   const res = await app.inject({ method: 'POST', url: '/count?key=theme' })
