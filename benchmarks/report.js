@@ -46,7 +46,7 @@ const fmt = {
   ms: (v) => v === null ? '—' : String(v),
   x: (v) => v === null || !Number.isFinite(v) ? '—' : `${v.toFixed(2)}×`,
   n: (v, digits = 2) => v === null ? '—' : v.toFixed(digits),
-  bytes: (v) => v === null ? '—' : v >= 10240 ? `${(v / 1024).toFixed(1)} KiB` : `${v} B`
+  bytes: (v) => v === null ? '—' : v >= 1024 ? `${(v / 1024).toFixed(1)} KiB` : `${v} B`
 }
 
 function table (header, rows) {
@@ -264,17 +264,17 @@ export function writeReport (results, dir, scenarios) {
   }
 
   if (results.scale.length > 0) {
-    const scale = medians(results.scale, r => `${r.stored}/${r.dataBytes}/${r.contestant}/${r.scenario}`)
-    const rows = [...new Set(results.scale.map(r => `${r.stored}/${r.dataBytes}/${r.contestant}`))]
+    const scale = medians(results.scale, r => `${r.sessions}/${r.dataBytes}/${r.contestant}/${r.scenario}`)
+    const rows = [...new Set(results.scale.map(r => `${r.sessions}/${r.dataBytes}/${r.contestant}`))]
     out.push('## Scale: sessions stored and session size', '')
     out.push('Sessions written straight into Redis by a loader script (each contestant under its own prefix, so Redis ' +
       'holds twice the count), then read or changed through 1,000 of them picked at random, each connection using its own share.', '')
     out.push(table(['sessions stored', 'data per session', 'contestant', 'read req/s', 'read p99 ms', 'write req/s', 'write p99 ms', 'bytes/session'],
       rows.map(row => {
-        const [stored, dataBytes, contestant] = row.split('/')
+        const [sessions, dataBytes, contestant] = row.split('/')
         const read = scale.get(`${row}/read`)
         const write = scale.get(`${row}/write`)
-        return [fmt.int(Number(stored)), fmt.bytes(Number(dataBytes)), contestants[contestant].short,
+        return [fmt.int(Number(sessions)), fmt.bytes(Number(dataBytes)), contestants[contestant].short,
           fmt.int(read?.rps ?? null), fmt.ms(read?.p99 ?? null), fmt.int(write?.rps ?? null), fmt.ms(write?.p99 ?? null),
           fmt.bytes(read?.bytes ?? null)]
       })), '')
