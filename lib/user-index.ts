@@ -79,7 +79,7 @@ export class UserIndex {
   /**
    * Called before a session is written: joins the user's index first (so a stored session never
    * claims an entry that is missing), and returns the metadata the write must carry, if any.
-   * Costs a round trip only when the session is new to the index or its user changed.
+   * Costs a round trip only when the session is new to its user's index.
    */
   async prepare (id: string, isNew: boolean, doc: SessionDocument, request: FastifyRequest): Promise<Operation | undefined> {
     const fields: DocumentMeta = {}
@@ -91,10 +91,9 @@ export class UserIndex {
     if (this.#userKey !== undefined) {
       const user = userOf(Object.hasOwn(doc.d, this.#userKey) ? doc.d[this.#userKey] : undefined)
       if (user !== doc.u || (isNew && user !== undefined)) {
-        await Promise.all([
-          user === undefined ? undefined : this.#add(user, id, doc.a),
-          doc.u === undefined || isNew ? undefined : this.forget(id, doc.u)
-        ])
+        // the old user's entry stays until pruned: taken out now, it would be missing should this
+        // save fail, while the stored session still names that user
+        if (user !== undefined) await this.#add(user, id, doc.a)
         fields.u = user
       }
     }
