@@ -25,16 +25,24 @@ async function commandCalls (client: Redis): Promise<Record<string, number>> {
 }
 
 /**
- * What the save script did during a burst of `loads` requests that each loaded a stored session:
- * every load and every save attempt runs one GET, every load one PTTL, every write one SET.
+ * What the save script did during a burst of PARALLEL requests that each loaded the stored session
+ * once: every load and every save attempt runs one GET, every write one SET.
  */
 async function saveCounts (client: Redis, t: Test, label: string): Promise<{ attempts: number, writes: number, conflicts: number }> {
   const calls = await commandCalls(client)
-  const attempts = (calls.get ?? 0) - (calls.pttl ?? 0)
+  const attempts = (calls.get ?? 0) - PARALLEL
   const writes = calls.set ?? 0
   const counts = { attempts, writes, conflicts: attempts - writes }
   t.comment(`${label}: ${PARALLEL} requests, ${counts.writes} writes, ${counts.attempts} save attempts, ${counts.conflicts} conflicts (each one retried)`)
   return counts
+}
+
+/** The plugin's own counters, summed over the instances: they must agree with what Redis saw. */
+function assertPluginCounters (t: Test, apps: FastifyInstance[], conflicts: number): void {
+  const stats = apps.map(app => app.sessions.stats())
+  const sum = (name: 'conflicts' | 'saved'): number => stats.reduce((total, s) => total + s[name], 0)
+  t.comment(`plugin counters: ${sum('saved')} requests saved (1 before the burst), ${sum('conflicts')} conflicts`)
+  t.same({ saved: sum('saved'), conflicts: sum('conflicts') }, { saved: 1 + PARALLEL, conflicts })
 }
 
 /** Two plugin instances with their own ioredis connections, sharing one Redis and one key prefix. */
@@ -75,7 +83,8 @@ test('100 parallel increments on one app: n is exactly 100', async (t) => {
 
   const responses = await burst([app], () => ({ method: 'POST', url: '/increment', headers: { cookie } }))
   t.same(statusCodes(responses), [200])
-  const { writes } = await saveCounts(client, t, 'one app')
+  const { writes, conflicts } = await saveCounts(client, t, 'one app')
+  assertPluginCounters(t, [app], conflicts)
   const stored = await storedDocument(client, prefix + id)
   t.equal(stored.d.n, PARALLEL)
   t.equal(stored.v, 1 + writes, 'the version counts the writes')
@@ -90,7 +99,8 @@ test('100 parallel increments over two app instances on one Redis: n is exactly 
 
   const responses = await burst([a, b], () => ({ method: 'POST', url: '/increment', headers: { cookie } }))
   t.same(statusCodes(responses), [200])
-  const { writes } = await saveCounts(client, t, 'two apps')
+  const { writes, conflicts } = await saveCounts(client, t, 'two apps')
+  assertPluginCounters(t, [a, b], conflicts)
   const stored = await storedDocument(client, prefix + id)
   t.equal(stored.d.n, PARALLEL)
   t.equal(stored.v, 1 + writes)
@@ -110,7 +120,7 @@ test('100 parallel fetch calls to a listening server: n is exactly 100', async (
     return { statusCode: res.status }
   }))
   t.same(statusCodes(responses), [200])
-  await saveCounts(client, t, 'listening server')
+  assertPluginCounters(t, [app], (await saveCounts(client, t, 'listening server')).conflicts)
   t.equal((await storedDocument(client, prefix + id)).d.n, PARALLEL)
 })
 
