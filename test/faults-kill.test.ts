@@ -5,8 +5,13 @@ import { buildApp } from './helpers/app.js'
 import { startRedis } from './helpers/redis-server.js'
 
 const TIMEOUT = 300
-/** Bounds a hang, not a speed claim: the load generator shares the process and the CPU with the app. */
-const SLOWEST_ALLOWED = TIMEOUT + 2200
+/**
+ * These bound a hang, not a speed claim. In the server a request waits at most for a load and a
+ * save, each bounded by TIMEOUT; the rest is margin for a machine busy with other test files. The
+ * client's figure also holds its own share of the CPU, as the load generator runs in this process.
+ */
+const SLOWEST_IN_SERVER = 2 * TIMEOUT + 1500
+const SLOWEST_AT_CLIENT = 5000
 const CONNECTIONS = 20
 const PER_CONNECTION = 100
 /** Each connection sends at most one request every PACE ms: on an idle machine the run spans about 4 s. */
@@ -23,6 +28,7 @@ interface Tally {
   unavailable: number
   other: string[]
   slowest: number
+  slowestInServer: number
 }
 
 test('Redis killed under load, then restarted: every answer is a correct 2xx or a 503, none hangs, writes land again', async (t) => {
@@ -31,7 +37,14 @@ test('Redis killed under load, then restarted: every answer is a correct 2xx or 
   const client = new Redis(server.url) // ioredis defaults: offline queue, 20 retries per request
   client.on('error', () => {})
   t.teardown(() => { client.disconnect() })
-  const { app, prefix } = await buildApp(t, { client, session: { timeout: TIMEOUT } })
+  const tally: Tally = { sent: 0, ok: 0, okAfterRestart: 0, unavailable: 0, other: [], slowest: 0, slowestInServer: 0 }
+  const { app, prefix } = await buildApp(t, {
+    client,
+    session: { timeout: TIMEOUT },
+    routes (app) {
+      app.addHook('onResponse', async (_req, reply) => { tally.slowestInServer = Math.max(tally.slowestInServer, reply.elapsedTime) })
+    }
+  })
   const address = await app.listen({ port: 0, host: '127.0.0.1' })
 
   let unhandled = 0
@@ -42,7 +55,6 @@ test('Redis killed under load, then restarted: every answer is a correct 2xx or 
   // the first fetch loads and compiles the HTTP client and opens the connections: not what is measured
   await Promise.all(Array.from({ length: CONNECTIONS }, () => fetch(`${address}/untouched`).then(res => res.text())))
 
-  const tally: Tally = { sent: 0, ok: 0, okAfterRestart: 0, unavailable: 0, other: [], slowest: 0 }
   const start = performance.now()
   let restartedAt = Infinity
 
@@ -109,14 +121,16 @@ test('Redis killed under load, then restarted: every answer is a correct 2xx or 
   await Promise.all([chaos(), ...Array.from({ length: CONNECTIONS }, connection)])
   const elapsed = performance.now() - start
   t.comment(`sent ${tally.sent}, 2xx ${tally.ok}, 503 ${tally.unavailable}, other ${tally.other.length}, ` +
-    `slowest ${Math.round(tally.slowest)} ms, run ${Math.round(elapsed)} ms, 2xx after the restart ${tally.okAfterRestart}`)
+    `slowest ${Math.round(tally.slowest)} ms at the client, ${Math.round(tally.slowestInServer)} ms in the server, ` +
+    `run ${Math.round(elapsed)} ms, 2xx after the restart ${tally.okAfterRestart}`)
 
   t.equal(tally.sent, CONNECTIONS * PER_CONNECTION)
   t.same(tally.other.slice(0, 5), [], 'every answer is a correct 2xx or the 503 code')
   t.ok(tally.unavailable > 0, 'the outage was seen')
   t.ok(tally.ok > tally.sent / 2, 'most requests were served')
   t.ok(tally.okAfterRestart > 0, 'requests sent after the restart were served')
-  t.ok(tally.slowest <= SLOWEST_ALLOWED, `no response slower than ${SLOWEST_ALLOWED} ms`)
+  t.ok(tally.slowestInServer <= SLOWEST_IN_SERVER, `no response took the server more than ${SLOWEST_IN_SERVER} ms`)
+  t.ok(tally.slowest <= SLOWEST_AT_CLIENT, `no response took more than ${SLOWEST_AT_CLIENT} ms to arrive`)
   t.equal(unhandled, 0, 'no unhandled rejection')
 
   // after the restart, writes land again

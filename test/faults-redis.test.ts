@@ -99,9 +99,8 @@ test('a stalled Redis (SIGSTOP): requests fail with 503 at the timeout, then suc
       ['a route that ignores the session, without a cookie', { url: '/untouched' }],
       ['a route with config.session false, with a cookie', { url: '/static', headers: { cookie } }]
     ] as const) {
-      const served = await timed(app, options)
-      t.equal(served.res.statusCode, 200, `${name}: served`)
-      t.ok(served.ms < TIMEOUT, `${name}: without waiting for Redis`)
+      // had it waited for the stalled Redis, it would have failed with the 503
+      t.equal((await app.inject(options)).statusCode, 200, `${name}: served`)
     }
   } finally {
     server.resume()
