@@ -150,8 +150,12 @@ export function unfaithful (value: unknown, path: Set<object> = new Set()): stri
   }
 }
 
+// deeper values would overflow the stack here or in JSON.stringify: refuse them with a code instead
+const MAX_DEPTH = 1000
+
 function unfaithfulObject (value: object, path: Set<object>): string | undefined {
   if (path.has(value)) return 'it is circular'
+  if (path.size >= MAX_DEPTH) return `it is nested more than ${MAX_DEPTH} levels deep`
   const proto = Object.getPrototypeOf(value)
   if (!Array.isArray(value) && proto !== Object.prototype && proto !== null) {
     return `${Object.prototype.toString.call(value)} is not a plain object or array`

@@ -39,7 +39,12 @@ const unfaithful: Record<string, () => unknown> = {
     return a
   },
   'a __proto__ key inside': () => JSON.parse('{"user":{"__proto__":{"polluted":"yes"}}}'),
-  'a BigInt deep inside': () => ({ a: [{ b: [10n] }] })
+  'a BigInt deep inside': () => ({ a: [{ b: [10n] }] }),
+  'a value nested 100,000 levels deep': () => {
+    let value: unknown = 1
+    for (let i = 0; i < 100_000; i++) value = [value]
+    return value
+  }
 }
 
 const badKeys: Record<string, unknown> = {
@@ -147,4 +152,26 @@ test('one oversized change among parallel ones fails alone; the others are saved
   t.same(results.map(r => r.statusCode), [200, 200, 507, 200, 200, 200])
   const data = JSON.parse((await client.get(key))!).d
   t.same(data, { keep: 'me', k0: 0, k1: 1, k3: 3, k4: 4, k5: 5 })
+})
+
+test('a value nested 1,000 levels deep is still stored; one level more is refused', async (t) => {
+  const nest = (depth: number): unknown => {
+    let value: unknown = 'core'
+    for (let i = 0; i < depth; i++) value = [value]
+    return value
+  }
+  const { app } = await buildApp(t, {
+    routes (app) {
+      app.post('/deep', async (req) => {
+        req.session.set('deep', nest((req.body as { depth: number }).depth))
+        return 'stored'
+      })
+    }
+  })
+  const stored = await app.inject({ method: 'POST', url: '/deep', payload: { depth: 1000 } })
+  t.equal(stored.statusCode, 200)
+  const read = await app.inject({ url: '/read', headers: { cookie: sessionCookie(stored) } })
+  t.equal(JSON.stringify(read.json().data.deep), JSON.stringify(nest(1000)))
+  const refused = await app.inject({ method: 'POST', url: '/deep', payload: { depth: 1001 } })
+  t.equal(refused.json().code, 'FST_REDIS_SESSION_INVALID_VALUE')
 })
