@@ -51,7 +51,14 @@ const plugin: FastifyPluginAsync<RedisSessionOptions> = async (fastify, opts) =>
 
   fastify.addHook('onSend', async function saveSession (request: FastifyRequest, reply: FastifyReply, payload: unknown) {
     const session = request.session as RedisSession | null
-    if (session !== null) await session[kCommit](reply)
+    if (session === null) return payload
+    try {
+      await session[kCommit](reply)
+    } catch (err) {
+      // the error response replaces this one: a redirect must not lead on as if the change had landed
+      reply.removeHeader('location')
+      throw err
+    }
     return payload
   })
 
