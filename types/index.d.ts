@@ -56,8 +56,11 @@ export interface RedisSessionOptions {
   client?: Redis | Cluster
   /** Instead of `client`: a URL or ioredis options; the plugin owns that connection and closes it on `app.close()`. */
   redis?: string | RedisOptions
-  /** At least 32 characters; an array rotates secrets: the first signs, all verify. */
-  secret: string | readonly string[]
+  /**
+   * At least 32 characters; an array rotates secrets: the first signs, all verify. Required: the
+   * key must be given; `undefined` (an unset `process.env.X`) type-checks and fails at registration.
+   */
+  secret: string | readonly string[] | undefined
   /** @default 'sid' */
   cookieName?: string
   /** @default { path: '/', httpOnly: true, secure: 'auto', sameSite: 'lax' } */

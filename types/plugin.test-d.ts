@@ -48,6 +48,8 @@ expectType<Redis | Cluster | undefined>(({} as RedisSessionOptions).client)
 expectAssignable<SessionCookieOptions>({ secure: 'auto' })
 
 expectError(app.register(redisSession, { client }))
+// an environment variable may be unset: that is caught at registration, not by the compiler
+app.register(redisSession, { client, secret: process.env.SESSION_SECRET })
 expectError(app.register(redisSession, {}))
 expectError(app.register(redisSession, { client, secret, ttl: '3600' }))
 expectError(app.register(redisSession, { client, secret, absoluteTtl: null }))
