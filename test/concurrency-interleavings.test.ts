@@ -38,7 +38,8 @@ const changes: Record<string, (req: FastifyRequest) => unknown> = {
   flash: (req) => req.session.flash('info'),
   ttl: (req) => req.session.setTtl(120),
   // loads, waits, and only then regenerates
-  regenerate: () => undefined
+  regenerate: () => undefined,
+  'write-then-regenerate': (req) => req.session.set('mine', true)
 }
 
 function routesWith (gate: Gate): (app: FastifyInstance) => void {
@@ -47,7 +48,7 @@ function routesWith (gate: Gate): (app: FastifyInstance) => void {
       const change = (req.params as { change: string }).change
       const result = changes[change](req)
       await gate.hold()
-      if (change === 'regenerate') await req.session.regenerate()
+      if (change.endsWith('regenerate')) await req.session.regenerate()
       return { id: req.session.id, result }
     })
     app.post('/count', async (req) => ({ id: req.session.id, n: req.session.increment('n') }))
@@ -168,6 +169,21 @@ test('regenerate() racing with 50 increments: the new session holds exactly the 
   const stored = JSON.parse(await client.get(prefix + newId) as string)
   t.same(stored.d, { user: 'alice', n: landed })
   await assertNobodyHoldsAlice(t, client, prefix, prefix + newId)
+})
+
+test('regenerate() carries this request\'s changes and those other requests saved meanwhile to the new id', async (t) => {
+  const { app, client, prefix, gate } = await gatedApp(t)
+  const { cookie, id } = await aliceSession(app)
+  const held = app.inject(post('/held/write-then-regenerate', cookie))
+  await gate.reached(1)
+  t.equal((await app.inject(post('/count', cookie))).statusCode, 200)
+  gate.open()
+
+  const login = await held
+  t.equal(login.statusCode, 200)
+  t.equal(await client.exists(prefix + id), 0)
+  const read = await app.inject({ url: '/read', headers: { cookie: sessionCookie(login) } })
+  t.same(read.json().data, { user: 'alice', n: 1, mine: true })
 })
 
 test('regenerate() after the session was destroyed meanwhile answers 409 and revives nothing', async (t) => {
