@@ -312,6 +312,8 @@ function readmeSection (results, main, scenarioList, scenarios) {
   out.push('![Requests per second by scenario](benchmarks/results.svg)', '')
   out.push(summaryTable(main, names, scenarioList, scenarios, results.correctness), '')
   out.push(targetTable(targets(main, names).filter(t => t.ours === 'plugin-ap'), false), '')
+  out.push('**by CPU** is the same ratio computed from CPU time per request (server process plus redis-server), which the ' +
+    'other work on the machine disturbs less than requests per second do.', '')
   out.push('Redis commands, Set-Cookie headers, CPU per request, bytes per session and the 1k/100k/1M-session and ' +
     '100 B/4 KB/64 KB scale runs are in [benchmarks/RESULTS.md](benchmarks/RESULTS.md). To reproduce (needs Node.js and ' +
     '`redis-server`; installs the peers into `benchmarks/` only and starts its own Redis on a free loopback port):', '')
