@@ -147,8 +147,8 @@ function svgChart (main, names, scenarioList, scenarios) {
   const max = Math.max(...[...main.values()].map(m => m.rps ?? 0), 1)
   const bar = 14
   const gap = 26
-  const left = 180
-  const width = 900
+  const left = 220
+  const width = 940
   const groupHeight = names.length * bar + gap
   const legendHeight = names.length * 18 + 20
   const height = 40 + scenarioList.length * groupHeight + legendHeight
