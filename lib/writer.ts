@@ -32,6 +32,8 @@ interface Lane {
 }
 
 const MAX_ATTEMPTS = 10
+// at most about 0.2 s of pauses in all, well inside the default timeout
+const MAX_PAUSE_MS = 32
 
 /** Whole seconds to the absolute deadline, rounded up; 0 once it has passed. */
 export function secondsLeft (doc: SessionDocument, now: number): number {
@@ -144,9 +146,15 @@ export class SessionWriter {
       doc = current
       expected = current.v
       replay = batch
+      // lost again: other processes are writing this session too; a random pause spreads the retries
+      if (attempt > 1) await pause(Math.random() * Math.min(2 ** attempt, MAX_PAUSE_MS))
     }
     settle(batch, new errors.FST_REDIS_SESSION_CONFLICT(MAX_ATTEMPTS))
   }
+}
+
+function pause (ms: number): Promise<void> {
+  return new Promise(resolve => setTimeout(resolve, ms))
 }
 
 function settle (batch: Waiter[], err: Error | undefined, written?: Written): void {
