@@ -305,7 +305,7 @@ function readmeSection (results, main, scenarioList, scenarios) {
   const out = []
   out.push(`Measured ${results.startedAt.slice(0, 10)} with \`npm run bench\` on ${machine()}, Node.js ${process.version}, ` +
     `redis-server ${results.redisVersion}, fastify ${version('fastify')}, ioredis ${version('ioredis')} ` +
-    `(load average ${loadNote(results)}: the server, Redis and the load generator share the two cores, and other work was running). ` +
+    `(load average ${loadNote(results)}; the server, Redis and the load generator share the two cores). ` +
     `autocannon, ${opts.connections} connections, ${opts.duration} s runs, ${opts.rounds} interleaved rounds, medians. ` +
     'Every contestant serves the same routes; 1.00× is a hand-written hook doing the least a Redis session can ' +
     '(a signed cookie, one `GETEX` to read, one `SET EX` to write, no expiry bookkeeping, no concurrency control).', '')
