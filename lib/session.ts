@@ -268,9 +268,10 @@ export class RedisSession implements Session {
       return false
     }
     const doc = parseDocument(loaded.text)
-    const problem = typeof doc === 'string' ? doc : doc.a <= now ? 'past its absolute deadline' : schema?.mismatch(doc.d)
-    if (problem !== undefined) {
-      this.#request.log.warn(logBindings, `fastify-redis-session: discarded a stored session: ${problem}`)
+    const problem = typeof doc === 'string' ? doc : schema?.mismatch(doc.d)
+    if (problem !== undefined) this.#request.log.warn(logBindings, `fastify-redis-session: discarded a stored session: ${problem}`)
+    // past its absolute deadline: an ordinary end, deleted without a warning
+    if (problem !== undefined || (doc as SessionDocument).a <= now) {
       await store.remove(id)
       this.#doc = this.#reset()
       return false
@@ -281,7 +282,14 @@ export class RedisSession implements Session {
     this.#base = this.#doc.v
     this.#ops = []
     this.#mustWrite = false
-    this.#expiresAt = Math.min(this.#doc.a, now + loaded.pttl)
+    let life = loaded.pttl
+    if (config.rolling) {
+      // the read set the configured TTL; a per-session TTL or a near absolute deadline needs another
+      const ttl = this.#ctx.writer.ttlOf(this.#doc, now)
+      if (ttl !== config.ttl) await store.expire(id, ttl)
+      life = ttl * 1000
+    }
+    this.#expiresAt = Math.min(this.#doc.a, now + life)
     return true
   }
 

@@ -16,6 +16,7 @@ test('Redis round trips per request', async (t) => {
     routes: (app) => {
       app.post('/login', async (req) => { await req.session.regenerate(); return 'ok' })
       app.post('/logout', async (req) => { await req.session.destroy(); return 'ok' })
+      app.post('/short', async (req) => { req.session.setTtl(60); return 'ok' })
     }
   })
   // warm up: the first script call on a fresh server loads the script (NOSCRIPT, then EVAL)
@@ -35,9 +36,9 @@ test('Redis round trips per request', async (t) => {
   t.same((await monitor.takeFrom(client)).map(c => c.name), ['evalsha'], 'no cookie, session created: 1')
   const cookie = sessionCookie(created)
 
-  t.same(await commandsFor({ url: '/read', headers: { cookie } }), ['evalsha'], 'valid cookie, session only read: 1')
-  t.same(await commandsFor({ url: '/untouched', headers: { cookie } }), ['evalsha'], 'valid cookie, route ignores the session: 1')
-  t.same(await commandsFor({ method: 'POST', url: '/write', headers: { cookie }, payload: { a: 2 } }), ['evalsha', 'evalsha'], 'valid cookie, session changed: 2')
+  t.same(await commandsFor({ url: '/read', headers: { cookie } }), ['getex'], 'valid cookie, session only read: 1')
+  t.same(await commandsFor({ url: '/untouched', headers: { cookie } }), ['getex'], 'valid cookie, route ignores the session: 1')
+  t.same(await commandsFor({ method: 'POST', url: '/write', headers: { cookie }, payload: { a: 2 } }), ['getex', 'evalsha'], 'valid cookie, session changed: 2')
 
   const forged = cookie.slice(0, -3) + 'AAA'
   t.same(await commandsFor({ url: '/read', headers: { cookie: forged } }), [], 'bad signature: 0')
@@ -45,10 +46,14 @@ test('Redis round trips per request', async (t) => {
   const malformed = `sid=${encodeURIComponent(sign('bad*id:{x}\nwith-enough-characters', SECRET))}`
   t.same(await commandsFor({ url: '/read', headers: { cookie: malformed } }), [], 'signed but malformed id: 0')
 
-  t.same(await commandsFor({ method: 'POST', url: '/login', headers: { cookie } }), ['evalsha', 'getdel', 'evalsha'], 'regenerate: load, GETDEL, save')
+  t.same(await commandsFor({ method: 'POST', url: '/login', headers: { cookie } }), ['getex', 'getdel', 'evalsha'], 'regenerate: load, GETDEL, save')
   const fresh = await app.inject({ method: 'POST', url: '/write', payload: { b: 1 } })
   await monitor.take()
-  t.same(await commandsFor({ method: 'POST', url: '/logout', headers: { cookie: sessionCookie(fresh) } }), ['evalsha', 'del'], 'destroy: load, DEL')
+  t.same(await commandsFor({ method: 'POST', url: '/logout', headers: { cookie: sessionCookie(fresh) } }), ['getex', 'del'], 'destroy: load, DEL')
+
+  const short = await app.inject({ method: 'POST', url: '/short' })
+  await monitor.take()
+  t.same(await commandsFor({ url: '/read', headers: { cookie: sessionCookie(short) } }), ['getex', 'expire'], 'a session with its own ttl, only read: the read, then its own TTL')
   // teardowns run in order: the server goes last, after every connection to it is closed
   t.teardown(() => server.stop())
 })
