@@ -296,7 +296,9 @@ export class RedisSession implements Session {
   async #persist (keepState: boolean): Promise<void> {
     const { writer, stats } = this.#ctx
     const id = this.id
-    const meta = await this.#ctx.index?.prepare(id, this.#base === 0, this.#doc, this.#request)
+    const index = this.#ctx.index
+    // without userKey or trackClient, not even an await on the write path
+    const meta = index === undefined ? undefined : await index.prepare(id, this.#base === 0, this.#doc, this.#request)
     if (meta !== undefined) this.#record(meta)
     const written = await writer.write(id, { base: this.#base, doc: this.#doc, ops: this.#ops })
     if (this.#base === 0) {

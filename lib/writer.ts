@@ -69,7 +69,7 @@ export class SessionWriter {
 
   write (id: string, request: WriteRequest): Promise<Written> {
     return new Promise((resolve, reject) => {
-      const waiter = { ...request, resolve, reject }
+      const waiter: Waiter = { base: request.base, doc: request.doc, ops: request.ops, resolve, reject }
       const lane = this.#lanes.get(id)
       if (lane !== undefined) {
         lane.waiting.push(waiter)
