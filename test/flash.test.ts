@@ -1,5 +1,6 @@
 import { test } from 'tap'
-import { buildApp, sessionCookie, keysUnder } from './helpers/app.js'
+import type { FastifyInstance } from 'fastify'
+import { buildApp, connect, sessionCookie, keysUnder } from './helpers/app.js'
 
 function flashApp (t: Parameters<typeof buildApp>[0]): ReturnType<typeof buildApp> {
   return buildApp(t, {
@@ -50,4 +51,32 @@ test('reading flash messages of a new session writes nothing', async (t) => {
   const typed = await app.inject({ url: '/flash/info' })
   t.same(typed.json(), [])
   t.same(await keysUnder(client, prefix), [])
+})
+
+test('two instances reading the same flash at once: each removes only what it read, nothing fails', async (t) => {
+  const first = await flashApp(t)
+  let arrived = 0
+  let release: () => void = () => {}
+  const bothLoaded = new Promise<void>(resolve => { release = resolve })
+  const routes = (app: FastifyInstance): void => {
+    app.get('/take-together', async (req) => {
+      const taken = req.session.flash('info')
+      if (++arrived === 2) release()
+      await bothLoaded
+      return taken
+    })
+  }
+  // separate connections, so each instance saves on its own and the second save replays onto the first
+  const a = await buildApp(t, { client: first.client, session: { prefix: first.prefix }, routes })
+  const b = await buildApp(t, { client: await connect(t), session: { prefix: first.prefix }, routes })
+  const created = await first.app.inject({ method: 'POST', url: '/flash', payload: { type: 'info', message: 'once' } })
+  const cookie = sessionCookie(created)
+  const [ra, rb] = await Promise.all([
+    a.app.inject({ url: '/take-together', headers: { cookie } }),
+    b.app.inject({ url: '/take-together', headers: { cookie } })
+  ])
+  t.same([ra.statusCode, rb.statusCode], [200, 200])
+  t.same([ra.json(), rb.json()], [['once'], ['once']], 'reads are not isolated: both saw it')
+  const after = await first.app.inject({ url: '/flash', headers: { cookie } })
+  t.same(after.json(), {}, 'and it is gone afterwards')
 })

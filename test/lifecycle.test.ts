@@ -221,6 +221,9 @@ test('get, has, delete, clear, toJSON and isModified', async (t) => {
         out.afterCopy = s.get('a')
         s.delete('b')
         out.hasB = s.has('b')
+        s.set('nothing', null)
+        s.set('nested', { none: null, list: [null] })
+        out.nulls = [s.get('nothing'), s.get('nested')]
         s.set('c', undefined)
         out.hasC = s.has('c')
         out.modified = s.isModified()
@@ -236,6 +239,7 @@ test('get, has, delete, clear, toJSON and isModified', async (t) => {
     hasProto: false,
     hasA: true,
     afterCopy: { deep: [1] },
+    nulls: [null, { none: null, list: [null] }],
     hasB: false,
     hasC: false,
     modified: true

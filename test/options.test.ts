@@ -75,6 +75,9 @@ test('options that are not an object are refused', async (t) => {
   const app = Fastify()
   t.teardown(() => app.close())
   await t.rejects(async () => { await app.register(redisSession, null as unknown as RedisSessionOptions).ready() }, { code: 'FST_REDIS_SESSION_INVALID_OPTION' })
+  const other = Fastify()
+  t.teardown(() => other.close())
+  await t.rejects(async () => { await other.register(redisSession, 42 as unknown as RedisSessionOptions).ready() }, { code: 'FST_REDIS_SESSION_INVALID_OPTION' })
 })
 
 test('the caller\'s options object is left untouched', async (t) => {
