@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import fastifyCookie from '@fastify/cookie'
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import type { RedisSessionOptions, Session } from '../types/index.js'
 import { resolveOptions } from './options.js'
 import { SessionStore } from './store.js'
@@ -36,30 +36,35 @@ const plugin: FastifyPluginAsync<RedisSessionOptions> = async (fastify, opts) =>
 
   fastify.decorateRequest<Session | null>('session', null)
 
-  fastify.addHook('onRequest', async function loadSession (request: FastifyRequest) {
-    if (request.routeOptions.config.session === false) return
+  // Callback-style hooks: a request without a session cookie, or one that changed nothing, goes
+  // through without a single promise.
+  fastify.addHook('onRequest', function loadSession (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction) {
+    if (request.routeOptions.config.session === false) return done()
     const raw = ctx.cookie.raw(request)
     const verified = raw === undefined ? null : ctx.cookie.verify(raw)
-    if (raw !== undefined && verified === null) {
-      stats.rejectedCookies++
-      request.log.debug(logBindings, 'fastify-redis-session: rejected a session cookie')
+    if (verified === null) {
+      if (raw !== undefined) {
+        stats.rejectedCookies++
+        request.log.debug(logBindings, 'fastify-redis-session: rejected a session cookie')
+      }
+      request.session = RedisSession.fresh(ctx, request)
+      return done()
     }
-    request.session = verified === null
-      ? RedisSession.fresh(ctx, request)
-      : await RedisSession.load(ctx, request, verified)
+    RedisSession.load(ctx, request, verified).then((session) => {
+      request.session = session
+      done()
+    }, done)
   })
 
-  fastify.addHook('onSend', async function saveSession (request: FastifyRequest, reply: FastifyReply, payload: unknown) {
+  fastify.addHook('onSend', function saveSession (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (err: Error | null, payload?: unknown) => void) {
     const session = request.session as RedisSession | null
-    if (session === null) return payload
-    try {
-      await session[kCommit](reply)
-    } catch (err) {
+    const pending = session === null ? undefined : session[kCommit](reply)
+    if (pending === undefined) return done(null, payload)
+    pending.then(() => { done(null, payload) }, (err: Error) => {
       // the error response replaces this one: a redirect must not lead on as if the change had landed
       reply.removeHeader('location')
-      throw err
-    }
-    return payload
+      done(err)
+    })
   })
 
   if (config.ownsClient) {

@@ -225,18 +225,27 @@ export class RedisSession implements Session {
     await this.#persist(true)
   }
 
-  /** Called once, from onSend: saves what changed and decides the cookie. */
-  async [kCommit] (reply: FastifyReply): Promise<void> {
+  /**
+   * Called once, from onSend: saves what changed and sets the cookie. Returns a promise only when
+   * Redis is involved, so a request that changed nothing costs no promise at all.
+   */
+  [kCommit] (reply: FastifyReply): Promise<void> | undefined {
     if (this.#committed) return
     this.#committed = true
-    const { config, store, writer, cookie } = this.#ctx
-    const now = Date.now()
+    const { config, store, writer } = this.#ctx
+    let pending: Promise<void> | undefined
     if (this.isModified() || (this.#base === 0 && config.saveUninitialized)) {
-      await this.#persist(false)
+      pending = this.#persist(false)
     } else if (this.#touched && !config.rolling && this.#base !== 0) {
-      await store.expire(this.id, writer.ttlOf(this.#doc, now))
+      pending = store.expire(this.id, writer.ttlOf(this.#doc, Date.now()))
     }
-    if (this.#sendCookie) cookie.write(this.#request, reply, this.id, secondsLeft(this.#doc, now))
+    if (pending !== undefined) return pending.then(() => { this.#setCookie(reply) })
+    this.#setCookie(reply)
+  }
+
+  #setCookie (reply: FastifyReply): void {
+    const { cookie } = this.#ctx
+    if (this.#sendCookie) cookie.write(this.#request, reply, this.id, secondsLeft(this.#doc, Date.now()))
     else if (this.#clearCookie) cookie.clear(this.#request, reply)
   }
 
