@@ -26,11 +26,12 @@ async function commandCalls (client: Redis): Promise<Record<string, number>> {
 
 /**
  * What the save script did during a burst of PARALLEL requests that each loaded the stored session
- * once: every load and every save attempt runs one GET, every write one SET.
+ * once (with GETEX): every save attempt runs one GET inside the script, every write one SET.
  */
 async function saveCounts (client: Redis, t: Test, label: string): Promise<{ attempts: number, writes: number, conflicts: number }> {
   const calls = await commandCalls(client)
-  const attempts = (calls.get ?? 0) - PARALLEL
+  t.equal(calls.getex, PARALLEL, `${label}: one load per request`)
+  const attempts = calls.get ?? 0
   const writes = calls.set ?? 0
   const counts = { attempts, writes, conflicts: attempts - writes }
   t.comment(`${label}: ${PARALLEL} requests, ${counts.writes} writes, ${counts.attempts} save attempts, ${counts.conflicts} conflicts (each one retried)`)
