@@ -166,6 +166,16 @@ test('increment() respects the schema: a result out of range is refused and noth
   t.same(JSON.parse(await client.get(key) ?? 'null').d, { views: 2 })
 })
 
+test('parallel increments whose merge stays within the schema all land in one write', async (t) => {
+  const { app, client, prefix } = await schemaApp(t)
+  const first = await app.inject({ method: 'POST', url: '/try', payload: { theme: 'dark' } })
+  const cookie = sessionCookie(first)
+  const responses = await Promise.all([1, 2].map(() => app.inject({ method: 'POST', url: '/count?key=views', headers: { cookie } })))
+  t.same(responses.map(res => res.statusCode), [200, 200])
+  const [key] = await keysUnder(client, prefix)
+  t.same(JSON.parse(await client.get(key) ?? 'null').d, { theme: 'dark', views: 2 })
+})
+
 test('parallel increments whose merge leaves the schema: the merge is refused, the stored session stays valid', async (t) => {
   const { app, client, prefix } = await schemaApp(t)
   const first = await app.inject({ method: 'POST', url: '/count?key=views' })
