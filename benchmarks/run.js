@@ -23,7 +23,9 @@ if (spawnSync('redis-server', ['--version']).status !== 0) {
   console.error('redis-server is not on the PATH: install it (for example `apt-get install redis-server`) and run again')
   process.exit(1)
 }
-if (!existsSync(join(root, 'node_modules', '.package-lock.json'))) sh(['npm', 'ci', '--no-audit', '--no-fund'], root)
+// npm install, not npm ci: the root lockfile cannot list other platforms' optional eslint
+// bindings, which the registry this machine reaches does not serve, so npm ci refuses it
+if (!existsSync(join(root, 'node_modules', '.package-lock.json'))) sh(['npm', 'install', '--no-audit', '--no-fund'], root)
 if (!existsSync(join(here, 'node_modules', '.package-lock.json'))) sh(['npm', 'ci', '--no-audit', '--no-fund'], here)
 const built = join(root, 'dist', 'index.js')
 if (!existsSync(built) || statSync(built).mtimeMs < newestSource()) {
