@@ -86,7 +86,7 @@ export function parseDocument (text: string): SessionDocument | string {
   if (!isWholeNumber(doc.v, 1) || !isWholeNumber(doc.a, 0) || !isWholeNumber(doc.t, 0) || !isWholeNumber(doc.c, 0)) {
     return 'metadata missing or of the wrong type'
   }
-  if (metaNames.some(name => doc[name] !== undefined && typeof doc[name] !== 'string')) return 'metadata of the wrong type'
+  for (const name of metaNames) if (doc[name] !== undefined && typeof doc[name] !== 'string') return 'metadata of the wrong type'
   if (!isPlainObject(doc.d)) return 'data is not an object'
   if (doc.f === undefined) doc.f = {}
   else if (!isFlashBucket(doc.f)) return 'flash messages malformed'

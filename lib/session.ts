@@ -24,6 +24,8 @@ export interface SessionContext {
 
 export const kCommit = Symbol('fastify-redis-session.commit')
 const logBindings = { plugin: 'fastify-redis-session' }
+// never read or changed: every path through `#fetch` replaces it before the session is handed out
+const LOADING: SessionDocument = Object.freeze(newDocument(0, 0))
 
 function checkKey (key: unknown): asserts key is string {
   if (typeof key !== 'string' || key === '' || key === '__proto__') {
@@ -60,20 +62,21 @@ export class RedisSession implements Session {
   #touched = false
   #committed = false
 
-  private constructor (ctx: SessionContext, request: FastifyRequest) {
+  /** `doc` undefined: a fresh session; otherwise a stand-in until `#fetch` sets the real one. */
+  private constructor (ctx: SessionContext, request: FastifyRequest, doc: SessionDocument | undefined) {
     this.#ctx = ctx
     this.#request = request
-    this.#doc = this.#reset()
+    this.#doc = doc ?? this.#reset()
   }
 
   /** A new, empty session that costs nothing until it is written. */
   static fresh (ctx: SessionContext, request: FastifyRequest): RedisSession {
-    return new RedisSession(ctx, request)
+    return new RedisSession(ctx, request, undefined)
   }
 
   /** The stored session the cookie names, or a fresh one (with a new id) when there is none. */
   static async load (ctx: SessionContext, request: FastifyRequest, cookie: CookieId): Promise<RedisSession> {
-    const session = new RedisSession(ctx, request)
+    const session = new RedisSession(ctx, request, LOADING)
     if (await session.#fetch(cookie.id)) {
       const { maxAge } = ctx.config.cookie
       session.#sendCookie = cookie.renew || (maxAge !== undefined && ctx.config.rolling)
@@ -222,7 +225,7 @@ export class RedisSession implements Session {
   }
 
   async save (): Promise<void> {
-    await this.#persist(true)
+    await this.#persist(true, undefined)
   }
 
   /**
@@ -233,13 +236,10 @@ export class RedisSession implements Session {
     if (this.#committed) return
     this.#committed = true
     const { config, store, writer } = this.#ctx
-    let pending: Promise<void> | undefined
-    if (this.isModified() || (this.#base === 0 && config.saveUninitialized)) {
-      pending = this.#persist(false)
-    } else if (this.#touched && !config.rolling && this.#base !== 0) {
-      pending = store.expire(this.id, writer.ttlOf(this.#doc, Date.now()))
+    if (this.isModified() || (this.#base === 0 && config.saveUninitialized)) return this.#persist(false, reply)
+    if (this.#touched && !config.rolling && this.#base !== 0) {
+      return store.expire(this.id, writer.ttlOf(this.#doc, Date.now())).then(() => { this.#setCookie(reply) })
     }
-    if (pending !== undefined) return pending.then(() => { this.#setCookie(reply) })
     this.#setCookie(reply)
   }
 
@@ -302,7 +302,8 @@ export class RedisSession implements Session {
     return true
   }
 
-  async #persist (keepState: boolean): Promise<void> {
+  /** Writes the session; from onSend (`reply` given), also sets the cookie, in the same step. */
+  async #persist (keepState: boolean, reply: FastifyReply | undefined): Promise<void> {
     const { writer, stats } = this.#ctx
     const id = this.id
     const index = this.#ctx.index
@@ -321,5 +322,6 @@ export class RedisSession implements Session {
     this.#mustWrite = false
     this.#expiresAt = now + writer.ttlOf(written.doc, now) * 1000
     if (keepState && written.doc !== this.#doc) this.#doc = parseDocument(written.text) as SessionDocument
+    if (reply !== undefined) this.#setCookie(reply)
   }
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { Redis, Cluster } from 'ioredis'
 import { errors } from './errors.js'
 import type { SessionStats } from './stats.js'
@@ -6,7 +7,7 @@ import type { SessionStats } from './stats.js'
 // absolute deadline is deleted, not returned. (Rolling reads use GETEX instead: a script costs Redis
 // about ten times the CPU of one plain command, and reads are most of the traffic.)
 // ARGV: now (ms)
-const LOAD_SCRIPT = `
+const LOAD_SCRIPT = script(`
 local doc = redis.call('GET', KEYS[1])
 if not doc then return false end
 local a = string.match(doc, '^{"v":%d+,"a":(%d+),')
@@ -15,13 +16,13 @@ if a and tonumber(a) <= tonumber(ARGV[1]) then
   return false
 end
 return {doc, redis.call('PTTL', KEYS[1])}
-`
+`)
 
 // Writes the document only if the stored version is the one the writer started from
 // ('0': the key must not exist, so a destroyed session is never written back).
 // Returns 1 when written, 0 when the session is gone, or the stored document on a conflict.
 // ARGV: expected version, document, ttl (s)
-const SAVE_SCRIPT = `
+const SAVE_SCRIPT = script(`
 local cur = redis.call('GET', KEYS[1])
 if not cur then
   if ARGV[1] ~= '0' then return 0 end
@@ -30,12 +31,15 @@ elseif string.match(cur, '^{"v":(%d+),') ~= ARGV[1] then
 end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 return 1
-`
+`)
 
-interface ScriptedClient {
-  fastifyRedisSessionLoad (key: string, now: number): Promise<[string, number] | null>
-  fastifyRedisSessionSave (key: string, expected: number, doc: string, ttl: number): Promise<number | string>
+interface Script { lua: string, sha: string }
+
+function script (lua: string): Script {
+  return { lua, sha: createHash('sha1').update(lua).digest('hex') }
 }
+
+type Arg = string | number
 
 export type SaveResult = { status: 'saved' } | { status: 'gone' } | { status: 'conflict', current: string }
 
@@ -46,7 +50,6 @@ const GONE: SaveResult = { status: 'gone' }
 export class SessionStore {
   readonly client: Redis | Cluster
   readonly prefix: string
-  readonly #scripts: ScriptedClient
   readonly #timeout: number
   readonly #stats: SessionStats
 
@@ -55,9 +58,6 @@ export class SessionStore {
     this.prefix = prefix
     this.#timeout = timeout
     this.#stats = stats
-    client.defineCommand('fastifyRedisSessionLoad', { numberOfKeys: 1, lua: LOAD_SCRIPT })
-    client.defineCommand('fastifyRedisSessionSave', { numberOfKeys: 1, lua: SAVE_SCRIPT })
-    this.#scripts = client as unknown as ScriptedClient
   }
 
   key (id: string): string {
@@ -69,42 +69,58 @@ export class SessionStore {
    * itself sets the TTL to `ttl` (GETEX); the caller corrects it when the session's own TTL or its
    * absolute deadline calls for less.
    */
-  async load (id: string, now: number, ttl: number, rolling: boolean): Promise<{ text: string, pttl: number } | null> {
+  load (id: string, now: number, ttl: number, rolling: boolean): Promise<{ text: string, pttl: number } | null> {
     if (rolling) {
-      const text = await this.#bounded('load', this.client.getex(this.key(id), 'EX', ttl))
-      return text === null ? null : { text, pttl: ttl * 1000 }
+      return this.#bounded('load', this.client.getex(this.key(id), 'EX', ttl), (text) => text === null ? null : { text, pttl: ttl * 1000 })
     }
-    const reply = await this.#bounded('load', this.#scripts.fastifyRedisSessionLoad(this.key(id), now))
-    return reply === null ? null : { text: reply[0], pttl: reply[1] }
+    return this.#script('load', LOAD_SCRIPT, id, [now], (reply) => {
+      if (reply === null) return null
+      const [text, pttl] = reply as [string, number]
+      return { text, pttl }
+    })
   }
 
-  async save (id: string, expectedVersion: number, doc: string, ttl: number): Promise<SaveResult> {
-    const reply = await this.#bounded('save', this.#scripts.fastifyRedisSessionSave(this.key(id), expectedVersion, doc, ttl))
-    if (reply === 1) return SAVED
-    if (reply === 0) return GONE
-    return { status: 'conflict', current: String(reply) }
+  save (id: string, expectedVersion: number, doc: string, ttl: number): Promise<SaveResult> {
+    return this.#script('save', SAVE_SCRIPT, id, [expectedVersion, doc, ttl], (reply) => {
+      if (reply === 1) return SAVED
+      if (reply === 0) return GONE
+      return { status: 'conflict', current: String(reply) }
+    })
   }
 
   /** Deletes the session and returns what it held (GETDEL: nothing can slip in between). */
   take (id: string): Promise<string | null> {
-    return this.#bounded('take', this.client.getdel(this.key(id)))
+    return this.#bounded('take', this.client.getdel(this.key(id)), same)
   }
 
-  async remove (id: string): Promise<void> {
-    await this.#bounded('remove', this.client.del(this.key(id)))
+  remove (id: string): Promise<unknown> {
+    return this.#bounded('remove', this.client.del(this.key(id)), same)
   }
 
-  async expire (id: string, ttl: number): Promise<void> {
-    await this.#bounded('expire', this.client.expire(this.key(id), ttl))
+  expire (id: string, ttl: number): Promise<unknown> {
+    return this.#bounded('expire', this.client.expire(this.key(id), ttl), same)
   }
 
   /** Bounds a command sent by another module (the user index, the admin API) like the store's own. */
   run<T> (what: string, command: Promise<T>): Promise<T> {
-    return this.#bounded(what, command)
+    return this.#bounded(what, command, same)
   }
 
-  /** Turns a slow or failed command into a 503 error within `timeout` ms; a late reply is ignored. */
-  #bounded<T> (what: string, command: Promise<T>): Promise<T> {
+  /**
+   * EVALSHA, and EVAL once when Redis does not know the script yet (a new or restarted server,
+   * another node of a cluster). Called directly rather than through ioredis' defineCommand, whose
+   * wrapper costs a closure and a promise on every call.
+   */
+  #script<R> (what: string, { sha, lua }: Script, id: string, args: Arg[], map: (reply: unknown) => R): Promise<R> {
+    const key = this.key(id)
+    return this.#bounded(what, this.client.evalsha(sha, 1, key, ...args), map, () => this.client.eval(lua, 1, key, ...args))
+  }
+
+  /**
+   * Turns a slow or failed command into a 503 error within `timeout` ms; a late reply is ignored.
+   * `map` shapes the reply in the same step, and `noScript` resends a script Redis did not know.
+   */
+  #bounded<T, R> (what: string, command: Promise<T>, map: (reply: T) => R, noScript?: () => Promise<T>): Promise<R> {
     const ms = this.#timeout
     const stats = this.#stats
     return new Promise((resolve, reject) => {
@@ -114,15 +130,27 @@ export class SessionStore {
         stats.storeErrors++
         reject(new errors.FST_REDIS_SESSION_STORE_UNAVAILABLE(`${what} took longer than ${ms} ms`))
       }, ms)
-      command.then((value) => {
+      const settled = (value: T): void => {
         clearTimeout(timer)
-        resolve(value)
-      }, (err: unknown) => {
-        clearTimeout(timer)
+        resolve(map(value))
+      }
+      const failed = (err: unknown): void => {
         if (timedOut) return
+        if (noScript !== undefined && err instanceof Error && err.message.startsWith('NOSCRIPT')) {
+          const resend = noScript
+          noScript = undefined
+          resend().then(settled, failed)
+          return
+        }
+        clearTimeout(timer)
         stats.storeErrors++
         reject(new errors.FST_REDIS_SESSION_STORE_UNAVAILABLE(`${what} failed`, { cause: err }))
-      })
+      }
+      command.then(settled, failed)
     })
   }
+}
+
+function same<T> (value: T): T {
+  return value
 }

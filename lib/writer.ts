@@ -77,15 +77,20 @@ export class SessionWriter {
       }
       const fresh: Lane = { waiting: [waiter], latest: undefined }
       this.#lanes.set(id, fresh)
-      this.#drain(id, fresh).catch(reject)
+      this.#drain(id, fresh)
     })
   }
 
-  async #drain (id: string, lane: Lane): Promise<void> {
-    while (lane.waiting.length > 0) {
-      await this.#commit(id, lane, lane.waiting.splice(0))
+  /** Commits what waits in the lane, batch after batch, and closes the lane once it is empty. */
+  #drain (id: string, lane: Lane): void {
+    const batch = lane.waiting.splice(0)
+    if (batch.length === 0) {
+      this.#lanes.delete(id)
+      return
     }
-    this.#lanes.delete(id)
+    const next = (): void => { this.#drain(id, lane) }
+    // #commit settles every request of its batch and does not reject; were it to, the lane still moves on
+    this.#commit(id, lane, batch).then(next, next)
   }
 
   /** Picks the newest state to build on and which operations still have to be applied to it. */

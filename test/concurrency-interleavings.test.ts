@@ -309,12 +309,13 @@ test('a writer that loses to another instance on every attempt gives up after 10
 
   // Before each of the first instance's save attempts, the second instance saves an increment, so
   // every attempt meets a newer version than the one it expects. Bounded: after 20 rivals it stops.
-  const scripted = loser as unknown as { fastifyRedisSessionSave: (...args: unknown[]) => Promise<unknown> }
-  const save = scripted.fastifyRedisSessionSave
+  // (the first instance's only scripts on this key are its saves: it reads with GETEX)
+  const scripted = loser as unknown as { evalsha: (...args: unknown[]) => Promise<unknown> }
+  const evalsha = scripted.evalsha
   const rivals: number[] = []
-  scripted.fastifyRedisSessionSave = async (...args: unknown[]) => {
-    if (rivals.length < 20) rivals.push((await second.inject(post('/increment', cookie))).statusCode)
-    return await save.apply(loser, args)
+  scripted.evalsha = async (...args: unknown[]) => {
+    if (args[2] === key && rivals.length < 20) rivals.push((await second.inject(post('/increment', cookie))).statusCode)
+    return await evalsha.apply(loser, args)
   }
 
   const res = await first.inject(post('/write', cookie, { mine: true }))

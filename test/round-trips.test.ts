@@ -57,3 +57,25 @@ test('Redis round trips per request', async (t) => {
   // teardowns run in order: the server goes last, after every connection to it is closed
   t.teardown(() => server.stop())
 })
+
+test('a server that forgot the scripts (SCRIPT FLUSH, a restart) gets each one again with EVAL, once', async (t) => {
+  const server = await startRedis()
+  const client = await connect(t, server.url)
+  const admin = await connect(t, server.url)
+  const monitor = await monitorRedis(t, server.url)
+  const { app, prefix } = await buildApp(t, { client, session: { rolling: false } })
+  const created = await app.inject({ method: 'POST', url: '/write', payload: { a: 1 } })
+  const cookie = sessionCookie(created)
+  await admin.script('FLUSH')
+  await monitor.take()
+
+  const names = async (): Promise<string[]> => (await monitor.takeFrom(client)).map(c => c.name)
+  const write = await app.inject({ method: 'POST', url: '/write', headers: { cookie }, payload: { b: 2 } })
+  t.equal(write.statusCode, 200)
+  t.same(await names(), ['evalsha', 'eval', 'evalsha', 'eval'], 'load and save: each refused once, then sent whole')
+  await app.inject({ method: 'POST', url: '/write', headers: { cookie }, payload: { c: 3 } })
+  t.same(await names(), ['evalsha', 'evalsha'], 'known again: by SHA only')
+  const stored = JSON.parse(await admin.get(prefix + created.json().id) as string)
+  t.same(stored.d, { a: 1, b: 2, c: 3 }, 'nothing lost on the way')
+  t.teardown(() => server.stop())
+})
