@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import type { Redis, Cluster } from 'ioredis'
 import { errors } from './errors.js'
+import { Deadlines } from './deadlines.js'
 import type { SessionStats } from './stats.js'
 
 // Without rolling: returns the document and its PTTL, leaving the TTL alone. A document past its
@@ -51,12 +52,14 @@ export class SessionStore {
   readonly client: Redis | Cluster
   readonly prefix: string
   readonly #timeout: number
+  readonly #deadlines: Deadlines
   readonly #stats: SessionStats
 
   constructor (client: Redis | Cluster, prefix: string, timeout: number, stats: SessionStats) {
     this.client = client
     this.prefix = prefix
     this.#timeout = timeout
+    this.#deadlines = new Deadlines(timeout)
     this.#stats = stats
   }
 
@@ -117,32 +120,28 @@ export class SessionStore {
   }
 
   /**
-   * Turns a slow or failed command into a 503 error within `timeout` ms; a late reply is ignored.
-   * `map` shapes the reply in the same step, and `noScript` resends a script Redis did not know.
+   * Turns a slow or failed command into a 503 error once `timeout` ms have passed; a late reply is
+   * ignored. `map` shapes the reply in the same step, and `noScript` resends a script Redis did not know.
    */
   #bounded<T, R> (what: string, command: Promise<T>, map: (reply: T) => R, noScript?: () => Promise<T>): Promise<R> {
-    const ms = this.#timeout
+    const deadlines = this.#deadlines
     const stats = this.#stats
     return new Promise((resolve, reject) => {
-      let timedOut = false
-      const timer = setTimeout(() => {
-        timedOut = true
+      const deadline = deadlines.add(() => {
         stats.storeErrors++
-        reject(new errors.FST_REDIS_SESSION_STORE_UNAVAILABLE(`${what} took longer than ${ms} ms`))
-      }, ms)
+        reject(new errors.FST_REDIS_SESSION_STORE_UNAVAILABLE(`${what} took longer than ${this.#timeout} ms`))
+      })
       const settled = (value: T): void => {
-        clearTimeout(timer)
-        resolve(map(value))
+        if (deadlines.settle(deadline)) resolve(map(value))
       }
       const failed = (err: unknown): void => {
-        if (timedOut) return
         if (noScript !== undefined && err instanceof Error && err.message.startsWith('NOSCRIPT')) {
           const resend = noScript
           noScript = undefined
           resend().then(settled, failed)
           return
         }
-        clearTimeout(timer)
+        if (!deadlines.settle(deadline)) return
         stats.storeErrors++
         reject(new errors.FST_REDIS_SESSION_STORE_UNAVAILABLE(`${what} failed`, { cause: err }))
       }

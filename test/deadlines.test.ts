@@ -1,0 +1,35 @@
+import { test } from 'tap'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Deadlines } from '../lib/deadlines.js'
+
+test('one shared timer: late commands expire once, in order; settled ones never do', async (t) => {
+  const deadlines = new Deadlines(20)
+  const expired: string[] = []
+  const first = deadlines.add(() => expired.push('first'))
+  const answered = deadlines.add(() => expired.push('answered'))
+  const second = deadlines.add(() => expired.push('second'))
+  t.equal(deadlines.settle(answered), true, 'a reply in time stops the watch')
+  while (expired.length < 2) await sleep(5)
+  t.same(expired, ['first', 'second'])
+  t.equal(deadlines.settle(first), false, 'a reply after the timeout is recognised as late')
+  t.equal(deadlines.settle(second), false)
+  await sleep(60)
+  t.same(expired, ['first', 'second'], 'nothing expires twice')
+})
+
+test('the timer stops when nothing is in flight, and starts again with the next command', async (t) => {
+  const deadlines = new Deadlines(10)
+  const handles = (): number => process.getActiveResourcesInfo().filter(r => r === 'Timeout').length
+  const before = handles()
+  const first = deadlines.add(() => t.fail('settled in time'))
+  t.equal(handles(), before + 1, 'one timer for the commands in flight')
+  deadlines.add(() => {})
+  t.equal(handles(), before + 1, 'still one timer for two commands')
+  deadlines.settle(first)
+  while (handles() > before) await sleep(5)
+  t.pass('stopped once the last command had expired')
+  let late = false
+  deadlines.add(() => { late = true })
+  while (!late) await sleep(5)
+  t.ok(late, 'a command after the pause is watched again')
+})
