@@ -64,6 +64,14 @@ export const contestants = {
     cookieName: 'sid',
     build: (app, env) => ourPlugin(app, env, { autoPipelining: true, schema: true })
   },
+  // what the no-lost-updates guarantee costs: the same plugin, but saving with a plain SET EX
+  'plugin-set': {
+    label: 'fastify-redis-session, saving with a plain SET EX instead of its check-and-set script (benchmark only: loses updates)',
+    short: 'fastify-redis-session, plain SET save',
+    kind: 'variant',
+    cookieName: 'sid',
+    build: (app, env) => ourPlugin(app, env, { autoPipelining: true, schema: false, plainSet: true })
+  },
   'fastify-session': fastifySessionWith('connect-redis'),
   'fastify-session-store': fastifySessionWith('fastify-session-redis-store'),
   mgcrea: {
@@ -107,10 +115,12 @@ function fastifySessionWith (storePackage) {
   }
 }
 
-async function ourPlugin (app, env, { autoPipelining, schema }) {
+async function ourPlugin (app, env, { autoPipelining, schema, plainSet = false }) {
   const { default: redisSession } = await import('../dist/index.js')
+  const client = env.client(autoPipelining)
+  if (plainSet) saveWithPlainSet(client)
   const options = {
-    client: env.client(autoPipelining),
+    client,
     secret: SECRET,
     prefix: env.prefix,
     ttl: TTL,
@@ -126,6 +136,19 @@ async function ourPlugin (app, env, { autoPipelining, schema }) {
     get: (req, key) => req.session.get(key),
     set: (req, key, value) => req.session.set(key, value),
     increment: (req, key) => req.session.increment(key)
+  }
+}
+
+/**
+ * Replaces the save script's EVALSHA with `SET key document EX ttl`, which the plugin reads as a
+ * successful save: everything else (load, operations, serializing, the writer) stays as it is.
+ * The save is the only script call with three arguments after its key (version, document, ttl).
+ */
+function saveWithPlainSet (client) {
+  const evalsha = client.evalsha
+  client.evalsha = function plainSetSave (sha, numberOfKeys, key, ...args) {
+    if (args.length !== 3) return evalsha.call(this, sha, numberOfKeys, key, ...args)
+    return client.set(key, args[1], 'EX', args[2]).then(() => 1)
   }
 }
 

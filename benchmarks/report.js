@@ -129,6 +129,9 @@ export function targets (main, names) {
     add('write', 'write ÷ faster floor', writeFloor, 0.9, contestants[writeFloor].short)
     add('write', 'write ÷ best peer', writePeer, 1.3, writePeer ? contestants[writePeer].short : '')
     add('untouched', 'no cookie, untouched ÷ Fastify', 'fastify', 0.9)
+    if (ours === 'plugin-ap' && names.includes('plugin-set')) {
+      add('write', 'write ÷ the same save as a plain SET EX', 'plugin-set', 0.95, 'the cost of the no-lost-updates guarantee')
+    }
     const commands = main.get(`untouched/${ours}`)?.commands ?? null
     rows.push({ ours, what: 'no cookie, untouched: Redis commands/request', value: commands, goal: 0, met: commands === null ? null : commands === 0, exact: true })
   }
@@ -136,9 +139,9 @@ export function targets (main, names) {
 }
 
 function svgChart (main, names, scenarioList, scenarios) {
-  const palette = { ceiling: '#9e9e9e', floor: '#607d8b', ours: '#2e7d32', peer: '#c62828' }
-  const shades = { ours: ['#1b5e20', '#43a047', '#81c784'], floor: ['#455a64', '#90a4ae'], peer: ['#b71c1c', '#e57373', '#ffab91'], ceiling: ['#9e9e9e'] }
-  const used = { ours: 0, floor: 0, peer: 0, ceiling: 0 }
+  const palette = { ceiling: '#9e9e9e', floor: '#607d8b', ours: '#2e7d32', variant: '#f9a825', peer: '#c62828' }
+  const shades = { ours: ['#1b5e20', '#43a047', '#81c784'], variant: ['#f9a825'], floor: ['#455a64', '#90a4ae'], peer: ['#b71c1c', '#e57373', '#ffab91'], ceiling: ['#9e9e9e'] }
+  const used = { ours: 0, variant: 0, floor: 0, peer: 0, ceiling: 0 }
   const color = {}
   for (const c of names) {
     const kind = contestants[c].kind
