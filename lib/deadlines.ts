@@ -6,15 +6,18 @@ export interface Deadline {
 
 /**
  * The timeouts of the commands in flight, watched by one shared timer instead of a setTimeout
- * per command. Under load that is a few wake-ups a second rather than a timer armed and cleared
- * for every command. A command expires between `ms` and `ms` + `tick` after it was sent.
+ * per command: under load, a few wake-ups a second rather than a timer armed and cleared, and
+ * the clock read, for every command. A command expires between `ms` and `ms` + 2 × `tick` after
+ * it was sent.
  */
 export class Deadlines {
-  readonly #tick: number
   readonly #ms: number
-  // insertion order is deadline order: every entry waits the same `ms` on a monotonic clock
+  readonly #tick: number
+  // insertion order is deadline order: every entry waits the same time on a monotonic clock
   readonly #pending = new Set<Deadline>()
   #timer: NodeJS.Timeout | undefined
+  /** The clock at the last sweep: never more than a tick behind while the timer runs. */
+  #now = 0
 
   constructor (ms: number) {
     this.#ms = ms
@@ -22,9 +25,13 @@ export class Deadlines {
   }
 
   add (expire: () => void): Deadline {
-    const deadline: Deadline = { at: performance.now() + this.#ms, expire }
+    if (this.#timer === undefined) {
+      this.#now = performance.now()
+      this.#timer = setInterval(() => { this.#sweep() }, this.#tick)
+    }
+    // a tick more, for the clock read up to a tick ago
+    const deadline: Deadline = { at: this.#now + this.#ms + this.#tick, expire }
     this.#pending.add(deadline)
-    this.#timer ??= setInterval(() => { this.#sweep() }, this.#tick)
     return deadline
   }
 
@@ -34,7 +41,7 @@ export class Deadlines {
   }
 
   #sweep (): void {
-    const now = performance.now()
+    const now = this.#now = performance.now()
     for (const deadline of this.#pending) {
       if (deadline.at > now) break
       this.#pending.delete(deadline)
