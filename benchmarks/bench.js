@@ -19,7 +19,7 @@ const here = fileURLToPath(new URL('.', import.meta.url))
 function usage () {
   return `npm run bench [-- options]
   --quick                 a smoke run: 1 round of 1 s, small scale levels; writes to benchmarks/results/
-  --rounds N              interleaved rounds (default 4; the scale runs take at most 3)
+  --rounds N              interleaved rounds (default 5; the scale runs take at most 3)
   --duration S            seconds measured per run (default 2)
   --connections N         autocannon connections (default 50)
   --only a,b              contestants (default all): ${Object.keys(contestants).join(', ')}
@@ -33,7 +33,7 @@ function usage () {
 function parseArgs (argv) {
   const opts = {
     quick: false,
-    rounds: 4,
+    rounds: 5,
     duration: 2,
     warmup: 0.3,
     connections: 50,
