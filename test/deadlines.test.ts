@@ -1,6 +1,10 @@
 import { test } from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Deadlines } from '../lib/deadlines.js'
+import { SessionStore } from '../lib/store.js'
+import { newStats } from '../lib/stats.js'
+import { connect } from './helpers/app.js'
+import { startRedis } from './helpers/redis-server.js'
 
 test('one shared timer: late commands expire once, in order; settled ones never do', async (t) => {
   const deadlines = new Deadlines(20)
@@ -32,4 +36,23 @@ test('the timer stops when nothing is in flight, and starts again with the next 
   deadlines.add(() => late.push('late'))
   while (late.length === 0) await sleep(5)
   t.same(late, ['late'], 'a command after the pause is watched again')
+})
+
+test('a Redis error that arrives after the timeout is ignored: one 503, counted once', async (t) => {
+  const server = await startRedis()
+  const client = await connect(t, server.url)
+  const stats = newStats()
+  const store = new SessionStore(client, 'deadlines:', 20, stats)
+  // keeps Redis busy for 100 ms, then answers with an error: a real failure, well after the timeout
+  const slowFailure = `
+    local start = redis.call('TIME')
+    repeat
+      local now = redis.call('TIME')
+    until (now[1] - start[1]) * 1000000 + (now[2] - start[2]) > 100000
+    return redis.error_reply('LATE failure after the timeout')`
+  const command = client.eval(slowFailure, 0)
+  await t.rejects(store.run('probe', command), { code: 'FST_REDIS_SESSION_STORE_UNAVAILABLE', message: /probe took longer than 20 ms/ })
+  await t.rejects(command, /LATE failure/, 'the error did come, later')
+  t.equal(stats.storeErrors, 1, 'the late error neither rejects again nor counts again')
+  t.teardown(() => server.stop())
 })
