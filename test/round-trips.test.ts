@@ -1,7 +1,8 @@
 import { test } from 'tap'
 import { sign } from '@fastify/cookie'
 import type { InjectOptions } from 'fastify'
-import { buildApp, connect, sessionCookie, SECRET } from './helpers/app.js'
+import { Redis } from 'ioredis'
+import { buildApp, connect, sessionCookie, sharedRedisUrl, SECRET } from './helpers/app.js'
 import { startRedis } from './helpers/redis-server.js'
 import { monitorRedis } from './helpers/monitor.js'
 
@@ -78,4 +79,21 @@ test('a server that forgot the scripts (SCRIPT FLUSH, a restart) gets each one a
   const stored = JSON.parse(await admin.get(prefix + created.json().id) as string)
   t.same(stored.d, { a: 1, b: 2, c: 3 }, 'nothing lost on the way')
   t.teardown(() => server.stop())
+})
+
+test('a client with an ioredis keyPrefix: scripts and plain commands alike store under it', async (t) => {
+  const url = await sharedRedisUrl()
+  const prefixed = new Redis(url, { keyPrefix: 'kp-test:' })
+  t.teardown(() => prefixed.quit())
+  const admin = await connect(t, url)
+  for (const rolling of [true, false]) {
+    const { app, prefix } = await buildApp(t, { client: prefixed, session: { rolling } })
+    const created = await app.inject({ method: 'POST', url: '/write', payload: { a: 1 } })
+    const cookie = sessionCookie(created)
+    await app.inject({ method: 'POST', url: '/write', headers: { cookie }, payload: { b: 2 } })
+    const read = await app.inject({ url: '/read', headers: { cookie } })
+    t.same(read.json().data, { a: 1, b: 2 }, `rolling ${rolling}: loaded back through the prefix`)
+    const stored = await admin.get('kp-test:' + prefix + created.json().id)
+    t.same(JSON.parse(stored as string).d, { a: 1, b: 2 }, `rolling ${rolling}: stored under the client's keyPrefix`)
+  }
 })
