@@ -10,7 +10,7 @@ function median (values) {
   return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
 }
 
-const FIELDS = ['rps', 'p50', 'p99', 'commands', 'sent', 'setCookie', 'stored', 'bytes', 'appCpuMicros', 'redisCpuMicros', 'cpuMicros', 'failures']
+const FIELDS = ['rps', 'p50', 'p99', 'commands', 'sent', 'setCookie', 'stored', 'bytes', 'appCpuMicros', 'redisCpuMicros', 'failures']
 
 /** Median of every field over the rounds of each group of runs. */
 export function medians (runs, keyOf) {
@@ -23,7 +23,7 @@ export function medians (runs, keyOf) {
   const out = new Map()
   for (const [key, list] of groups) {
     const m = { rounds: list.length, rpsAll: list.map(r => r.rps) }
-    for (const field of FIELDS) m[field] = median(list.map(r => field === 'cpuMicros' ? r.appCpuMicros + r.redisCpuMicros : r[field]))
+    for (const field of FIELDS) m[field] = median(list.map(r => r[field]))
     m.failures = list.reduce((a, r) => a + r.failures, 0)
     out.set(key, m)
   }
