@@ -142,12 +142,13 @@ async function ourPlugin (app, env, { autoPipelining, schema, plainSet = false }
 /**
  * Replaces the save script's EVALSHA with `SET key document EX ttl`, which the plugin reads as a
  * successful save: everything else (load, operations, serializing, the writer) stays as it is.
- * The save is the only script call with three arguments after its key (version, document, ttl).
+ * The save is the only script call with four arguments after its key (version, document, ttl,
+ * configured ttl).
  */
 function saveWithPlainSet (client) {
   const evalsha = client.evalsha
   client.evalsha = function plainSetSave (sha, numberOfKeys, key, ...args) {
-    if (args.length !== 3) return evalsha.call(this, sha, numberOfKeys, key, ...args)
+    if (args.length !== 4) return evalsha.call(this, sha, numberOfKeys, key, ...args)
     return client.set(key, args[1], 'EX', args[2]).then(() => 1)
   }
 }

@@ -21,17 +21,32 @@ return {doc, redis.call('PTTL', KEYS[1])}
 
 // Writes the document only if the stored version is the one the writer started from
 // ('0': the key must not exist, so a destroyed session is never written back).
+// SET … GET writes and reads the previous value in one call, so the common case costs Redis one
+// command; when the check fails, the same atomic step puts the previous value back, with the TTL
+// its own metadata gives (the rule of SessionWriter.ttlOf), and deletes it once it is past its deadline.
 // Returns 1 when written, 0 when the session is gone, or the stored document on a conflict.
-// ARGV: expected version, document, ttl (s)
+// ARGV: expected version, document, ttl (s), configured ttl (s)
 const SAVE_SCRIPT = script(`
-local cur = redis.call('GET', KEYS[1])
+local cur = redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3], 'GET')
 if not cur then
-  if ARGV[1] ~= '0' then return 0 end
-elseif string.match(cur, '^{"v":(%d+),') ~= ARGV[1] then
-  return cur
+  if ARGV[1] == '0' then return 1 end
+  redis.call('DEL', KEYS[1])
+  return 0
 end
-redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
-return 1
+if string.match(cur, '^{"v":(%d+),') == ARGV[1] then return 1 end
+local ttl = tonumber(ARGV[3])
+local a, t = string.match(cur, '^{"v":%d+,"a":(%d+),"t":(%d+),')
+if a then
+  local now = redis.call('TIME')
+  local left = math.ceil((tonumber(a) - now[1] * 1000 - math.floor(now[2] / 1000)) / 1000)
+  ttl = math.min(t == '0' and tonumber(ARGV[4]) or tonumber(t), left)
+end
+if ttl <= 0 then
+  redis.call('DEL', KEYS[1])
+  return 0
+end
+redis.call('SET', KEYS[1], cur, 'EX', ttl)
+return cur
 `)
 
 interface Script { lua: string, sha: string }
@@ -83,8 +98,9 @@ export class SessionStore {
     })
   }
 
-  save (id: string, expectedVersion: number, doc: string, ttl: number): Promise<SaveResult> {
-    return this.#script('save', SAVE_SCRIPT, id, [expectedVersion, doc, ttl], (reply) => {
+  /** `ttl` is this document's; `configuredTtl` lets the script work out a conflicting document's own. */
+  save (id: string, expectedVersion: number, doc: string, ttl: number, configuredTtl: number): Promise<SaveResult> {
+    return this.#script('save', SAVE_SCRIPT, id, [expectedVersion, doc, ttl, configuredTtl], (reply) => {
       if (reply === 1) return SAVED
       if (reply === 0) return GONE
       return { status: 'conflict', current: String(reply) }

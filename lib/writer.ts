@@ -133,7 +133,7 @@ export class SessionWriter {
       if (ttl <= 0) return settle(batch, new errors.FST_REDIS_SESSION_GONE())
       let result
       try {
-        result = await this.#store.save(id, expected, text, ttl)
+        result = await this.#store.save(id, expected, text, ttl, this.#ttl)
       } catch (err) {
         return settle(batch, err as Error)
       }
