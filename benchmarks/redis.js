@@ -25,18 +25,21 @@ function answersPing (port) {
   })
 }
 
-/** A redis-server on a free loopback port, with nothing persisted; killed when this process exits. */
-export async function startRedis () {
+/**
+ * A redis-server on a free loopback port, with nothing persisted; killed when this process exits.
+ * `wrapper` runs it under another program (valgrind), which may take longer to start.
+ */
+export async function startRedis (wrapper = []) {
   const port = await freePort()
-  const child = spawn('redis-server', [
+  const [command, ...args] = [...wrapper, 'redis-server',
     '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-    '--daemonize', 'no', '--loglevel', 'warning', '--logfile', ''
-  ], { stdio: 'ignore' })
+    '--daemonize', 'no', '--loglevel', 'warning', '--logfile', '']
+  const child = spawn(command, args, { stdio: 'ignore' })
   process.once('exit', () => child.kill('SIGKILL'))
-  const deadline = Date.now() + 10_000
+  const deadline = Date.now() + (wrapper.length === 0 ? 10_000 : 60_000)
   while (!(await answersPing(port))) {
     if (child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode}`)
-    if (Date.now() > deadline) throw new Error('redis-server did not start within 10 s')
+    if (Date.now() > deadline) throw new Error('redis-server did not start in time')
     await new Promise(resolve => setTimeout(resolve, 20))
   }
   return {

@@ -8,7 +8,7 @@ import type { SessionStats } from './stats.js'
 // absolute deadline is deleted, not returned. (Rolling reads use GETEX instead: a script costs Redis
 // about ten times the CPU of one plain command, and reads are most of the traffic.)
 // ARGV: now (ms)
-const LOAD_SCRIPT = script(`
+export const LOAD_SCRIPT = script(`
 local doc = redis.call('GET', KEYS[1])
 if not doc then return false end
 local a = string.match(doc, '^{"v":%d+,"a":(%d+),')
@@ -23,10 +23,11 @@ return {doc, redis.call('PTTL', KEYS[1])}
 // ('0': the key must not exist, so a destroyed session is never written back).
 // SET … GET writes and reads the previous value in one call, so the common case costs Redis one
 // command; when the check fails, the same atomic step puts the previous value back, with the TTL
-// its own metadata gives (the rule of SessionWriter.ttlOf), and deletes it once it is past its deadline.
+// its own metadata gives (the rule of SessionWriter.ttlOf; a value that is no session document gets
+// this write's TTL), and deletes it once it is past its deadline.
 // Returns 1 when written, 0 when the session is gone, or the stored document on a conflict.
 // ARGV: expected version, document, ttl (s), configured ttl (s)
-const SAVE_SCRIPT = script(`
+export const SAVE_SCRIPT = script(`
 local cur = redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3], 'GET')
 if not cur then
   if ARGV[1] == '0' then return 1 end
