@@ -1,9 +1,11 @@
 import { test, type Test } from 'tap'
-import { randomBytes } from 'node:crypto'
-import { sign, unsign } from '@fastify/cookie'
+import crypto, { randomBytes } from 'node:crypto'
+import { Signer, sign, unsign } from '@fastify/cookie'
 import type { LightMyRequestResponse } from 'fastify'
 import { OLD_SECRET, SECRET, buildApp, keysUnder, sessionCookie, setCookies, sharedRedisUrl } from './helpers/app.js'
 import { monitorRedis } from './helpers/monitor.js'
+import { SessionCookie, REMEMBERED_COOKIES, defaultIdGenerator } from '../lib/cookie.js'
+import { defaults } from '../lib/options.js'
 
 /** The id a response's session cookie carries, checked against SECRET alone. */
 function cookieId (res: LightMyRequestResponse): string {
@@ -140,4 +142,66 @@ test('several session cookies in one header: the first is used, as browsers send
   t.equal(forged.json().isNew, true)
   t.not(forged.json().id, id)
   t.same(await monitor.takeFrom(client), [], 'no command reached Redis')
+})
+
+/** Counts the HMACs computed from here on (@fastify/cookie's Signer looks createHmac up on each call). */
+function countHmacs (t: Test): () => number {
+  const original = crypto.createHmac
+  let calls = 0
+  crypto.createHmac = function countedHmac (...args: Parameters<typeof original>) {
+    calls++
+    return original.apply(crypto, args)
+  }
+  t.teardown(() => { crypto.createHmac = original })
+  return () => calls
+}
+
+function sessionCookieCodec (secrets: string[]): SessionCookie {
+  return new SessionCookie('sid', secrets, defaults.cookie, () => ({}))
+}
+
+test('a cookie that verified is remembered: the next request with it costs no HMAC', async (t) => {
+  const cookie = sessionCookieCodec([SECRET, OLD_SECRET])
+  const id = defaultIdGenerator()
+  const current = new Signer(SECRET).sign(id)
+  const older = new Signer(OLD_SECRET).sign(defaultIdGenerator())
+  const hmacs = countHmacs(t)
+  const first = cookie.verify(current)
+  t.same(first, { id, renew: false })
+  t.equal(hmacs(), 1)
+  t.equal(cookie.verify(current), first, 'the same answer, from memory')
+  t.equal(hmacs(), 1, 'no second HMAC')
+  t.ok(Object.isFrozen(first), 'no request can change what the next one is told')
+  t.equal(cookie.verify(older)?.renew, true, 'signed by the older secret: to be re-issued')
+  t.equal(cookie.verify(older)?.renew, true, 'and still so when remembered')
+  t.equal(hmacs(), 3, 'two HMACs for the older secret, once')
+})
+
+test('forged or malformed cookies are never remembered: each one is checked again', async (t) => {
+  const cookie = sessionCookieCodec([SECRET])
+  const id = defaultIdGenerator()
+  const forged = new Signer('another secret, not this app\'s').sign(id)
+  const malformed = new Signer(SECRET).sign('not an id!')
+  const hmacs = countHmacs(t)
+  for (let i = 0; i < 3; i++) {
+    t.equal(cookie.verify(forged), null)
+    t.equal(cookie.verify(malformed), null)
+  }
+  t.equal(hmacs(), 6, 'an HMAC every time')
+  t.equal(cookie.verify('x'.repeat(200)), null, 'oversized: refused before any lookup or HMAC')
+  t.equal(hmacs(), 6)
+})
+
+test(`at most ${REMEMBERED_COOKIES} cookies are remembered; the oldest goes first`, async (t) => {
+  const cookie = sessionCookieCodec([SECRET])
+  const signer = new Signer(SECRET)
+  const values = Array.from({ length: REMEMBERED_COOKIES + 1 }, () => signer.sign(defaultIdGenerator()))
+  const hmacs = countHmacs(t)
+  for (const value of values) cookie.verify(value)
+  t.equal(hmacs(), values.length)
+  t.ok(cookie.verify(values[values.length - 1]), 'the newest is remembered')
+  t.ok(cookie.verify(values[1]), 'so is the second oldest')
+  t.equal(hmacs(), values.length, 'both without an HMAC')
+  t.ok(cookie.verify(values[0]), 'the oldest still verifies')
+  t.equal(hmacs(), values.length + 1, 'but it had been forgotten')
 })
