@@ -27,7 +27,7 @@ function usage () {
   --skip-main | --skip-correctness | --skip-scale
   --profile               one round with V8's CPU profiler on in each server for the measured window;
                           writes benchmarks/results/profiles/ and prints where the time went
-  --max-minutes M         abort if the whole run takes longer (default 25)`
+  --max-minutes M         abort if the whole run takes longer (default 25, and 5 more for each round past 5)`
 }
 
 function parseArgs (argv) {
@@ -43,7 +43,7 @@ function parseArgs (argv) {
     correctness: true,
     scale: true,
     profile: false,
-    maxMinutes: 25
+    maxMinutes: undefined
   }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]
@@ -66,6 +66,8 @@ function parseArgs (argv) {
   }
   if (opts.quick) Object.assign(opts, { rounds: 1, duration: 1, warmup: 0.2 })
   if (opts.profile) Object.assign(opts, { rounds: 1, correctness: false, scale: false })
+  // a round of every contestant and scenario takes about 3 minutes on a busy 2-core machine
+  opts.maxMinutes ??= 25 + 5 * Math.max(0, opts.rounds - 5)
   for (const name of opts.only ?? []) if (!contestants[name]) throw new Error(`unknown contestant ${name}`)
   return opts
 }
