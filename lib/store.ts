@@ -5,8 +5,9 @@ import { Deadlines } from './deadlines.js'
 import type { SessionStats } from './stats.js'
 
 // Without rolling: returns the document and its PTTL, leaving the TTL alone. A document past its
-// absolute deadline is deleted, not returned. (Rolling reads use GETEX instead: a script costs Redis
-// about ten times the CPU of one plain command, and reads are most of the traffic.)
+// absolute deadline is deleted, not returned. (Rolling reads use GETEX instead: this script costs
+// Redis five times the instructions of a GETEX (benchmarks/redis-instructions.js), and reads are
+// most of the traffic.)
 // ARGV: now (ms)
 export const LOAD_SCRIPT = script(`
 local doc = redis.call('GET', KEYS[1])
