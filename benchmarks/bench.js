@@ -27,7 +27,7 @@ function usage () {
   --skip-main | --skip-correctness | --skip-scale
   --profile               one round with V8's CPU profiler on in each server for the measured window;
                           writes benchmarks/results/profiles/ and prints where the time went
-  --max-minutes M         abort if the whole run takes longer (default 25, and 5 more for each round past 5)`
+  --max-minutes M         abort if the whole run takes longer (default 30, and 6 more for each round past 5)`
 }
 
 function parseArgs (argv) {
@@ -66,8 +66,8 @@ function parseArgs (argv) {
   }
   if (opts.quick) Object.assign(opts, { rounds: 1, duration: 1, warmup: 0.2 })
   if (opts.profile) Object.assign(opts, { rounds: 1, correctness: false, scale: false })
-  // a round of every contestant and scenario takes about 3 minutes on a busy 2-core machine
-  opts.maxMinutes ??= 25 + 5 * Math.max(0, opts.rounds - 5)
+  // a round of every contestant and scenario, with fresh servers, takes up to 4 minutes on a busy 2-core machine
+  opts.maxMinutes ??= 30 + 6 * Math.max(0, opts.rounds - 5)
   for (const name of opts.only ?? []) if (!contestants[name]) throw new Error(`unknown contestant ${name}`)
   return opts
 }
@@ -102,7 +102,7 @@ function log (...args) {
 
 /**
  * Starts one contestant's server in a child process and waits until it listens. Each contestant
- * keeps its keys under its own prefix, so every server lives through the whole run.
+ * keeps its keys under its own prefix, so a server started again finds the sessions made before.
  */
 async function startServer (contestant, redisUrl) {
   const prefix = `${contestant}:`
@@ -128,6 +128,7 @@ async function startServer (contestant, redisUrl) {
     url: `http://127.0.0.1:${port}`,
     ask,
     close: async () => {
+      if (!child.connected) return await exited
       child.send({ type: 'close' })
       const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)
       await exited
@@ -256,18 +257,31 @@ async function makePools (admin, servers, sizes) {
   return { pools, memory }
 }
 
-async function mainScenarios (admin, servers, pools) {
+/**
+ * Every round measures fresh server processes, so that what one process happened to draw (how V8
+ * compiled its code, where the scheduler put it) is not carried through every round. `servers` is
+ * updated in place.
+ */
+async function mainScenarios (admin, servers, pools, redisUrl) {
   const list = Object.keys(scenarios).filter(s => opts.scenarios === null || opts.scenarios.includes(s))
   const runs = []
-  // a long-lived server's code is optimized once: every scenario's path, before any round
-  for (const server of servers) {
+  // a server's code is optimized before it is measured: every scenario's path, before the round
+  const warmUp = async (server) => {
     for (const scenario of list) {
       const { pool: bytes } = scenarios[scenario]
       await load(server.url, requestsFor(scenarios[scenario], bytes === undefined ? undefined : pools[server.contestant]?.[bytes]), opts.quick ? 0.3 : 1)
     }
   }
-  log('servers warmed up')
   for (let round = 0; round < opts.rounds; round++) {
+    for (let i = 0; i < servers.length; i++) {
+      checkDeadline()
+      if (round > 0) {
+        await servers[i].close()
+        servers[i] = await startServer(servers[i].contestant, redisUrl)
+      }
+      await warmUp(servers[i])
+    }
+    log(`round ${round + 1}: ${round === 0 ? 'servers' : 'fresh servers'} warmed up`)
     for (const scenario of list) {
       for (const server of rotate(servers, round)) {
         checkDeadline()
@@ -373,24 +387,25 @@ async function main () {
   log(`redis-server ${redisVersion} on ${redis.url}; contestants: ${names.join(', ')}`)
   const results = { opts, names, redisVersion, startedAt: new Date(started).toISOString(), loadavg: { start: loadavg()[0] }, main: [], memory: [], correctness: [], scale: [] }
   const servers = []
+  let main = []
   try {
     for (const name of names) servers.push(await startServer(name, redis.url))
     // a second process of the plugin, to show that no update is lost between processes either
     const second = opts.correctness && names.includes('plugin-ap') ? await startServer('plugin-ap', redis.url) : undefined
     if (second !== undefined) servers.push(second)
-    const main = servers.filter(s => s !== second)
+    main = servers.filter(s => s !== second)
     log(`${servers.length} servers started`)
     if (opts.main || opts.correctness) {
       const sizes = [...new Set(Object.values(scenarios).map(s => s.pool).filter(b => b !== undefined))]
       const { pools, memory } = await makePools(admin, main, opts.main ? sizes : [0])
       results.memory = memory
       log('session pools made')
-      if (opts.main) results.main = await mainScenarios(admin, main, pools)
+      if (opts.main) results.main = await mainScenarios(admin, main, pools, redis.url)
       if (opts.correctness) results.correctness = await correctness(main, second)
     }
     if (opts.scale) results.scale = await scale(admin, main)
   } finally {
-    for (const server of servers) await server.close()
+    for (const server of new Set([...servers, ...main])) await server.close()
     admin.disconnect()
     await redis.stop()
   }
