@@ -40,6 +40,7 @@ async function saveCounts (client: Redis, t: Test, label: string): Promise<{ att
   return counts
 }
 
+/** The plugin's own counters, summed over the instances: they must agree with what Redis saw. */
 function assertPluginCounters (t: Test, apps: FastifyInstance[], conflicts: number): void {
   const stats = apps.map(app => app.sessions.stats())
   const sum = (name: 'conflicts' | 'saved'): number => stats.reduce((total, s) => total + s[name], 0)
