@@ -14,6 +14,14 @@ import { UserIndex } from './user-index.js'
 import { Sessions } from './manager.js'
 
 const logBindings = { plugin: 'fastify-redis-session' }
+const kSession: unique symbol = Symbol('fastify-redis-session.session')
+const LAZY: unique symbol = Symbol('fastify-redis-session.lazy')
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    [kSession]: RedisSession | typeof LAZY | null
+  }
+}
 
 const plugin: FastifyPluginAsync<RedisSessionOptions> = async (fastify, opts) => {
   const config = resolveOptions(opts)
@@ -34,30 +42,47 @@ const plugin: FastifyPluginAsync<RedisSessionOptions> = async (fastify, opts) =>
   }
   fastify.decorate('sessions', new Sessions(store, config.userKey === undefined ? undefined : ctx.index, stats, config.ttl))
 
-  fastify.decorateRequest<Session | null>('session', null)
+  // The session lives under a symbol; `request.session` reads it, so that a request that never
+  // touches its session never builds one. LAZY: the hook ran and found no session to load.
+  fastify.decorateRequest(kSession, null)
+  fastify.decorateRequest('session', {
+    // typed as the routes see it; `null` on a route with `config: { session: false }`
+    getter: function session (this: FastifyRequest): Session {
+      const current = this[kSession]
+      if (current !== LAZY) return current as Session
+      const fresh = this.routeOptions.config.session === false ? null : RedisSession.fresh(ctx, this)
+      this[kSession] = fresh
+      return fresh as Session
+    }
+  })
 
   // Callback-style hooks: a request without a session cookie, or one that changed nothing, goes
   // through without a single promise.
   fastify.addHook('onRequest', function loadSession (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction) {
-    if (request.routeOptions.config.session === false) return done()
     const raw = ctx.cookie.raw(request)
-    const verified = raw === undefined ? null : ctx.cookie.verify(raw)
+    if (raw === undefined) {
+      request[kSession] = LAZY
+      return done()
+    }
+    // read only when there is a cookie: `routeOptions` builds a new object on every call
+    if (request.routeOptions.config.session === false) return done()
+    const verified = ctx.cookie.verify(raw)
     if (verified === null) {
-      if (raw !== undefined) {
-        stats.rejectedCookies++
-        request.log.debug(logBindings, 'fastify-redis-session: rejected a session cookie')
-      }
-      request.session = RedisSession.fresh(ctx, request)
+      stats.rejectedCookies++
+      request.log.debug(logBindings, 'fastify-redis-session: rejected a session cookie')
+      request[kSession] = LAZY
       return done()
     }
     RedisSession.load(ctx, request, verified).then((session) => {
-      request.session = session
+      request[kSession] = session
       done()
     }, done)
   })
 
   fastify.addHook('onSend', function saveSession (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (err: Error | null, payload?: unknown) => void) {
-    const session = request.session as RedisSession | null
+    let session = request[kSession]
+    // never read: built now only when even an untouched new session is to be stored
+    if (session === LAZY) session = config.saveUninitialized ? request.session as RedisSession | null : null
     const pending = session === null ? undefined : session[kCommit](reply)
     if (pending === undefined) return done(null, payload)
     pending.then(() => { done(null, payload) }, (err: Error) => {

@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { NumericSessionKey, Session, SessionData, SessionKey, SessionValue } from '../types/index.js'
 import type { SessionConfig } from './options.js'
-import type { SessionStore } from './store.js'
+import type { LoadedText, SessionStore } from './store.js'
 import type { SessionStats } from './stats.js'
 import type { SessionSchema } from './schema.js'
 import type { UserIndex } from './user-index.js'
@@ -75,13 +75,16 @@ export class RedisSession implements Session {
   }
 
   /** The stored session the cookie names, or a fresh one (with a new id) when there is none. */
-  static async load (ctx: SessionContext, request: FastifyRequest, cookie: CookieId): Promise<RedisSession> {
+  static load (ctx: SessionContext, request: FastifyRequest, cookie: CookieId): Promise<RedisSession> {
     const session = new RedisSession(ctx, request, LOADING)
-    if (await session.#fetch(cookie.id)) {
-      const { maxAge } = ctx.config.cookie
-      session.#sendCookie = cookie.renew || (maxAge !== undefined && ctx.config.rolling)
-    }
-    return session
+    // one `then` on the store's promise: every layer of async function would add a promise and a tick
+    return session.#fetch(cookie.id, (found) => {
+      if (found) {
+        const { maxAge } = ctx.config.cookie
+        session.#sendCookie = cookie.renew || (maxAge !== undefined && ctx.config.rolling)
+      }
+      return session
+    })
   }
 
   get id (): string {
@@ -221,7 +224,7 @@ export class RedisSession implements Session {
 
   async reload (): Promise<void> {
     if (this.#base === 0) this.#doc = this.#reset()
-    else await this.#fetch(this.id)
+    else await this.#fetch(this.id, Boolean)
   }
 
   async save (): Promise<void> {
@@ -267,11 +270,22 @@ export class RedisSession implements Session {
     return doc
   }
 
-  /** Loads `id` into this session; false (and a fresh session) when there is nothing usable. */
-  async #fetch (id: string): Promise<boolean> {
-    const { store, config, schema, stats } = this.#ctx
+  /**
+   * Loads `id` into this session, then hands `then` whether it was found: false (and a fresh
+   * session) when there is nothing usable.
+   */
+  #fetch<T> (id: string, then: (found: boolean) => T): Promise<T> {
+    const { store, config } = this.#ctx
     const now = Date.now()
-    const loaded = await store.load(id, now, config.ttl, config.rolling)
+    return store.load(id, now, config.ttl, config.rolling).then((loaded) => {
+      const found = this.#adopt(id, loaded, now)
+      return typeof found === 'boolean' ? then(found) : found.then(then)
+    })
+  }
+
+  /** Takes a loaded text as this session's; a promise only when Redis must be told more. */
+  #adopt (id: string, loaded: LoadedText | null, now: number): boolean | Promise<boolean> {
+    const { store, config, schema, stats } = this.#ctx
     if (loaded === null) {
       this.#doc = this.#reset()
       return false
@@ -281,9 +295,10 @@ export class RedisSession implements Session {
     if (problem !== undefined) this.#request.log.warn(logBindings, `fastify-redis-session: discarded a stored session: ${problem}`)
     // past its absolute deadline: an ordinary end, deleted without a warning
     if (problem !== undefined || (doc as SessionDocument).a <= now) {
-      await store.remove(id)
-      this.#doc = this.#reset()
-      return false
+      return store.remove(id).then(() => {
+        this.#doc = this.#reset()
+        return false
+      })
     }
     stats.loaded++
     this.#doc = doc as SessionDocument
@@ -291,15 +306,14 @@ export class RedisSession implements Session {
     this.#base = this.#doc.v
     this.#ops = []
     this.#mustWrite = false
-    let life = loaded.pttl
-    if (config.rolling) {
-      // the read set the configured TTL; a per-session TTL or a near absolute deadline needs another
-      const ttl = this.#ctx.writer.ttlOf(this.#doc, now)
-      if (ttl !== config.ttl) await store.expire(id, ttl)
-      life = ttl * 1000
+    if (!config.rolling) {
+      this.#expiresAt = Math.min(this.#doc.a, now + loaded.pttl)
+      return true
     }
-    this.#expiresAt = Math.min(this.#doc.a, now + life)
-    return true
+    // the read set the configured TTL; a per-session TTL or a near absolute deadline needs another
+    const ttl = this.#ctx.writer.ttlOf(this.#doc, now)
+    this.#expiresAt = Math.min(this.#doc.a, now + ttl * 1000)
+    return ttl === config.ttl ? true : store.expire(id, ttl).then(() => true)
   }
 
   /** Writes the session; from onSend (`reply` given), also sets the cookie, in the same step. */

@@ -59,6 +59,8 @@ function script (lua: string): Script {
 
 type Arg = string | number
 
+export interface LoadedText { text: string, pttl: number }
+
 export type SaveResult = { status: 'saved' } | { status: 'gone' } | { status: 'conflict', current: string }
 
 const SAVED: SaveResult = { status: 'saved' }
@@ -89,7 +91,7 @@ export class SessionStore {
    * itself sets the TTL to `ttl` (GETEX); the caller corrects it when the session's own TTL or its
    * absolute deadline calls for less.
    */
-  load (id: string, now: number, ttl: number, rolling: boolean): Promise<{ text: string, pttl: number } | null> {
+  load (id: string, now: number, ttl: number, rolling: boolean): Promise<LoadedText | null> {
     if (rolling) {
       return this.#bounded('load', this.client.getex(this.key(id), 'EX', ttl), (text) => text === null ? null : { text, pttl: ttl * 1000 })
     }

@@ -285,6 +285,36 @@ test('a route with config.session false neither loads nor sets a session', async
   const res = await app.inject({ url: '/static', headers: { cookie: sessionCookie(first) } })
   t.same(res.json(), { session: null })
   t.same(setCookies(res), [], 'no cookie, not even a clearing one')
+  const bare = await app.inject({ url: '/static' })
+  t.same(bare.json(), { session: null }, 'without a cookie too')
+})
+
+test('request.session is built once per request, on first use', async (t) => {
+  const { app } = await buildApp(t, {
+    routes: (app) => {
+      app.get('/twice', async (req) => {
+        const first = req.session
+        first.set('n', 1)
+        return { same: req.session === first, n: req.session.get('n') }
+      })
+    }
+  })
+  const res = await app.inject({ url: '/twice' })
+  t.same(res.json(), { same: true, n: 1 })
+  t.ok(sessionCookie(res), 'the change made through the first reference is saved')
+})
+
+test('saveUninitialized leaves a route with config.session false alone', async (t) => {
+  const { app, client, prefix } = await buildApp(t, {
+    session: { saveUninitialized: true },
+    routes: (app) => {
+      app.get('/static', { config: { session: false } }, async (req) => ({ session: req.session }))
+    }
+  })
+  const res = await app.inject({ url: '/static' })
+  t.same(res.json(), { session: null })
+  t.same(setCookies(res), [])
+  t.same(await keysUnder(client, prefix), [])
 })
 
 test('saveUninitialized stores an untouched new session and sends its cookie', async (t) => {
