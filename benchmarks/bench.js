@@ -1,10 +1,10 @@
 // Runs every contestant on identical routes, in interleaved rounds, against a private Redis.
 // Entry point: run.js (which installs and builds first). Options: see usage() below.
-import { fork } from 'node:child_process'
+import { fork, spawnSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { join } from 'node:path'
-import { loadavg } from 'node:os'
+import { loadavg, availableParallelism } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import autocannon from 'autocannon'
 import { Redis } from 'ioredis'
@@ -25,6 +25,8 @@ function usage () {
   --only a,b              contestants (default all): ${Object.keys(contestants).join(', ')}
   --scenarios a,b         main scenarios (default all): read, write, untouched, create, big
   --skip-main | --skip-correctness | --skip-scale
+  --no-pin                let the scheduler place every process (default: with taskset and 2+ CPUs,
+                          the app servers get CPU 0, Redis and the load generator the others)
   --profile               one round with V8's CPU profiler on in each server for the measured window;
                           writes benchmarks/results/profiles/ and prints where the time went
   --max-minutes M         abort if the whole run takes longer (default 30, and 6 more for each round past 5)`
@@ -43,6 +45,7 @@ function parseArgs (argv) {
     correctness: true,
     scale: true,
     profile: false,
+    pin: true,
     maxMinutes: undefined
   }
   for (let i = 0; i < argv.length; i++) {
@@ -58,6 +61,7 @@ function parseArgs (argv) {
     else if (arg === '--skip-correctness') opts.correctness = false
     else if (arg === '--skip-scale') opts.scale = false
     else if (arg === '--profile') opts.profile = true
+    else if (arg === '--no-pin') opts.pin = false
     else if (arg === '--max-minutes') opts.maxMinutes = Number(next())
     else {
       console.log(usage())
@@ -101,13 +105,32 @@ function log (...args) {
 }
 
 /**
+ * Where processes run. Left to the scheduler, the app server and the load generator sometimes
+ * share a CPU for a whole run and sometimes do not: the same server then measures about 25,000 or
+ * about 39,000 requests per second on the untouched route, from one process to the next. Pinned,
+ * every contestant's server has CPU 0 to itself, and Redis and the load generator share the rest.
+ */
+function placement (pin) {
+  const count = availableParallelism()
+  if (!pin || count < 2) return null
+  const others = count === 2 ? '1' : `1-${count - 1}`
+  // -a: every thread of this process, so autocannon's work lands on the other CPUs too
+  if (spawnSync('taskset', ['-a', '-pc', others, String(process.pid)], { stdio: 'ignore' }).status !== 0) return null
+  return { server: ['taskset', '-c', '0'], others: ['taskset', '-c', others] }
+}
+
+const pinned = placement(opts.pin)
+
+/**
  * Starts one contestant's server in a child process and waits until it listens. Each contestant
  * keeps its keys under its own prefix, so a server started again finds the sessions made before.
  */
 async function startServer (contestant, redisUrl) {
   const prefix = `${contestant}:`
   const child = fork(fileURLToPath(new URL('server.js', import.meta.url)), [JSON.stringify({ contestant, redisUrl, prefix })], {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc']
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    // pinned: `taskset -c 0 node server.js …`, node inheriting the IPC channel
+    ...(pinned === null ? {} : { execPath: pinned.server[0], execArgv: [...pinned.server.slice(1), process.execPath] })
   })
   const waiting = new Map()
   child.on('message', (message) => {
@@ -381,11 +404,11 @@ async function main () {
   mkdirSync(profileDir, { recursive: true })
   let names = opts.only ?? Object.keys(contestants)
   if (opts.scale && !opts.main && !opts.correctness) names = names.filter(c => ['plugin-ap', 'hook-ap'].includes(c))
-  const redis = await startRedis()
+  const redis = await startRedis(pinned?.others)
   const admin = new Redis(redis.url, { maxRetriesPerRequest: 1 })
   const redisVersion = (await admin.info('server')).match(/redis_version:(\S+)/)[1]
-  log(`redis-server ${redisVersion} on ${redis.url}; contestants: ${names.join(', ')}`)
-  const results = { opts, names, redisVersion, startedAt: new Date(started).toISOString(), loadavg: { start: loadavg()[0] }, main: [], memory: [], correctness: [], scale: [] }
+  log(`redis-server ${redisVersion} on ${redis.url}; contestants: ${names.join(', ')}; ${pinned === null ? 'not pinned' : 'app servers on CPU 0, Redis and load generator on the others'}`)
+  const results = { opts, pinned: pinned !== null, names, redisVersion, startedAt: new Date(started).toISOString(), loadavg: { start: loadavg()[0] }, main: [], memory: [], correctness: [], scale: [] }
   const servers = []
   let main = []
   try {

@@ -209,7 +209,8 @@ export function writeReport (results, dir, scenarios) {
   out.push(`Machine: ${machine()}; Node.js ${process.version}; redis-server ${results.redisVersion}. ` +
     `Load average (1 min) ${loadNote(results)}.`)
   out.push(`Load: autocannon ${version('autocannon')}, ${opts.connections} connections, ${opts.duration} s per run after ${opts.warmup} s of warm-up, ` +
-    `${opts.rounds} interleaved round(s), median shown. A fresh server process per contestant in every round, warmed up before it is measured; Redis and the load generator share the machine; loopback only.`)
+    `${opts.rounds} interleaved round(s), median shown. A fresh server process per contestant in every round, warmed up before it is measured; ` +
+    `${results.pinned ? 'the app servers pinned to CPU 0, Redis and the load generator to the other CPUs (taskset)' : 'every process placed by the scheduler'}; loopback only.`)
   out.push('', 'Versions: ' + ['fastify-redis-session', 'fastify', 'ioredis', '@fastify/cookie', '@fastify/session', 'connect-redis',
     'fastify-session-redis-store', '@mgcrea/fastify-session', '@mgcrea/fastify-session-redis-store'].map(n => `${n} ${version(n)}`).join(', ') + '.')
   out.push('', '![Requests per second by scenario](results.svg)', '')
