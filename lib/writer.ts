@@ -110,8 +110,11 @@ export class SessionWriter {
    * into it) no longer matching the schema, which each request checked only against its own view.
    */
   #refusal (doc: SessionDocument, text: string, merged: boolean): Error | undefined {
-    const bytes = Buffer.byteLength(text)
-    if (bytes > this.#maxBytes) return new errors.FST_REDIS_SESSION_TOO_LARGE(bytes, this.#maxBytes)
+    // a UTF-16 unit is at most 3 bytes of UTF-8: a short text fits without being measured
+    if (text.length * 3 > this.#maxBytes) {
+      const bytes = Buffer.byteLength(text)
+      if (bytes > this.#maxBytes) return new errors.FST_REDIS_SESSION_TOO_LARGE(bytes, this.#maxBytes)
+    }
     return merged ? this.#schema?.mismatchError(doc.d) : undefined
   }
 
