@@ -210,7 +210,7 @@ export function writeReport (results, dir, scenarios) {
     `Load average (1 min) ${loadNote(results)}.`)
   out.push(`Load: autocannon ${version('autocannon')}, ${opts.connections} connections, ${opts.duration} s per run after ${opts.warmup} s of warm-up, ` +
     `${opts.rounds} interleaved round(s), median shown. A fresh server process per contestant in every round, warmed up before it is measured; ` +
-    `${results.pinned ? 'the app servers pinned to CPU 0, Redis and the load generator to the other CPUs (taskset)' : 'every process placed by the scheduler'}; loopback only.`)
+    `${placementNote(results)}; loopback only.`)
   out.push('', 'Versions: ' + ['fastify-redis-session', 'fastify', 'ioredis', '@fastify/cookie', '@fastify/session', 'connect-redis',
     'fastify-session-redis-store', '@mgcrea/fastify-session', '@mgcrea/fastify-session-redis-store'].map(n => `${n} ${version(n)}`).join(', ') + '.')
   out.push('', '![Requests per second by scenario](results.svg)', '')
@@ -308,6 +308,12 @@ export function writeReport (results, dir, scenarios) {
   return [md, svg, snippet]
 }
 
+function placementNote ({ pinned }) {
+  return pinned
+    ? 'each app server pinned to CPU 0, Redis and the load generator to the others, with taskset'
+    : 'the app server, Redis and the load generator placed by the scheduler'
+}
+
 function loadNote ({ loadavg }) {
   if (!loadavg) return 'not recorded'
   return `${loadavg.start.toFixed(1)} at the start, ${loadavg.end.toFixed(1)} at the end`
@@ -319,7 +325,7 @@ function readmeSection (results, main, scenarioList, scenarios) {
   const out = []
   out.push(`Measured ${results.startedAt.slice(0, 10)} with \`npm run bench\` on ${machine()}, Node.js ${process.version}, ` +
     `redis-server ${results.redisVersion}, fastify ${version('fastify')}, ioredis ${version('ioredis')} ` +
-    `(load average ${loadNote(results)}; the server, Redis and the load generator share the two cores). ` +
+    `(load average ${loadNote(results)}; ${placementNote(results)}). ` +
     `autocannon, ${opts.connections} connections, ${opts.duration} s runs, ${opts.rounds} interleaved rounds, medians. ` +
     'Every contestant serves the same routes; 1.00× is a hand-written hook doing the least a Redis session can ' +
     '(a signed cookie, one `GETEX` to read, one `SET EX` to write, no expiry bookkeeping, no concurrency control).', '')
