@@ -19,7 +19,7 @@ const here = fileURLToPath(new URL('.', import.meta.url))
 function usage () {
   return `npm run bench [-- options]
   --quick                 a smoke run: 1 round of 1 s, small scale levels; writes to benchmarks/results/
-  --rounds N              interleaved rounds (default 5; the scale runs take at most 3)
+  --rounds N              interleaved rounds (default 7; the scale runs take at most 3)
   --duration S            seconds measured per run (default 2)
   --connections N         autocannon connections (default 50)
   --only a,b              contestants (default all): ${Object.keys(contestants).join(', ')}
@@ -29,13 +29,13 @@ function usage () {
                           the app servers get CPU 0, Redis and the load generator the others)
   --profile               one round with V8's CPU profiler on in each server for the measured window;
                           writes benchmarks/results/profiles/ and prints where the time went
-  --max-minutes M         abort if the whole run takes longer (default 30, and 6 more for each round past 5)`
+  --max-minutes M         abort if the whole run takes longer (default 42 for 7 rounds, 6 more or less per round)`
 }
 
 function parseArgs (argv) {
   const opts = {
     quick: false,
-    rounds: 5,
+    rounds: 7,
     duration: 2,
     warmup: 0.3,
     connections: 50,
