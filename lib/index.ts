@@ -83,13 +83,8 @@ const plugin: FastifyPluginAsync<RedisSessionOptions> = async (fastify, opts) =>
     let session = request[kSession]
     // never read: built now only when even an untouched new session is to be stored
     if (session === LAZY) session = config.saveUninitialized ? request.session as RedisSession | null : null
-    const pending = session === null ? undefined : session[kCommit](reply)
-    if (pending === undefined) return done(null, payload)
-    pending.then(() => { done(null, payload) }, (err: Error) => {
-      // the error response replaces this one: a redirect must not lead on as if the change had landed
-      reply.removeHeader('location')
-      done(err)
-    })
+    if (session === null) done(null, payload)
+    else session[kCommit](reply, payload, done)
   })
 
   if (config.ownsClient) {

@@ -5,7 +5,7 @@ import type { LoadedText, SessionStore } from './store.js'
 import type { SessionStats } from './stats.js'
 import type { SessionSchema } from './schema.js'
 import type { UserIndex } from './user-index.js'
-import { secondsLeft, type SessionWriter } from './writer.js'
+import { secondsLeft, type SessionWriter, type Written } from './writer.js'
 import { newId, type CookieId, type SessionCookie } from './cookie.js'
 import { applyOperation, newDocument, parseDocument, unfaithful, type Operation, type SessionDocument } from './document.js'
 import { errors } from './errors.js'
@@ -23,6 +23,17 @@ export interface SessionContext {
 }
 
 export const kCommit = Symbol('fastify-redis-session.commit')
+
+/** onSend's callback. */
+export type SendDone = (err: Error | null, payload?: unknown) => void
+
+/** Hands the response on, or the error that replaces it. */
+function handOn (reply: FastifyReply, payload: unknown, done: SendDone, err: Error | null): void {
+  if (err === null) return done(null, payload)
+  // a redirect must not lead on as if the change had landed
+  reply.removeHeader('location')
+  done(err)
+}
 const logBindings = { plugin: 'fastify-redis-session' }
 // never read or changed: every path through `#fetch` replaces it before the session is handed out
 const LOADING: SessionDocument = Object.freeze(newDocument(0, 0))
@@ -227,23 +238,31 @@ export class RedisSession implements Session {
     else await this.#fetch(this.id, Boolean)
   }
 
-  async save (): Promise<void> {
-    await this.#persist(true, undefined)
+  save (): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#persist(true, undefined, (err) => { if (err === null) resolve(); else reject(err) })
+    })
   }
 
   /**
-   * Called once, from onSend: saves what changed and sets the cookie. Returns a promise only when
-   * Redis is involved, so a request that changed nothing costs no promise at all.
+   * Called once, from onSend: saves what changed, sets the cookie, then hands the payload on.
+   * Redis is involved only when something changed; otherwise `done` is called at once.
    */
-  [kCommit] (reply: FastifyReply): Promise<void> | undefined {
-    if (this.#committed) return
+  [kCommit] (reply: FastifyReply, payload: unknown, done: SendDone): void {
+    if (this.#committed) return done(null, payload)
     this.#committed = true
     const { config, store, writer } = this.#ctx
-    if (this.isModified() || (this.#base === 0 && config.saveUninitialized)) return this.#persist(false, reply)
+    if (this.isModified() || (this.#base === 0 && config.saveUninitialized)) {
+      return this.#persist(false, reply, (err) => { handOn(reply, payload, done, err) })
+    }
     if (this.#touched && !config.rolling && this.#base !== 0) {
-      return store.expire(this.id, writer.ttlOf(this.#doc, Date.now())).then(() => { this.#setCookie(reply) })
+      store.expire(this.id, writer.ttlOf(this.#doc, Date.now()))
+        .then(() => { this.#setCookie(reply) })
+        .then(() => { done(null, payload) }, (err: Error) => { handOn(reply, payload, done, err) })
+      return
     }
     this.#setCookie(reply)
+    done(null, payload)
   }
 
   #setCookie (reply: FastifyReply): void {
@@ -316,15 +335,41 @@ export class RedisSession implements Session {
     return ttl === config.ttl ? true : store.expire(id, ttl).then(() => true)
   }
 
-  /** Writes the session; from onSend (`reply` given), also sets the cookie, in the same step. */
-  async #persist (keepState: boolean, reply: FastifyReply | undefined): Promise<void> {
-    const { writer, stats } = this.#ctx
-    const id = this.id
+  /**
+   * Writes the session, then calls `done` once; from onSend (`reply` given), also sets the cookie,
+   * in the same step. Callbacks, not promises: this is the write path of every changed session.
+   */
+  #persist (keepState: boolean, reply: FastifyReply | undefined, done: (err: Error | null) => void): void {
+    let id: string
+    try {
+      id = this.id
+    } catch (err) {
+      return done(err as Error)
+    }
     const index = this.#ctx.index
-    // without userKey or trackClient, not even an await on the write path
-    const meta = index === undefined ? undefined : await index.prepare(id, this.#base === 0, this.#doc, this.#request)
-    if (meta !== undefined) this.#record(meta)
-    const written = await writer.write(id, { base: this.#base, doc: this.#doc, ops: this.#ops })
+    // without userKey or trackClient, straight to the writer
+    if (index === undefined) return this.#write(id, keepState, reply, done)
+    index.prepare(id, this.#base === 0, this.#doc, this.#request).then((meta) => {
+      if (meta !== undefined) this.#record(meta)
+      this.#write(id, keepState, reply, done)
+    }, done)
+  }
+
+  #write (id: string, keepState: boolean, reply: FastifyReply | undefined, done: (err: Error | null) => void): void {
+    this.#ctx.writer.write(id, { base: this.#base, doc: this.#doc, ops: this.#ops }, (outcome) => {
+      if (outcome instanceof Error) return done(outcome)
+      // the writer settles a whole batch in one loop: nothing may throw out of here
+      try {
+        this.#written(outcome, keepState, reply)
+      } catch (err) {
+        return done(err as Error)
+      }
+      done(null)
+    })
+  }
+
+  #written (written: Written, keepState: boolean, reply: FastifyReply | undefined): void {
+    const { writer, stats } = this.#ctx
     if (this.#base === 0) {
       stats.created++
       this.#sendCookie = true

@@ -20,9 +20,11 @@ export interface Written {
   doc: SessionDocument
 }
 
+/** Called once with what was written, or why nothing was. */
+export type WriteDone = (outcome: Written | Error) => void
+
 interface Waiter extends WriteRequest {
-  resolve (written: Written): void
-  reject (err: Error): void
+  done: WriteDone
 }
 
 /** The saves of one session id in this process: run one batch at a time, newest state kept. */
@@ -67,18 +69,17 @@ export class SessionWriter {
     return Math.min(doc.t === 0 ? this.#ttl : doc.t, secondsLeft(doc, now))
   }
 
-  write (id: string, request: WriteRequest): Promise<Written> {
-    return new Promise((resolve, reject) => {
-      const waiter: Waiter = { base: request.base, doc: request.doc, ops: request.ops, resolve, reject }
-      const lane = this.#lanes.get(id)
-      if (lane !== undefined) {
-        lane.waiting.push(waiter)
-        return
-      }
-      const fresh: Lane = { waiting: [waiter], latest: undefined }
-      this.#lanes.set(id, fresh)
-      this.#drain(id, fresh)
-    })
+  /** `done` gets the outcome; a callback rather than a promise, one less promise and tick per save. */
+  write (id: string, request: WriteRequest, done: WriteDone): void {
+    const waiter: Waiter = { base: request.base, doc: request.doc, ops: request.ops, done }
+    const lane = this.#lanes.get(id)
+    if (lane !== undefined) {
+      lane.waiting.push(waiter)
+      return
+    }
+    const fresh: Lane = { waiting: [waiter], latest: undefined }
+    this.#lanes.set(id, fresh)
+    this.#drain(id, fresh)
   }
 
   /** Commits what waits in the lane, batch after batch, and closes the lane once it is empty. */
@@ -127,7 +128,7 @@ export class SessionWriter {
       const text = serializeDocument(doc)
       const refusal = this.#refusal(doc, text, replay.length > 0)
       if (refusal !== undefined) {
-        if (batch.length === 1) return batch[0].reject(refusal)
+        if (batch.length === 1) return settle(batch, refusal)
         // the merge of the batch is refused: give each request its own write, so only the culprit fails
         lane.waiting.unshift(...batch.slice(1))
         return this.#commit(id, lane, batch.slice(0, 1))
@@ -166,8 +167,5 @@ function pause (ms: number): Promise<void> {
 }
 
 function settle (batch: Waiter[], err: Error | undefined, written?: Written): void {
-  for (const waiter of batch) {
-    if (err === undefined) waiter.resolve(written as Written)
-    else waiter.reject(err)
-  }
+  for (const waiter of batch) waiter.done(err ?? written as Written)
 }

@@ -304,6 +304,21 @@ test('request.session is built once per request, on first use', async (t) => {
   t.ok(sessionCookie(res), 'the change made through the first reference is saved')
 })
 
+test('a session cookie that cannot be written after the save gives an error response, not a hang', async (t) => {
+  const { app } = await buildApp(t, {
+    routes: (app) => {
+      app.post('/odd-header', async (req, reply) => {
+        // @fastify/cookie cannot add a cookie to a Set-Cookie header that is neither string nor array
+        reply.header('set-cookie', 5)
+        req.session.set('n', 1)
+        return { ok: true }
+      })
+    }
+  })
+  const res = await app.inject({ method: 'POST', url: '/odd-header' })
+  t.equal(res.statusCode, 500)
+})
+
 test('saveUninitialized leaves a route with config.session false alone', async (t) => {
   const { app, client, prefix } = await buildApp(t, {
     session: { saveUninitialized: true },
