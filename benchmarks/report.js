@@ -294,7 +294,7 @@ export function writeReport (results, dir, scenarios) {
       })), '')
   }
 
-  out.push('## Reproduce', '', '```sh', 'npm run bench            # the full run (about 22 minutes), rewrites this file and results.svg',
+  out.push('## Reproduce', '', '```sh', 'npm run bench            # the full run (about 30 minutes), rewrites this file and results.svg',
     'npm run bench -- --quick # a smoke run, written to benchmarks/results/', 'npm run bench -- --profile --only plugin-ap,hook-ap # CPU profiles and where the time went',
     '```', '', 'Settings: every contestant uses a 1-day idle TTL; peers run with their defaults except `cookie.secure: false` ' +
     '(@fastify/session; plain HTTP) and `cookie.maxAge` (@mgcrea, as in its README), so with their default `saveUninitialized: true` ' +
@@ -338,7 +338,7 @@ function readmeSection (results, main, scenarioList, scenarios) {
   out.push('Redis commands, Set-Cookie headers, CPU per request, bytes per session and the 1k/100k/1M-session and ' +
     '100 B/4 KB/64 KB scale runs are in [benchmarks/RESULTS.md](benchmarks/RESULTS.md). To reproduce (needs Node.js and ' +
     '`redis-server`; installs the peers into `benchmarks/` only and starts its own Redis on a free loopback port):', '')
-  out.push('```sh', 'npm run bench            # about 22 minutes; rewrites benchmarks/RESULTS.md and results.svg',
+  out.push('```sh', 'npm run bench            # about 30 minutes; rewrites benchmarks/RESULTS.md and results.svg',
     'npm run bench -- --quick # a one-round smoke run', '```', '')
   return out.join('\n')
 }
