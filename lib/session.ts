@@ -34,6 +34,7 @@ function handOn (reply: FastifyReply, payload: unknown, done: SendDone, err: Err
   reply.removeHeader('location')
   done(err)
 }
+
 const logBindings = { plugin: 'fastify-redis-session' }
 // never read or changed: every path through `#fetch` replaces it before the session is handed out
 const LOADING: SessionDocument = Object.freeze(newDocument(0, 0))
