@@ -26,7 +26,7 @@ function usage () {
   --scenarios a,b         main scenarios (default all): read, write, untouched, create, big
   --skip-main | --skip-correctness | --skip-scale
   --no-pin                let the scheduler place every process (default: with taskset and 2+ CPUs,
-                          the app servers get CPU 0 and the load generator the others; Redis is not pinned)
+                          the app servers get CPU 0, the load generator and Redis the others)
   --profile               one round with V8's CPU profiler on in each server for the measured window;
                           writes benchmarks/results/profiles/ and prints where the time went
   --max-minutes M         abort if the whole run takes longer (default 42 for 7 rounds, 6 more or less per round)`
@@ -108,9 +108,8 @@ function log (...args) {
  * Where processes run. Left to the scheduler, the app server and the load generator sometimes
  * share a CPU for a whole run and sometimes do not: the same server then measures about 25,000 or
  * about 39,000 requests per second on the untouched route, from one process to the next. Pinned,
- * the load generator never runs on CPU 0, where every contestant's server runs. Redis is left to
- * the scheduler: pinned beside the load generator, it made the load generator's CPU the limit of
- * every contestant alike, and the read figures of all Redis-backed contestants bunched together.
+ * every contestant's server has CPU 0 to itself; the load generator (this process) and Redis share
+ * the others.
  */
 function placement (pin) {
   const count = availableParallelism()
@@ -118,7 +117,7 @@ function placement (pin) {
   const others = count === 2 ? '1' : `1-${count - 1}`
   // -a: every thread of this process, so autocannon's work lands on the other CPUs too
   if (spawnSync('taskset', ['-a', '-pc', others, String(process.pid)], { stdio: 'ignore' }).status !== 0) return null
-  return { server: ['taskset', '-c', '0'] }
+  return { server: ['taskset', '-c', '0'], others: ['taskset', '-c', others] }
 }
 
 const pinned = placement(opts.pin)
@@ -406,10 +405,11 @@ async function main () {
   mkdirSync(profileDir, { recursive: true })
   let names = opts.only ?? Object.keys(contestants)
   if (opts.scale && !opts.main && !opts.correctness) names = names.filter(c => ['plugin-ap', 'hook-ap'].includes(c))
-  const redis = await startRedis()
+  // a child inherits this process's CPUs anyway: said here so that nobody has to know it
+  const redis = await startRedis(pinned?.others)
   const admin = new Redis(redis.url, { maxRetriesPerRequest: 1 })
   const redisVersion = (await admin.info('server')).match(/redis_version:(\S+)/)[1]
-  log(`redis-server ${redisVersion} on ${redis.url}; contestants: ${names.join(', ')}; ${pinned === null ? 'not pinned' : 'app servers on CPU 0, the load generator on the others'}`)
+  log(`redis-server ${redisVersion} on ${redis.url}; contestants: ${names.join(', ')}; ${pinned === null ? 'not pinned' : 'app servers on CPU 0, the load generator and Redis on the others'}`)
   const results = { opts, pinned: pinned !== null, names, redisVersion, startedAt: new Date(started).toISOString(), loadavg: { start: loadavg()[0] }, main: [], memory: [], correctness: [], scale: [] }
   const servers = []
   let main = []

@@ -310,7 +310,7 @@ export function writeReport (results, dir, scenarios) {
 
 function placementNote ({ pinned }) {
   return pinned
-    ? 'each app server pinned to CPU 0 and the load generator to the other CPU, with taskset; Redis placed by the scheduler'
+    ? 'each app server pinned to CPU 0, the load generator and Redis to the other CPU, with taskset'
     : 'the app server, Redis and the load generator placed by the scheduler'
 }
 
