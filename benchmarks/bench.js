@@ -405,7 +405,7 @@ async function main () {
   mkdirSync(profileDir, { recursive: true })
   let names = opts.only ?? Object.keys(contestants)
   if (opts.scale && !opts.main && !opts.correctness) names = names.filter(c => ['plugin-ap', 'hook-ap'].includes(c))
-  // a child inherits this process's CPUs anyway: said here so that nobody has to know it
+  // pinned, Redis shares the load generator's CPUs (as a child of this process it would inherit them anyway)
   const redis = await startRedis(pinned?.others)
   const admin = new Redis(redis.url, { maxRetriesPerRequest: 1 })
   const redisVersion = (await admin.info('server')).match(/redis_version:(\S+)/)[1]

@@ -23,6 +23,11 @@ declare module 'fastify' {
   }
 }
 
+/** `config: { session: false }`. Asked only when needed: `routeOptions` builds a new object on every call. */
+function optedOut (request: FastifyRequest): boolean {
+  return request.routeOptions.config.session === false
+}
+
 const plugin: FastifyPluginAsync<RedisSessionOptions> = async (fastify, opts) => {
   const config = resolveOptions(opts)
   // an app that registered @fastify/cookie itself keeps its own secret: ours signs only our cookie
@@ -50,7 +55,7 @@ const plugin: FastifyPluginAsync<RedisSessionOptions> = async (fastify, opts) =>
     getter: function session (this: FastifyRequest): Session {
       const current = this[kSession]
       if (current !== LAZY) return current as Session
-      const fresh = this.routeOptions.config.session === false ? null : RedisSession.fresh(ctx, this)
+      const fresh = optedOut(this) ? null : RedisSession.fresh(ctx, this)
       this[kSession] = fresh
       return fresh as Session
     }
@@ -64,8 +69,7 @@ const plugin: FastifyPluginAsync<RedisSessionOptions> = async (fastify, opts) =>
       request[kSession] = LAZY
       return done()
     }
-    // read only when there is a cookie: `routeOptions` builds a new object on every call
-    if (request.routeOptions.config.session === false) return done()
+    if (optedOut(request)) return done()
     const verified = ctx.cookie.verify(raw)
     if (verified === null) {
       stats.rejectedCookies++
