@@ -31,14 +31,40 @@ export function sourceOf (client: Redis): string {
   return `${localAddress}:${localPort}`
 }
 
+const QUEUE_STATE_ERROR = 'Command queue state error'
+
+/**
+ * A connection in MONITOR mode, ready when this resolves. ioredis's own `monitor()` enters the mode
+ * one tick after Redis's `OK`: a command another client sends in that gap arrives in the same read
+ * and reaches ioredis as a reply nobody asked for, an error it emits (and throws, once its listener
+ * is gone). That command ran before monitoring began, so it is dropped here. Any other error
+ * fails the start; a connection lost later shows as a sync marker that never arrives.
+ */
+async function startWatcher (url: string): Promise<Redis> {
+  const watcher = new Redis(url, { monitor: true, maxRetriesPerRequest: 1, lazyConnect: true })
+  let started = false
+  const monitoring = new Promise<void>((resolve, reject) => {
+    watcher.on('error', (err: Error) => {
+      if (!started && !err.message.startsWith(QUEUE_STATE_ERROR)) reject(err)
+    })
+    watcher.once('monitoring', () => { started = true; resolve() })
+  })
+  try {
+    await watcher.connect()
+    await monitoring
+  } catch (err) {
+    watcher.disconnect()
+    throw err
+  }
+  return watcher
+}
+
 /** Watches every command a Redis server runs (MONITOR); closed at teardown. */
 export async function monitorRedis (t: Test, url: string): Promise<CommandMonitor> {
   const marker = new Redis(url, { maxRetriesPerRequest: 1 })
-  const watcher = await marker.monitor()
-  t.teardown(() => {
-    watcher.disconnect()
-    marker.disconnect()
-  })
+  t.teardown(() => marker.disconnect())
+  const watcher = await startWatcher(url)
+  t.teardown(() => watcher.disconnect())
   const token = `monitor-sync:${randomBytes(6).toString('hex')}:`
   let seen: SeenCommand[] = []
   let waiting: { marker: string, done: () => void } | undefined
