@@ -22,8 +22,11 @@ test('the command monitor starts while another client keeps Redis busy', async (
     for (let i = 0; i < STARTS; i++) {
       await t.test(`start ${i + 1}`, async (st) => {
         const monitor = await monitorRedis(st, url)
+        const mark = `after-start-${i}`
+        await busy.echo(mark)
         const seen = await monitor.takeFrom(busy)
-        st.ok(seen.length > 0 && seen.every(c => c.name === 'ping'), 'it reports the busy client\'s commands')
+        st.ok(seen.some(c => c.name === 'echo' && c.args[0] === mark), 'a command sent after the start is reported')
+        st.ok(seen.every(c => c.name === 'ping' || c.name === 'echo'), 'every command reported is one the client sent')
       })
     }
   } finally {
