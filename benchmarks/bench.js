@@ -21,6 +21,8 @@ function usage () {
   --quick                 a smoke run: 1 round of 1 s, small scale levels; writes to benchmarks/results/
   --rounds N              interleaved rounds (default 7; the scale runs take at most 3)
   --duration S            seconds measured per run (default 2)
+  --slices N              each run measured in N turns, taken in rotation with the other contestants'
+                          (default 4)
   --connections N         autocannon connections (default 50)
   --only a,b              contestants (default all): ${Object.keys(contestants).join(', ')}
   --scenarios a,b         main scenarios (default all): read, write, untouched, create, big
@@ -37,6 +39,7 @@ function parseArgs (argv) {
     quick: false,
     rounds: 7,
     duration: 2,
+    slices: 4,
     warmup: 0.3,
     connections: 50,
     only: null,
@@ -54,6 +57,7 @@ function parseArgs (argv) {
     if (arg === '--quick') opts.quick = true
     else if (arg === '--rounds') opts.rounds = Number(next())
     else if (arg === '--duration') opts.duration = Number(next())
+    else if (arg === '--slices') opts.slices = Number(next())
     else if (arg === '--connections') opts.connections = Number(next())
     else if (arg === '--only') opts.only = next().split(',')
     else if (arg === '--scenarios') opts.scenarios = next().split(',')
@@ -69,7 +73,8 @@ function parseArgs (argv) {
     }
   }
   if (opts.quick) Object.assign(opts, { rounds: 1, duration: 1, warmup: 0.2 })
-  if (opts.profile) Object.assign(opts, { rounds: 1, correctness: false, scale: false })
+  // a profile covers one slice: one slice, the whole run
+  if (opts.profile) Object.assign(opts, { rounds: 1, slices: 1, correctness: false, scale: false })
   // a round of every contestant and scenario, with fresh servers, takes up to 4 minutes on a busy 2-core machine
   opts.maxMinutes ??= 30 + 6 * Math.max(0, opts.rounds - 5)
   for (const name of opts.only ?? []) if (!contestants[name]) throw new Error(`unknown contestant ${name}`)
@@ -223,38 +228,57 @@ async function probeSetCookie (server, { method, path }, pool) {
   return cookies / n
 }
 
-/** One measured run: warm up, reset every counter, load, read every counter back. */
-async function measure (admin, server, scenario, pool, { profile, probe = true } = {}) {
-  const duration = opts.duration
-  const requests = requestsFor(scenario, pool)
-  await load(server.url, requests, opts.warmup)
-  await sleep(SETTLE_MS)
+/** About `seconds` of measured load on a warm server, with every counter reset before and read back after. */
+async function slice (admin, server, requests, seconds, profile) {
   await admin.config('RESETSTAT')
   await server.ask('reset', { profile })
   const redisCpu = await cpuSeconds(admin)
   const keys = await admin.dbsize()
-  const result = await load(server.url, requests, duration)
+  // autocannon stops at its first sample after `duration`: samples every 100 ms let a slice end on time
+  const run = await autocannon({ url: server.url, connections: opts.connections, duration: seconds, sampleInt: 100, skipAggregateResult: true, ...requests })
   await sleep(SETTLE_MS)
   const calls = await commandCalls(admin)
-  const redisCpuUsed = await cpuSeconds(admin) - redisCpu
-  const stored = await admin.dbsize() - keys
-  const app = await server.ask('stats')
-  const served = Math.max(app.served, 1)
+  return { run, calls, redisCpu: await cpuSeconds(admin) - redisCpu, stored: await admin.dbsize() - keys, app: await server.ask('stats') }
+}
+
+function addUp (maps) {
+  const total = {}
+  for (const map of maps) for (const [key, value] of Object.entries(map)) total[key] = (total[key] ?? 0) + value
+  return total
+}
+
+/** One run's figures from its slices: counts add up, latency percentiles come from the merged histograms. */
+async function figures (server, slices, scenario, pool, probe) {
+  const merged = autocannon.aggregateResult(slices.map(s => s.run), { url: server.url, connections: opts.connections })
+  const calls = addUp(slices.map(s => s.calls))
+  const sent = addUp(slices.map(s => s.app.sent))
+  const served = slices.reduce((n, s) => n + s.app.served, 0)
+  const per = Math.max(served, 1)
+  // the time each slice really ran, as autocannon measured it
+  const seconds = slices.reduce((n, s) => n + s.run.duration, 0)
   return {
-    rps: result.requests.total / duration,
-    p50: result.latency.p50,
-    p99: result.latency.p99,
-    requests: result.requests.total,
-    served: app.served,
-    failures: result.non2xx + result.errors + result.timeouts,
-    commands: sum(calls) / served,
-    commandsByName: Object.fromEntries(Object.entries(calls).map(([k, v]) => [k, v / served])),
-    sent: sum(app.sent) / served,
-    stored: stored / served,
-    appCpuMicros: app.cpuMicros / served,
-    redisCpuMicros: redisCpuUsed * 1e6 / served,
+    rps: merged.requests.total / seconds,
+    p50: merged.latency.p50,
+    p99: merged.latency.p99,
+    requests: merged.requests.total,
+    served,
+    failures: merged.non2xx + merged.errors + merged.timeouts,
+    commands: sum(calls) / per,
+    commandsByName: Object.fromEntries(Object.entries(calls).map(([k, v]) => [k, v / per])),
+    sent: sum(sent) / per,
+    stored: slices.reduce((n, s) => n + s.stored, 0) / per,
+    appCpuMicros: slices.reduce((n, s) => n + s.app.cpuMicros, 0) / per,
+    redisCpuMicros: slices.reduce((n, s) => n + s.redisCpu, 0) * 1e6 / per,
     setCookie: probe ? await probeSetCookie(server, scenario, pool) : undefined
   }
+}
+
+/** One measured run in one piece: warm up, then a single slice. */
+async function measure (admin, server, scenario, pool, { probe = true } = {}) {
+  const requests = requestsFor(scenario, pool)
+  await load(server.url, requests, opts.warmup)
+  await sleep(SETTLE_MS)
+  return await figures(server, [await slice(admin, server, requests, opts.duration)], scenario, pool, probe)
 }
 
 function rotate (list, by) {
@@ -307,14 +331,28 @@ async function mainScenarios (admin, servers, pools, redisUrl) {
     }
     log(`round ${round + 1}: ${round === 0 ? 'servers' : 'fresh servers'} warmed up`)
     for (const scenario of list) {
-      for (const server of rotate(servers, round)) {
-        checkDeadline()
+      const { pool: bytes } = scenarios[scenario]
+      const order = rotate(servers, round)
+      const plan = new Map()
+      for (const server of order) {
+        const pool = bytes === undefined ? undefined : pools[server.contestant]?.[bytes]
+        plan.set(server, { pool, requests: requestsFor(scenarios[scenario], pool) })
+        await load(server.url, plan.get(server).requests, opts.warmup)
+      }
+      await sleep(SETTLE_MS)
+      // every contestant's measured time in short turns, so a slow spell of the machine falls on all of them
+      const slices = new Map(order.map(server => [server, []]))
+      for (let turn = 0; turn < opts.slices; turn++) {
+        for (const server of rotate(order, turn)) {
+          checkDeadline()
+          const profile = opts.profile ? join(profileDir, `${server.contestant}-${scenario}.cpuprofile`) : undefined
+          slices.get(server).push(await slice(admin, server, plan.get(server).requests, opts.duration / opts.slices, profile))
+        }
+      }
+      for (const server of order) {
         const { contestant } = server
-        const { pool: bytes } = scenarios[scenario]
-        const pool = bytes === undefined ? undefined : pools[contestant]?.[bytes]
-        const profile = opts.profile ? join(profileDir, `${contestant}-${scenario}.cpuprofile`) : undefined
         // what a response carries does not change between rounds: probed in the first only
-        const result = await measure(admin, server, scenarios[scenario], pool, { profile, probe: round === 0 })
+        const result = await figures(server, slices.get(server), scenarios[scenario], plan.get(server).pool, round === 0)
         runs.push({ round, scenario, contestant, ...result })
         log(`round ${round + 1} ${scenario.padEnd(9)} ${contestant.padEnd(21)} ${result.rps.toFixed(0).padStart(6)} req/s  p99 ${String(result.p99).padStart(3)} ms  ` +
           `${result.commands.toFixed(2)} cmd/req  ${(result.appCpuMicros + result.redisCpuMicros).toFixed(0)} µs CPU/req` +

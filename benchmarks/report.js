@@ -96,9 +96,9 @@ function targetTable (rows, withVariant) {
 }
 
 /**
- * The median over rounds of one ratio taken within each round. The two runs of a round are
- * seconds apart, so a burst of load from elsewhere on the machine moves one round's ratio rather
- * than one contestant's whole median.
+ * The median over rounds of one ratio taken within each round. Within a round, every contestant's
+ * run is measured in short slices taken in turn, so a slow spell of the machine falls on all of
+ * them alike; a burst that still tips one round moves that round's ratio, not a whole median.
  */
 function roundRatio (runs, scenario, ours, other, ratio) {
   const byRound = (contestant) => new Map(runs.filter(r => r.scenario === scenario && r.contestant === contestant).map(r => [r.round, r]))
@@ -209,6 +209,7 @@ export function writeReport (results, dir, scenarios) {
   out.push(`Machine: ${machine()}; Node.js ${process.version}; redis-server ${results.redisVersion}. ` +
     `Load average (1 min) ${loadNote(results)}.`)
   out.push(`Load: autocannon ${version('autocannon')}, ${opts.connections} connections, ${opts.duration} s per run after ${opts.warmup} s of warm-up, ` +
+    `measured in ${sliceNote(opts)}, ` +
     `${opts.rounds} interleaved round(s), median shown. A fresh server process per contestant in every round, warmed up before it is measured; ` +
     `${placementNote(results)}; loopback only.`)
   out.push('', 'Versions: ' + ['fastify-redis-session', 'fastify', 'ioredis', '@fastify/cookie', '@fastify/session', 'connect-redis',
@@ -222,7 +223,7 @@ export function writeReport (results, dir, scenarios) {
   if (scenarioList.length > 0) {
     out.push('## Targets', '')
     out.push(targetTable(targets(results.main, main, names), true), '')
-    out.push('Each ratio is the median over the rounds of the ratio within a round, whose runs are seconds apart. ' +
+    out.push('Each ratio is the median over the rounds of the ratio within a round, where the runs take turns (see Load above). ' +
       '**by CPU**: the same ratio computed from CPU time per request (server process + redis-server) instead of ' +
       'requests per second: how much work each contestant costs, whatever else the machine is doing.', '')
   }
@@ -319,6 +320,12 @@ function loadNote ({ loadavg }) {
   return `${loadavg.start.toFixed(1)} at the start, ${loadavg.end.toFixed(1)} at the end`
 }
 
+/** How each run was cut up (old results have no `slices`: one piece). */
+function sliceNote (opts) {
+  const slices = opts.slices ?? 1
+  return slices === 1 ? 'one piece' : `${slices} slices of ${opts.duration / slices} s taken in turn with the other contestants`
+}
+
 /** The README's Performance section, from the same run. */
 function readmeSection (results, main, scenarioList, scenarios) {
   const { opts, names } = results
@@ -326,13 +333,13 @@ function readmeSection (results, main, scenarioList, scenarios) {
   out.push(`Measured ${results.startedAt.slice(0, 10)} with \`npm run bench\` on ${machine()}, Node.js ${process.version}, ` +
     `redis-server ${results.redisVersion}, fastify ${version('fastify')}, ioredis ${version('ioredis')} ` +
     `(load average ${loadNote(results)}; ${placementNote(results)}). ` +
-    `autocannon, ${opts.connections} connections, ${opts.duration} s runs, ${opts.rounds} interleaved rounds, medians. ` +
+    `autocannon, ${opts.connections} connections, ${opts.duration} s runs in ${sliceNote(opts)}, ${opts.rounds} interleaved rounds, medians. ` +
     'Every contestant serves the same routes; 1.00× is a hand-written hook doing the least a Redis session can ' +
     '(a signed cookie, one `GETEX` to read, one `SET EX` to write, no expiry bookkeeping, no concurrency control).', '')
   out.push('![Requests per second by scenario](benchmarks/results.svg)', '')
   out.push(summaryTable(main, names, scenarioList, scenarios, results.correctness), '')
   out.push(targetTable(targets(results.main, main, names).filter(t => t.ours === 'plugin-ap'), false), '')
-  out.push('Each ratio is the median over the rounds of the ratio measured within a round, whose runs are seconds apart. ' +
+  out.push('Each ratio is the median over the rounds of the ratio measured within a round, where the runs take turns. ' +
     '**by CPU** is the same ratio computed from CPU time per request (server process plus redis-server), which the ' +
     'other work on the machine disturbs less than requests per second do.', '')
   out.push('Redis commands, Set-Cookie headers, CPU per request, bytes per session and the 1k/100k/1M-session and ' +
