@@ -27,7 +27,7 @@ export type WriteDone = (outcome: Written | Error) => void
 // feedback: when a process's first scavenges find nearly every object of a literal alive (under
 // full load, right after start), V8 allocates all later ones directly in the old generation. These
 // live for one save, so they then died there, and the extra major GCs made every later write cost
-// about a third more CPU for the life of the process. Objects made by `new` are never pretenured.
+// about a third more CPU for the life of the process. A class constructor's objects carry no such feedback.
 
 /** One request's save, waiting in its lane. */
 class Waiter implements WriteRequest {
