@@ -21,7 +21,7 @@ function usage () {
   --quick                 a smoke run: 1 round of 1 s, small scale levels; writes to benchmarks/results/
   --rounds N              interleaved rounds (default 7; the scale runs take at most 3)
   --duration S            seconds measured per run (default 2)
-  --slices N              each run measured in N turns, taken in rotation with the other contestants'
+  --slices N              each run measured in N turns, in rotation with the other contestants
                           (default 4)
   --connections N         autocannon connections (default 50)
   --only a,b              contestants (default all): ${Object.keys(contestants).join(', ')}
@@ -78,6 +78,7 @@ function parseArgs (argv) {
   // a round of every contestant and scenario, with fresh servers, takes up to 4 minutes on a busy 2-core machine
   opts.maxMinutes ??= 30 + 6 * Math.max(0, opts.rounds - 5)
   for (const name of opts.only ?? []) if (!contestants[name]) throw new Error(`unknown contestant ${name}`)
+  if (!Number.isInteger(opts.slices) || opts.slices < 1) throw new Error(`--slices takes a whole number of 1 or more, not ${opts.slices}`)
   return opts
 }
 
