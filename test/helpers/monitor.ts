@@ -42,12 +42,13 @@ const QUEUE_STATE_ERROR = 'Command queue state error'
  */
 async function startWatcher (url: string): Promise<Redis> {
   const watcher = new Redis(url, { monitor: true, maxRetriesPerRequest: 1, lazyConnect: true })
-  let started = false
   const monitoring = new Promise<void>((resolve, reject) => {
+    // the listener stays: without one, ioredis would throw the errors it emits; once monitoring
+    // has begun, a rejection is a no-op
     watcher.on('error', (err: Error) => {
-      if (!started && !err.message.startsWith(QUEUE_STATE_ERROR)) reject(err)
+      if (!err.message.startsWith(QUEUE_STATE_ERROR)) reject(err)
     })
-    watcher.once('monitoring', () => { started = true; resolve() })
+    watcher.once('monitoring', resolve)
   })
   try {
     await watcher.connect()
