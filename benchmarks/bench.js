@@ -210,6 +210,7 @@ function load (url, requests, duration) {
   return autocannon({ url, connections: opts.connections, duration, ...requests })
 }
 
+/** The sum of a list's values, or of an object's (a map of counts). */
 function sum (counts) {
   return Object.values(counts).reduce((a, b) => a + b, 0)
 }
@@ -253,10 +254,10 @@ async function figures (server, slices, scenario, pool, probe) {
   const merged = autocannon.aggregateResult(slices.map(s => s.run), { url: server.url, connections: opts.connections })
   const calls = addUp(slices.map(s => s.calls))
   const sent = addUp(slices.map(s => s.app.sent))
-  const served = slices.reduce((n, s) => n + s.app.served, 0)
+  const served = sum(slices.map(s => s.app.served))
   const per = Math.max(served, 1)
   // the time each slice really ran, as autocannon measured it
-  const seconds = slices.reduce((n, s) => n + s.run.duration, 0)
+  const seconds = sum(slices.map(s => s.run.duration))
   return {
     rps: merged.requests.total / seconds,
     p50: merged.latency.p50,
@@ -267,9 +268,9 @@ async function figures (server, slices, scenario, pool, probe) {
     commands: sum(calls) / per,
     commandsByName: Object.fromEntries(Object.entries(calls).map(([k, v]) => [k, v / per])),
     sent: sum(sent) / per,
-    stored: slices.reduce((n, s) => n + s.stored, 0) / per,
-    appCpuMicros: slices.reduce((n, s) => n + s.app.cpuMicros, 0) / per,
-    redisCpuMicros: slices.reduce((n, s) => n + s.redisCpu, 0) * 1e6 / per,
+    stored: sum(slices.map(s => s.stored)) / per,
+    appCpuMicros: sum(slices.map(s => s.app.cpuMicros)) / per,
+    redisCpuMicros: sum(slices.map(s => s.redisCpu)) * 1e6 / per,
     setCookie: probe ? await probeSetCookie(server, scenario, pool) : undefined
   }
 }
