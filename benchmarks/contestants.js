@@ -44,30 +44,30 @@ export const contestants = {
     build: (app, env) => minimalHook(app, env, true)
   },
   'plugin-ap': {
-    label: 'fastify-redis-session (ioredis, auto-pipelining)',
-    short: 'fastify-redis-session + auto-pipelining',
+    label: 'fastify-session-redis (ioredis, auto-pipelining)',
+    short: 'fastify-session-redis + auto-pipelining',
     kind: 'ours',
     cookieName: 'sid',
     build: (app, env) => ourPlugin(app, env, { autoPipelining: true, schema: false })
   },
   plugin: {
-    label: 'fastify-redis-session (ioredis)',
-    short: 'fastify-redis-session',
+    label: 'fastify-session-redis (ioredis)',
+    short: 'fastify-session-redis',
     kind: 'ours',
     cookieName: 'sid',
     build: (app, env) => ourPlugin(app, env, { autoPipelining: false, schema: false })
   },
   'plugin-schema': {
-    label: 'fastify-redis-session with `schema` (ioredis, auto-pipelining)',
-    short: 'fastify-redis-session + schema + auto-pipelining',
+    label: 'fastify-session-redis with `schema` (ioredis, auto-pipelining)',
+    short: 'fastify-session-redis + schema + auto-pipelining',
     kind: 'ours',
     cookieName: 'sid',
     build: (app, env) => ourPlugin(app, env, { autoPipelining: true, schema: true })
   },
   // what the no-lost-updates guarantee costs: the same plugin, but saving with a plain SET EX
   'plugin-set': {
-    label: 'fastify-redis-session, saving with a plain SET EX instead of its check-and-set script (benchmark only: loses updates)',
-    short: 'fastify-redis-session, plain SET save',
+    label: 'fastify-session-redis, saving with a plain SET EX instead of its check-and-set script (benchmark only: loses updates)',
+    short: 'fastify-session-redis, plain SET save',
     kind: 'variant',
     cookieName: 'sid',
     build: (app, env) => ourPlugin(app, env, { autoPipelining: true, schema: false, plainSet: true })

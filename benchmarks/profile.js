@@ -10,7 +10,7 @@ const IDLE = new Set(['(idle)', '(program)'])
 function area (url) {
   if (url === '') return 'V8 / native'
   if (url.startsWith('node:')) return 'Node core'
-  if (/\/dist\/[^/]+\.js$/.test(url) && !url.includes('node_modules')) return 'fastify-redis-session'
+  if (/\/dist\/[^/]+\.js$/.test(url) && !url.includes('node_modules')) return 'fastify-session-redis'
   const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url)
   if (pkg) return pkg[1]
   return 'benchmark app'
@@ -47,7 +47,7 @@ export function analyse (profile) {
     const seen = new Set()
     for (let at = id; at !== undefined; at = parent.get(at)) {
       const f = byId.get(at).callFrame
-      if (area(f.url) === 'fastify-redis-session') seen.add(frameName(f))
+      if (area(f.url) === 'fastify-session-redis') seen.add(frameName(f))
     }
     if (seen.size > 0) plugin++
     for (const name of seen) inPlugin.set(name, (inPlugin.get(name) ?? 0) + 1)

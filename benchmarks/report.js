@@ -32,7 +32,7 @@ export function medians (runs, keyOf) {
 
 function version (name) {
   try {
-    const url = name === 'fastify-redis-session'
+    const url = name === 'fastify-session-redis'
       ? new URL('../package.json', import.meta.url)
       : new URL(`node_modules/${name}/package.json`, import.meta.url)
     return JSON.parse(readFileSync(url, 'utf8')).version
@@ -212,7 +212,7 @@ export function writeReport (results, dir, scenarios) {
     `measured in ${sliceNote(opts)}, ` +
     `${opts.rounds} interleaved round(s), median shown. A fresh server process per contestant in every round, warmed up before it is measured; ` +
     `${placementNote(results)}; loopback only.`)
-  out.push('', 'Versions: ' + ['fastify-redis-session', 'fastify', 'ioredis', '@fastify/cookie', '@fastify/session', 'connect-redis',
+  out.push('', 'Versions: ' + ['fastify-session-redis', 'fastify', 'ioredis', '@fastify/cookie', '@fastify/session', 'connect-redis',
     'fastify-session-redis-store', '@mgcrea/fastify-session', '@mgcrea/fastify-session-redis-store'].map(n => `${n} ${version(n)}`).join(', ') + '.')
   out.push('', '![Requests per second by scenario](results.svg)', '')
   if (scenarioList.length > 0) {
@@ -275,7 +275,7 @@ export function writeReport (results, dir, scenarios) {
         list.map(r => r.failed).join(', ')
       ]
     })), '')
-    out.push('Every peer and the hook read, add one and write back; fastify-redis-session uses `session.increment()`.', '')
+    out.push('Every peer and the hook read, add one and write back; fastify-session-redis uses `session.increment()`.', '')
   }
 
   if (results.scale.length > 0) {
@@ -299,7 +299,7 @@ export function writeReport (results, dir, scenarios) {
     'npm run bench -- --quick # a smoke run, written to benchmarks/results/', 'npm run bench -- --profile --only plugin-ap,hook-ap # CPU profiles and where the time went',
     '```', '', 'Settings: every contestant uses a 1-day idle TTL; peers run with their defaults except `cookie.secure: false` ' +
     '(@fastify/session; plain HTTP) and `cookie.maxAge` (@mgcrea, as in its README), so with their default `saveUninitialized: true` ' +
-    'they store a session for every cookie-less visitor; fastify-redis-session runs with its defaults plus `maxBytes: 1 MiB` (for the 64 KB sessions).', '')
+    'they store a session for every cookie-less visitor; fastify-session-redis runs with its defaults plus `maxBytes: 1 MiB` (for the 64 KB sessions).', '')
   const md = new URL('RESULTS.md', dir)
   const svg = new URL('results.svg', dir)
   const snippet = new URL('results/README-section.md', import.meta.url)

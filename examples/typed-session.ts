@@ -7,7 +7,7 @@
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import { Type, type Static } from '@sinclair/typebox'
-import redisSession, { errors } from 'fastify-redis-session'
+import redisSession, { errors } from 'fastify-session-redis'
 
 const Theme = Type.Union([Type.Literal('light'), Type.Literal('dark')])
 
@@ -17,7 +17,7 @@ const sessionSchema = Type.Object({
   theme: Theme
 }, { additionalProperties: false })
 
-declare module 'fastify-redis-session' {
+declare module 'fastify-session-redis' {
   interface SessionData extends Static<typeof sessionSchema> {}
 }
 

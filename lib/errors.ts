@@ -3,7 +3,7 @@ import createError from '@fastify/error'
 /** Every error the plugin raises, keyed by its stable code. */
 export const errors = {
   FST_REDIS_SESSION_INVALID_OPTION: createError<'FST_REDIS_SESSION_INVALID_OPTION', 500, [string, string]>(
-    'FST_REDIS_SESSION_INVALID_OPTION', 'fastify-redis-session: option "%s" %s', 500),
+    'FST_REDIS_SESSION_INVALID_OPTION', 'fastify-session-redis: option "%s" %s', 500),
   FST_REDIS_SESSION_STORE_UNAVAILABLE: createError<'FST_REDIS_SESSION_STORE_UNAVAILABLE', 503, [string, { cause: unknown }?]>(
     'FST_REDIS_SESSION_STORE_UNAVAILABLE', 'Session store unavailable: %s', 503),
   FST_REDIS_SESSION_CONFLICT: createError<'FST_REDIS_SESSION_CONFLICT', 503, [number]>(

@@ -13,9 +13,9 @@ import { errors } from './errors.js'
 import { UserIndex } from './user-index.js'
 import { Sessions } from './manager.js'
 
-const logBindings = { plugin: 'fastify-redis-session' }
-const kSession: unique symbol = Symbol('fastify-redis-session.session')
-const LAZY: unique symbol = Symbol('fastify-redis-session.lazy')
+const logBindings = { plugin: 'fastify-session-redis' }
+const kSession: unique symbol = Symbol('fastify-session-redis.session')
+const LAZY: unique symbol = Symbol('fastify-session-redis.lazy')
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -73,7 +73,7 @@ const plugin: FastifyPluginAsync<RedisSessionOptions> = async (fastify, opts) =>
     const verified = ctx.cookie.verify(raw)
     if (verified === null) {
       stats.rejectedCookies++
-      request.log.debug(logBindings, 'fastify-redis-session: rejected a session cookie')
+      request.log.debug(logBindings, 'fastify-session-redis: rejected a session cookie')
       request[kSession] = LAZY
       return done()
     }
@@ -95,7 +95,7 @@ const plugin: FastifyPluginAsync<RedisSessionOptions> = async (fastify, opts) =>
     // nobody else can listen on this connection; without a listener ioredis prints every reconnect
     // failure to stderr. The requests that need Redis meanwhile get a 503.
     config.client.on('error', function redisError (err: Error) {
-      fastify.log.debug({ ...logBindings, err }, 'fastify-redis-session: Redis connection error')
+      fastify.log.debug({ ...logBindings, err }, 'fastify-session-redis: Redis connection error')
     })
     fastify.addHook('onClose', async function closeRedis () {
       const client = config.client
@@ -105,6 +105,6 @@ const plugin: FastifyPluginAsync<RedisSessionOptions> = async (fastify, opts) =>
   }
 }
 
-export const redisSession = fp(plugin, { fastify: '5.x', name: 'fastify-redis-session' })
+export const redisSession = fp(plugin, { fastify: '5.x', name: 'fastify-session-redis' })
 export { errors }
 export default redisSession

@@ -22,7 +22,7 @@ export interface SessionContext {
   index?: UserIndex
 }
 
-export const kCommit = Symbol('fastify-redis-session.commit')
+export const kCommit = Symbol('fastify-session-redis.commit')
 
 /** onSend's callback. */
 export type SendDone = (err: Error | null, payload?: unknown) => void
@@ -35,7 +35,7 @@ function handOn (reply: FastifyReply, payload: unknown, done: SendDone, err: Err
   done(err)
 }
 
-const logBindings = { plugin: 'fastify-redis-session' }
+const logBindings = { plugin: 'fastify-session-redis' }
 // never read or changed: every path through `#fetch` replaces it before the session is handed out
 const LOADING: SessionDocument = Object.freeze(newDocument(0, 0))
 
@@ -312,7 +312,7 @@ export class RedisSession implements Session {
     }
     const doc = parseDocument(loaded.text)
     const problem = typeof doc === 'string' ? doc : schema?.mismatch(doc.d)
-    if (problem !== undefined) this.#request.log.warn(logBindings, `fastify-redis-session: discarded a stored session: ${problem}`)
+    if (problem !== undefined) this.#request.log.warn(logBindings, `fastify-session-redis: discarded a stored session: ${problem}`)
     // past its absolute deadline: an ordinary end, deleted without a warning
     if (problem !== undefined || (doc as SessionDocument).a <= now) {
       return store.remove(id).then(() => {

@@ -9,7 +9,7 @@ const run = promisify(execFile)
 
 // Both load the built package through its own name (package.json "exports"), as a user would.
 test('import by package name: default and named exports', async (t) => {
-  const mod = await import('fastify-redis-session')
+  const mod = await import('fastify-session-redis')
   t.equal(typeof mod.default, 'function')
   t.equal(mod.redisSession, mod.default)
   t.equal(typeof mod.errors.FST_REDIS_SESSION_GONE, 'function')
@@ -23,7 +23,7 @@ test('import by package name: default and named exports', async (t) => {
 
 test('require() of the package works', async (t) => {
   const require = createRequire(import.meta.url)
-  const mod = require('fastify-redis-session')
+  const mod = require('fastify-session-redis')
   t.equal(typeof mod.redisSession, 'function')
   t.equal(mod.default, mod.redisSession)
 })
@@ -32,7 +32,7 @@ test('a CommonJS program can register the plugin', async (t) => {
   const program = `
     const Fastify = require('fastify')
     const { Redis } = require('ioredis')
-    const { redisSession } = require('fastify-redis-session')
+    const { redisSession } = require('fastify-session-redis')
     const app = Fastify()
     const client = new Redis(process.argv[1])
     app.register(redisSession, { client, secret: process.argv[2] })

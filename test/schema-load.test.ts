@@ -58,7 +58,7 @@ test('stored data failing the schema is discarded: fresh session, stale key dele
 
   const [warning, ...others] = warnings(logs)
   t.equal(others.length, 0)
-  t.equal(warning.plugin, 'fastify-redis-session')
+  t.equal(warning.plugin, 'fastify-session-redis')
   t.match(warning.msg, /discarded a stored session: views: Expected integer/)
   t.notMatch(logs.text(), /a-stored-secret-value/, 'the data never reaches the log')
   t.notMatch(logs.text(), oldId, 'nor the session id')

@@ -84,8 +84,8 @@ test('nothing logged at trace level holds a full id, a signed cookie, a secret o
 
   const log = lines.join('')
   const records = lines.map(line => JSON.parse(line) as { level: number, plugin?: string, err?: { message: string } })
-  t.ok(records.some(r => r.plugin === 'fastify-redis-session' && r.level === 20), 'the plugin logged at debug')
-  t.ok(records.some(r => r.plugin === 'fastify-redis-session' && r.level === 40), 'and warned about the corrupt session')
+  t.ok(records.some(r => r.plugin === 'fastify-session-redis' && r.level === 20), 'the plugin logged at debug')
+  t.ok(records.some(r => r.plugin === 'fastify-session-redis' && r.level === 40), 'and warned about the corrupt session')
   t.ok(records.some(r => r.err?.message.includes('NOREPLICAS') === true), 'the refused write was logged, with its cause')
   t.equal(ids.length, 6)
   for (const id of ids) t.notOk(log.includes(id), 'no full id')

@@ -7,7 +7,7 @@ import type { TObject, Static } from '@sinclair/typebox'
  * The shape of the data an app keeps in its sessions. Augment it to type every call:
  *
  * ```ts
- * declare module 'fastify-redis-session' {
+ * declare module 'fastify-session-redis' {
  *   interface SessionData { user: { id: number }, views: number }
  * }
  * ```

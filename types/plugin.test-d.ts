@@ -14,7 +14,7 @@ import redisSession, {
   type SessionDataOf,
   type SessionKey,
   type NumericSessionKey
-} from 'fastify-redis-session'
+} from 'fastify-session-redis'
 
 const app = Fastify()
 const client = new Redis()

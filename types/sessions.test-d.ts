@@ -2,7 +2,7 @@
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import { expectAssignable, expectError, expectType } from 'tsd'
-import redisSession, { type RedisSessionOptions, type SessionData, type SessionInfo, type SessionManager, type SessionStats } from 'fastify-redis-session'
+import redisSession, { type RedisSessionOptions, type SessionData, type SessionInfo, type SessionManager, type SessionStats } from 'fastify-session-redis'
 
 const app = Fastify()
 await app.register(redisSession, { client: new Redis(), secret: 'x'.repeat(32), userKey: 'userId', trackClient: true })

@@ -1,7 +1,7 @@
 // The demo app: a few pages that show what the session plugin does, built around one ioredis client.
 import { readFile } from 'node:fs/promises'
 import Fastify from 'fastify'
-import redisSession from 'fastify-redis-session'
+import redisSession from 'fastify-session-redis'
 import { errorPage, homePage, loginPage, membersPage, TTL_CHOICES, ttlLabel } from './views.js'
 
 export const COOKIE_NAME = 'sid'

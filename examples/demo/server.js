@@ -48,7 +48,7 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
 try {
   app = await buildDemo({ client, secret, logger: { level: process.env.LOG_LEVEL ?? 'warn' } })
   await app.listen({ port, host: process.env.HOST ?? 'localhost' })
-  console.log(`fastify-redis-session demo listening on http://localhost:${port} (Redis: ${redis.description})`)
+  console.log(`fastify-session-redis demo listening on http://localhost:${port} (Redis: ${redis.description})`)
 } catch (err) {
   console.error(`The demo could not start: ${err.message}`)
   await stopAll(1)

@@ -33,12 +33,12 @@ function layout ({ title, user, flashes = {}, body }) {
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${escapeHtml(title)} · fastify-redis-session demo</title>
+<title>${escapeHtml(title)} · fastify-session-redis demo</title>
 <link rel="stylesheet" href="/style.css">
 </head>
 <body>
 <header>
-  <span class="brand">fastify-redis-session <small>demo</small></span>
+  <span class="brand">fastify-session-redis <small>demo</small></span>
   <nav>${nav}</nav>
 </header>
 <main>

@@ -1,7 +1,7 @@
 // Checked by `tsc --noEmit`, never run: the implementation in lib/ and the published declarations
 // in types/index.d.ts must describe the same exports.
 import * as lib from '../../lib/index.js'
-import type * as published from 'fastify-redis-session'
+import type * as published from 'fastify-session-redis'
 
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false
 

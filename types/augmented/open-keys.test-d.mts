@@ -1,9 +1,9 @@
 // SessionData with declared members and an index signature, the way to allow undeclared keys. A
 // program of its own: see session-data.test-d.mts.
 import { expectError, expectType } from 'tsd'
-import type { NumericSessionKey, Session, SessionKey } from 'fastify-redis-session'
+import type { NumericSessionKey, Session, SessionKey } from 'fastify-session-redis'
 
-declare module 'fastify-redis-session' {
+declare module 'fastify-session-redis' {
   interface SessionData {
     user: { id: number }
     views: number

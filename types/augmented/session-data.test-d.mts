@@ -6,14 +6,14 @@ import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import { Type, type Static } from '@sinclair/typebox'
 import { expectAssignable, expectError, expectNotAssignable, expectType } from 'tsd'
-import redisSession, { type NumericSessionKey, type Session, type SessionData, type SessionKey } from 'fastify-redis-session'
+import redisSession, { type NumericSessionKey, type Session, type SessionData, type SessionKey } from 'fastify-session-redis'
 
 const accountSchema = Type.Object({
   account: Type.Object({ plan: Type.Union([Type.Literal('free'), Type.Literal('pro')]), seats: Type.Integer() })
 })
 type Account = Static<typeof accountSchema>['account']
 
-declare module 'fastify-redis-session' {
+declare module 'fastify-session-redis' {
   interface SessionData {
     user: { id: number }
     views: number
