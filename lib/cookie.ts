@@ -23,8 +23,8 @@ export function isValidId (id: unknown): id is string {
   return typeof id === 'string' && ID_PATTERN.test(id)
 }
 
-export function newId (generate: () => string): string {
-  const id = generate()
+export function newId (generate: (request: FastifyRequest) => string, request: FastifyRequest): string {
+  const id = generate(request)
   if (!isValidId(id)) throw new errors.FST_REDIS_SESSION_BAD_ID()
   return id
 }
@@ -72,23 +72,35 @@ export class SessionCookie {
     return verified
   }
 
-  write (request: FastifyRequest, reply: FastifyReply, id: string, secondsLeft: number): void {
-    const { maxAge, ...attributes } = this.#settings
+  write (request: FastifyRequest, reply: FastifyReply, id: string, secondsLeft: number, overrides?: Partial<CookieSettings>): void {
+    const { maxAge, ...attributes } = this.#attributes(request, overrides)
     reply.setCookie(this.name, this.#signer.sign(id), {
       ...attributes,
-      secure: this.#secure(request),
       // a persistent cookie never outlives the session's absolute deadline
       maxAge: maxAge === undefined ? undefined : Math.min(maxAge, secondsLeft)
     })
+    noStore(reply)
   }
 
   clear (request: FastifyRequest, reply: FastifyReply): void {
-    const { maxAge, ...attributes } = this.#settings
-    reply.clearCookie(this.name, { ...attributes, secure: this.#secure(request) })
+    const { maxAge, ...attributes } = this.#attributes(request, undefined)
+    reply.clearCookie(this.name, attributes)
+    noStore(reply)
   }
 
-  #secure (request: FastifyRequest): boolean {
-    const { secure } = this.#settings
-    return secure === 'auto' ? request.protocol === 'https' : secure
+  /**
+   * The attributes for this request. With `secure: 'auto'` over plain HTTP, SameSite=None and
+   * Partitioned are left out: browsers drop such a cookie unless it is Secure.
+   */
+  #attributes (request: FastifyRequest, overrides: Partial<CookieSettings> | undefined): CookieSettings {
+    const settings = overrides === undefined ? this.#settings : { ...this.#settings, ...overrides }
+    if (settings.secure !== 'auto') return settings
+    if (request.protocol === 'https') return { ...settings, secure: true }
+    return { ...settings, secure: false, sameSite: settings.sameSite === 'none' ? 'lax' : settings.sameSite, partitioned: false }
   }
+}
+
+/** A response that sets or clears a session cookie is never for a shared cache, nor for the Back button. */
+function noStore (reply: FastifyReply): void {
+  if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store')
 }

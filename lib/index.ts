@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import fastifyCookie from '@fastify/cookie'
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
+import type { FastifyBaseLogger, FastifyPluginAsync, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
+import type { Redis } from 'ioredis'
 import type { RedisSessionOptions, Session } from '../types/index.js'
 import { resolveOptions } from './options.js'
 import { SessionStore } from './store.js'
@@ -92,17 +93,32 @@ const plugin: FastifyPluginAsync<RedisSessionOptions> = async (fastify, opts) =>
   })
 
   if (config.ownsClient) {
-    // nobody else can listen on this connection; without a listener ioredis prints every reconnect
-    // failure to stderr. The requests that need Redis meanwhile get a 503.
-    config.client.on('error', function redisError (err: Error) {
-      fastify.log.debug({ ...logBindings, err }, 'fastify-session-redis: Redis connection error')
-    })
+    watchConnection(config.client as Redis, store, fastify.log)
     fastify.addHook('onClose', async function closeRedis () {
       const client = config.client
       if (client.status === 'ready') await client.quit()
       else client.disconnect()
     })
   }
+}
+
+/**
+ * Nobody else can listen on a connection the plugin made: without a listener ioredis prints every
+ * reconnect failure to stderr. A failure is logged once at warn, naming the address and the cause,
+ * until the connection is ready again; 503 errors meanwhile carry the cause too.
+ */
+function watchConnection (client: Redis, store: SessionStore, log: FastifyBaseLogger): void {
+  const { path, host, port } = client.options
+  const address = path ?? `${host ?? 'localhost'}:${port ?? 6379}`
+  client.on('error', function redisError (err: Error) {
+    const cause = `Redis at ${address}: ${err.message}`
+    if (store.connectionError !== cause) log.warn({ ...logBindings, err }, `fastify-session-redis: cannot reach ${cause}`)
+    store.connectionError = cause
+  })
+  client.on('ready', function redisReady () {
+    if (store.connectionError !== undefined) log.info(logBindings, `fastify-session-redis: Redis at ${address} is reachable again`)
+    store.connectionError = undefined
+  })
 }
 
 export const redisSession = fp(plugin, { fastify: '5.x', name: 'fastify-session-redis' })

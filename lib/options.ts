@@ -1,9 +1,11 @@
 import { Type, TypeGuard, type TObject, type Static } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { Redis, type Cluster } from 'ioredis'
+import type { FastifyRequest } from 'fastify'
 import type { RedisSessionOptions } from '../types/index.js'
 import { errors } from './errors.js'
 import { defaultIdGenerator } from './cookie.js'
+import { dotted } from './schema.js'
 
 const CookieSchema = Type.Object({
   path: Type.String({ minLength: 1 }),
@@ -49,6 +51,8 @@ export const defaults: Settings = {
 }
 
 const checkSettings = TypeCompiler.Compile(SettingsSchema)
+const checkCookieOverrides = TypeCompiler.Compile(Type.Partial(CookieSchema))
+const cookieNames = Object.keys(CookieSchema.properties)
 const settingNames = new Set(Object.keys(SettingsSchema.properties))
 const otherNames = new Set(['client', 'redis', 'secret', 'idGenerator', 'schema'])
 
@@ -57,7 +61,7 @@ export interface SessionConfig extends Settings {
   /** True when the plugin created the client and must close it. */
   ownsClient: boolean
   secrets: string[]
-  idGenerator: () => string
+  idGenerator: (request: FastifyRequest) => string
   schema: TObject | undefined
 }
 
@@ -89,9 +93,29 @@ function resolveClient (opts: RedisSessionOptions): { client: Redis | Cluster, o
     if (!isIoredis(opts.client)) throw invalid('client', 'must be an ioredis Redis or Cluster instance')
     return { client: opts.client, ownsClient: false }
   }
-  if (typeof opts.redis === 'string') return { client: new Redis(opts.redis, { lazyConnect: true }), ownsClient: true }
+  if (typeof opts.redis === 'string') return { client: new Redis(checkRedisUrl(opts.redis), { lazyConnect: true }), ownsClient: true }
   if (typeof opts.redis === 'object' && opts.redis !== null) return { client: new Redis({ ...opts.redis, lazyConnect: true }), ownsClient: true }
   throw invalid('client', 'or "redis" is required (an ioredis client, or a Redis URL or ioredis options)')
+}
+
+/**
+ * A `redis` string must be a redis:// or rediss:// URL, or a Unix socket path: ioredis would take
+ * `http://host` for a socket path and an empty string for localhost, and throw a bare TypeError
+ * for anything else.
+ */
+function checkRedisUrl (url: string): string {
+  if (url.startsWith('/')) return url
+  let protocol: string
+  try {
+    protocol = new URL(url).protocol
+  } catch {
+    // not echoed: a mistyped URL may still hold a password
+    throw invalid('redis', `must be a redis:// or rediss:// URL or a Unix socket path, and the string given ${url === '' ? 'is empty' : 'is no URL'}`)
+  }
+  if (protocol !== 'redis:' && protocol !== 'rediss:') {
+    throw invalid('redis', `must be a redis:// or rediss:// URL or a Unix socket path, not ${protocol}`)
+  }
+  return url
 }
 
 function pickSettings (opts: Record<string, unknown>): Record<string, unknown> {
@@ -113,8 +137,23 @@ function validateSettings (picked: Record<string, unknown>): Settings {
   if (checkSettings.Check(picked)) return picked
   // Check() failed, so there is at least one error
   const first = checkSettings.Errors(picked).First()!
-  const name = first.path.slice(1).replaceAll('/', '.')
-  throw invalid(name, `is invalid: ${first.message}`)
+  throw invalid(dotted(first.path), `is invalid: ${first.message}`)
+}
+
+/**
+ * The cookie attributes among a session's `options()` (other fields, such as the `userInfo`
+ * @fastify/csrf-protection passes, are not the cookie's), or undefined when there are none.
+ */
+export function cookieOverrides (options: unknown): Partial<CookieSettings> | undefined {
+  if (typeof options !== 'object' || options === null) {
+    throw new errors.FST_REDIS_SESSION_INVALID_VALUE('(options)', 'session.options() takes an object of cookie attributes')
+  }
+  const picked: Record<string, unknown> = {}
+  for (const name of cookieNames) if ((options as Record<string, unknown>)[name] !== undefined) picked[name] = (options as Record<string, unknown>)[name]
+  if (Object.keys(picked).length === 0) return undefined
+  if (checkCookieOverrides.Check(picked)) return picked
+  const first = checkCookieOverrides.Errors(picked).First()!
+  throw new errors.FST_REDIS_SESSION_INVALID_VALUE(`(options) ${dotted(first.path)}`, first.message)
 }
 
 /** Browsers drop these cookies silently; refuse them at registration instead. */

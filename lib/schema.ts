@@ -3,7 +3,7 @@ import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
 import { errors } from './errors.js'
 
 /** `/user/id` (TypeBox's JSON pointer) as `user.id`, the way option errors name paths. */
-function dotted (pointer: string): string {
+export function dotted (pointer: string): string {
   return pointer.slice(1).replaceAll('/', '.')
 }
 

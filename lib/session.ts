@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { NumericSessionKey, Session, SessionData, SessionKey, SessionValue } from '../types/index.js'
-import type { SessionConfig } from './options.js'
+import type { NumericSessionKey, Session, SessionCookieOptions, SessionData, SessionKey, SessionValue } from '../types/index.js'
+import { cookieOverrides, type CookieSettings, type SessionConfig } from './options.js'
 import type { LoadedText, SessionStore } from './store.js'
 import type { SessionStats } from './stats.js'
 import type { SessionSchema } from './schema.js'
@@ -27,15 +27,37 @@ export const kCommit = Symbol('fastify-session-redis.commit')
 /** onSend's callback. */
 export type SendDone = (err: Error | null, payload?: unknown) => void
 
-/** Hands the response on, or the error that replaces it. */
-function handOn (reply: FastifyReply, payload: unknown, done: SendDone, err: Error | null): void {
-  if (err === null) return done(null, payload)
-  // a redirect must not lead on as if the change had landed
-  reply.removeHeader('location')
-  done(err)
+const logBindings = { plugin: 'fastify-session-redis' }
+
+/** Node's callback style, as @fastify/session takes it. */
+type SessionCallback = (err?: Error) => void
+
+/**
+ * Hands the response on, or the error that replaces it. Fastify's continuation may throw (a route
+ * that sent twice: the response is out already); that is logged, never thrown into the save path,
+ * where it would keep other requests of the same batch from their responses.
+ */
+function handOn (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: SendDone, err: Error | null): void {
+  try {
+    if (err === null) return done(null, payload)
+    // a redirect must not lead on as if the change had landed
+    reply.removeHeader('location')
+    done(err)
+  } catch (thrown) {
+    const sentTwice = (thrown as { code?: unknown }).code === 'ERR_HTTP_HEADERS_SENT'
+    request.log[sentTwice ? 'debug' : 'error']({ ...logBindings, err: thrown }, 'fastify-session-redis: the response could not go on')
+  }
 }
 
-const logBindings = { plugin: 'fastify-session-redis' }
+/** Returns the promise, or settles `callback` with it when one is given. */
+function settleWith (request: FastifyRequest, promise: Promise<void>, callback: SessionCallback | undefined): Promise<void> | undefined {
+  if (callback === undefined) return promise
+  promise.then(() => { callback() }, callback).catch((err: unknown) => {
+    request.log.error({ ...logBindings, err }, 'fastify-session-redis: a session callback threw')
+  })
+  return undefined
+}
+
 // never read or changed: every path through `#fetch` replaces it before the session is handed out
 const LOADING: SessionDocument = Object.freeze(newDocument(0, 0))
 
@@ -54,6 +76,11 @@ function copyFlash (flash: Record<string, string[]>): Record<string, string[]> {
 /**
  * The session of one request. Reads come from the working document; every change is applied to
  * it and recorded as an operation, so a save that meets a newer stored version can replay them.
+ *
+ * The data keys are also plain own properties of the session, as @fastify/session code expects
+ * (`request.session.user = x`): `#pull` turns what was assigned or deleted there into operations
+ * before any read, write or save. Keys named like a member of the session are reachable through
+ * `get`/`set` only.
  */
 export class RedisSession implements Session {
   readonly #ctx: SessionContext
@@ -65,14 +92,17 @@ export class RedisSession implements Session {
   #base = 0
   #ops: Operation[] = []
   #expiresAt = 0
-  /** Must be written even without operations (regenerated). */
+  /** Must be written even without operations (regenerated with data kept). */
   #mustWrite = false
   /** Send Set-Cookie with the current id at the end of the request. */
   #sendCookie = false
-  /** The client holds the cookie of a session this request destroyed. */
+  /** The client holds the cookie of a session this request destroyed or regenerated. */
   #clearCookie = false
   #touched = false
-  #committed = false
+  /** Cookie attributes set by `options()` for this response. */
+  #cookieOptions: Partial<CookieSettings> | undefined
+  /** undefined until onSend; then the responses waiting for the commit in flight, or null once it ended. */
+  #afterCommit: Array<() => void> | null | undefined
 
   /** `doc` undefined: a fresh session; otherwise a stand-in until `#fetch` sets the real one. */
   private constructor (ctx: SessionContext, request: FastifyRequest, doc: SessionDocument | undefined) {
@@ -100,7 +130,7 @@ export class RedisSession implements Session {
   }
 
   get id (): string {
-    this.#id ??= newId(this.#ctx.config.idGenerator)
+    this.#id ??= newId(this.#ctx.config.idGenerator, this.#request)
     return this.#id
   }
 
@@ -121,40 +151,47 @@ export class RedisSession implements Session {
   }
 
   isModified (): boolean {
+    this.#pull()
     return this.#ops.length > 0 || this.#mustWrite
   }
 
   get<K extends SessionKey> (key: K): SessionValue<K> | undefined {
+    this.#pull()
     const data = this.#doc.d
     return (Object.hasOwn(data, key) ? data[key] : undefined) as SessionValue<K> | undefined
   }
 
   has (key: SessionKey): boolean {
+    this.#pull()
     return Object.hasOwn(this.#doc.d, key)
   }
 
   set<K extends SessionKey> (key: K, value: SessionValue<K>): void {
-    checkKey(key)
-    if (value === undefined) return this.delete(key)
-    const reason = unfaithful(value)
-    if (reason !== undefined) throw new errors.FST_REDIS_SESSION_INVALID_VALUE(key, reason)
-    this.#ctx.schema?.checkValue(key, value)
-    this.#record({ kind: 'set', key, value })
+    this.#pull()
+    this.#set(key, value)
   }
 
   delete (key: SessionKey): void {
-    if (this.has(key)) this.#record({ kind: 'delete', key })
+    this.#pull()
+    this.#delete(key)
   }
 
   clear (): void {
+    this.#pull()
     if (Object.keys(this.#doc.d).length > 0) this.#record({ kind: 'clear' })
   }
 
   toJSON (): Partial<SessionData> & Record<string, unknown> {
+    this.#pull()
     return structuredClone(this.#doc.d)
   }
 
+  data (): Partial<SessionData> & Record<string, unknown> {
+    return this.toJSON()
+  }
+
   increment (key: NumericSessionKey, step = 1): number {
+    this.#pull()
     checkKey(key)
     const current = this.get(key)
     if (current !== undefined && typeof current !== 'number') {
@@ -197,96 +234,200 @@ export class RedisSession implements Session {
       throw new errors.FST_REDIS_SESSION_INVALID_VALUE('(ttl)', 'setTtl needs a whole number of seconds, at least 1')
     }
     this.#record({ kind: 'ttl', seconds })
+    this.#expiresAt = expiryOf(this.#ctx, this.#doc, Date.now())
   }
 
   touch (): void {
     this.#touched = true
+    if (this.#base !== 0) this.#expiresAt = expiryOf(this.#ctx, this.#doc, Date.now())
   }
 
-  async regenerate (): Promise<void> {
-    if (this.#base !== 0) {
+  options (options: SessionCookieOptions & Record<string, unknown>): void {
+    const overrides = cookieOverrides(options)
+    if (overrides === undefined) return
+    this.#cookieOptions = { ...this.#cookieOptions, ...overrides }
+    this.#sendCookie = this.#base !== 0 || this.#sendCookie
+  }
+
+  regenerate (keep?: readonly SessionKey[]): Promise<void>
+  regenerate (callback: SessionCallback): undefined
+  regenerate (keep: readonly SessionKey[], callback: SessionCallback): undefined
+  regenerate (keep?: readonly SessionKey[] | SessionCallback, callback?: SessionCallback): Promise<void> | undefined {
+    if (typeof keep === 'function') return settleWith(this.#request, this.#regenerate(undefined), keep)
+    return settleWith(this.#request, this.#regenerate(keep), callback)
+  }
+
+  destroy (): Promise<void>
+  destroy (callback: SessionCallback): undefined
+  destroy (callback?: SessionCallback): Promise<void> | undefined {
+    return settleWith(this.#request, this.#destroy(), callback)
+  }
+
+  reload (): Promise<void>
+  reload (callback: SessionCallback): undefined
+  reload (callback?: SessionCallback): Promise<void> | undefined {
+    return settleWith(this.#request, this.#reload(), callback)
+  }
+
+  save (): Promise<void>
+  save (callback: SessionCallback): undefined
+  save (callback?: SessionCallback): Promise<void> | undefined {
+    const saving = new Promise<void>((resolve, reject) => {
+      this.#persist(true, undefined, (err) => { if (err === null) resolve(); else reject(err) })
+    })
+    return settleWith(this.#request, saving, callback)
+  }
+
+  /**
+   * Called from onSend: saves what changed, sets the cookie, then hands the payload on. Redis is
+   * involved only when something changed; otherwise `done` is called at once. A route that sends
+   * twice (an async handler that calls `reply.redirect()` without returning the reply) runs onSend
+   * again while the first save is in flight: that pass waits for it, so the first response out
+   * carries the cookie.
+   */
+  [kCommit] (reply: FastifyReply, payload: unknown, done: SendDone): void {
+    const request = this.#request
+    if (this.#afterCommit === null) return handOn(request, reply, payload, done, null)
+    if (this.#afterCommit !== undefined) {
+      this.#afterCommit.push(() => { handOn(request, reply, payload, done, null) })
+      return
+    }
+    this.#afterCommit = []
+    const finish = (err: Error | null): void => {
+      const waiting = this.#afterCommit as Array<() => void>
+      this.#afterCommit = null
+      handOn(request, reply, payload, done, err)
+      for (const next of waiting) next()
+    }
+    try {
+      this.#pull()
+    } catch (err) {
+      return finish(err as Error)
+    }
+    const { config, store } = this.#ctx
+    if (this.isModified() || (this.#base === 0 && config.saveUninitialized)) {
+      return this.#persist(false, reply, finish)
+    }
+    if (this.#touched && !config.rolling && this.#base !== 0) {
+      store.expire(this.id, ttlOf(this.#ctx, this.#doc, Date.now()))
+        .then(() => { this.#setCookie(reply) })
+        .then(() => { finish(null) }, finish)
+      return
+    }
+    this.#setCookie(reply)
+    finish(null)
+  }
+
+  async #regenerate (keep: readonly string[] | undefined): Promise<void> {
+    this.#pull()
+    const carried = keep !== undefined && keep.length > 0
+    let doc = this.#doc
+    const wasStored = this.#base !== 0
+    if (wasStored) {
       // GETDEL: changes other requests saved since this one loaded come along, and the old id dies at once
       const stored = await this.#ctx.store.take(this.id)
-      const doc = stored === null ? stored : parseDocument(stored)
-      if (doc === null || typeof doc === 'string') {
-        // destroyed, regenerated or expired meanwhile: carrying this request's copy to a new id would revive it
-        this.#doc = this.#reset()
-        throw new errors.FST_REDIS_SESSION_GONE()
+      const parsed = stored === null ? stored : parseDocument(stored)
+      if (parsed === null || typeof parsed === 'string') {
+        // ended meanwhile (destroyed, regenerated, expired): carrying data to a new id would revive it
+        if (carried) {
+          this.#replace(this.#reset())
+          throw new errors.FST_REDIS_SESSION_GONE()
+        }
+      } else {
+        for (const op of this.#ops) applyOperation(parsed, op)
+        doc = parsed
       }
-      for (const op of this.#ops) applyOperation(doc, op)
-      this.#doc = doc
     }
     const now = Date.now()
-    Object.assign(this.#doc, { v: 0, c: now, a: now + this.#ctx.config.absoluteTtl * 1000 })
-    this.#id = newId(this.#ctx.config.idGenerator)
-    this.#base = 0
-    this.#ops = []
-    this.#mustWrite = true
-    this.#expiresAt = now + this.#ctx.writer.ttlOf(this.#doc, now) * 1000
+    const fresh = newDocument(now, this.#ctx.config.absoluteTtl)
+    for (const key of keep ?? []) if (Object.hasOwn(doc.d, key)) fresh.d[key] = doc.d[key]
+    this.#replace(this.#reset(fresh))
+    this.#id = newId(this.#ctx.config.idGenerator, this.#request)
+    this.#mustWrite = Object.keys(fresh.d).length > 0
+    // the browser's cookie names a deleted session: replaced once this one is written, else cleared
+    this.#clearCookie = wasStored
   }
 
-  async destroy (): Promise<void> {
+  async #destroy (): Promise<void> {
     if (this.#base !== 0) {
       await this.#ctx.store.remove(this.id)
       this.#ctx.stats.destroyed++
       this.#clearCookie = true
     }
-    this.#doc = this.#reset()
+    this.#replace(this.#reset())
   }
 
-  async reload (): Promise<void> {
-    if (this.#base === 0) this.#doc = this.#reset()
+  async #reload (): Promise<void> {
+    if (this.#base === 0) this.#replace(this.#reset())
     else await this.#fetch(this.id, Boolean)
   }
 
-  save (): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.#persist(true, undefined, (err) => { if (err === null) resolve(); else reject(err) })
-    })
+  #set (key: unknown, value: unknown): void {
+    checkKey(key)
+    if (value === undefined) return this.#delete(key)
+    const data = this.#doc.d
+    // the same primitive again is no change; an object may have been changed in place, so it counts
+    if ((typeof value !== 'object' || value === null) && Object.hasOwn(data, key) && data[key] === value) return
+    const reason = unfaithful(value)
+    if (reason !== undefined) throw new errors.FST_REDIS_SESSION_INVALID_VALUE(key, reason)
+    this.#ctx.schema?.checkValue(key, value)
+    this.#record({ kind: 'set', key, value })
   }
 
-  /**
-   * Called once, from onSend: saves what changed, sets the cookie, then hands the payload on.
-   * Redis is involved only when something changed; otherwise `done` is called at once.
-   */
-  [kCommit] (reply: FastifyReply, payload: unknown, done: SendDone): void {
-    if (this.#committed) return done(null, payload)
-    this.#committed = true
-    const { config, store, writer } = this.#ctx
-    if (this.isModified() || (this.#base === 0 && config.saveUninitialized)) {
-      return this.#persist(false, reply, (err) => { handOn(reply, payload, done, err) })
+  #delete (key: string): void {
+    if (Object.hasOwn(this.#doc.d, key)) this.#record({ kind: 'delete', key })
+  }
+
+  /** Turns what route code assigned to or deleted from the session's own properties into operations. */
+  #pull (): void {
+    const view = this as unknown as Record<string, unknown>
+    const data = this.#doc.d
+    for (const key in view) {
+      if (!Object.hasOwn(data, key) || data[key] !== view[key]) this.#set(key, view[key])
     }
-    if (this.#touched && !config.rolling && this.#base !== 0) {
-      store.expire(this.id, writer.ttlOf(this.#doc, Date.now()))
-        .then(() => { this.#setCookie(reply) })
-        .then(() => { done(null, payload) }, (err: Error) => { handOn(reply, payload, done, err) })
-      return
+    for (const key in data) {
+      if (!Object.hasOwn(view, key) && !MEMBERS.has(key)) this.#record({ kind: 'delete', key })
     }
-    this.#setCookie(reply)
-    done(null, payload)
+  }
+
+  /** Makes the data keys own properties again, after the document was replaced. */
+  #replace (doc: SessionDocument): void {
+    this.#doc = doc
+    const view = this as unknown as Record<string, unknown>
+    for (const key in view) delete view[key]
+    for (const key in doc.d) if (!MEMBERS.has(key)) view[key] = doc.d[key]
   }
 
   #setCookie (reply: FastifyReply): void {
     const { cookie } = this.#ctx
-    if (this.#sendCookie) cookie.write(this.#request, reply, this.id, secondsLeft(this.#doc, Date.now()))
+    if (this.#sendCookie) cookie.write(this.#request, reply, this.id, secondsLeft(this.#doc, Date.now()), this.#cookieOptions)
     else if (this.#clearCookie) cookie.clear(this.#request, reply)
   }
 
   #record (op: Operation): void {
-    applyOperation(this.#doc, op)
+    const doc = this.#doc
+    applyOperation(doc, op)
     this.#ops.push(op)
+    const view = this as unknown as Record<string, unknown>
+    if (op.kind === 'clear') {
+      for (const key in view) delete view[key]
+    } else if (op.kind === 'set' || op.kind === 'increment' || op.kind === 'delete') {
+      if (MEMBERS.has(op.key)) return
+      if (Object.hasOwn(doc.d, op.key)) view[op.key] = doc.d[op.key]
+      else delete view[op.key]
+    }
   }
 
-  /** Becomes a new, empty, unsaved session; its id is minted when first needed. */
-  #reset (): SessionDocument {
+  /** Becomes a new, unsaved session (`doc`, else empty); its id is minted when first needed. */
+  #reset (doc?: SessionDocument): SessionDocument {
     const now = Date.now()
-    const doc = newDocument(now, this.#ctx.config.absoluteTtl)
+    doc ??= newDocument(now, this.#ctx.config.absoluteTtl)
     this.#id = undefined
     this.#base = 0
     this.#ops = []
     this.#mustWrite = false
     this.#sendCookie = false
-    this.#expiresAt = now + this.#ctx.writer.ttlOf(doc, now) * 1000
+    this.#expiresAt = expiryOf(this.#ctx, doc, now)
     return doc
   }
 
@@ -307,7 +448,7 @@ export class RedisSession implements Session {
   #adopt (id: string, loaded: LoadedText | null, now: number): boolean | Promise<boolean> {
     const { store, config, schema, stats } = this.#ctx
     if (loaded === null) {
-      this.#doc = this.#reset()
+      this.#replace(this.#reset())
       return false
     }
     const doc = parseDocument(loaded.text)
@@ -316,12 +457,12 @@ export class RedisSession implements Session {
     // past its absolute deadline: an ordinary end, deleted without a warning
     if (problem !== undefined || (doc as SessionDocument).a <= now) {
       return store.remove(id).then(() => {
-        this.#doc = this.#reset()
+        this.#replace(this.#reset())
         return false
       })
     }
     stats.loaded++
-    this.#doc = doc as SessionDocument
+    this.#replace(doc as SessionDocument)
     this.#id = id
     this.#base = this.#doc.v
     this.#ops = []
@@ -331,7 +472,7 @@ export class RedisSession implements Session {
       return true
     }
     // the read set the configured TTL; a per-session TTL or a near absolute deadline needs another
-    const ttl = this.#ctx.writer.ttlOf(this.#doc, now)
+    const ttl = ttlOf(this.#ctx, this.#doc, now)
     this.#expiresAt = Math.min(this.#doc.a, now + ttl * 1000)
     return ttl === config.ttl ? true : store.expire(id, ttl).then(() => true)
   }
@@ -343,6 +484,7 @@ export class RedisSession implements Session {
   #persist (keepState: boolean, reply: FastifyReply | undefined, done: (err: Error | null) => void): void {
     let id: string
     try {
+      this.#pull()
       id = this.id
     } catch (err) {
       return done(err as Error)
@@ -370,7 +512,7 @@ export class RedisSession implements Session {
   }
 
   #written (written: Written, keepState: boolean, reply: FastifyReply | undefined): void {
-    const { writer, stats } = this.#ctx
+    const { stats } = this.#ctx
     if (this.#base === 0) {
       stats.created++
       this.#sendCookie = true
@@ -380,8 +522,23 @@ export class RedisSession implements Session {
     this.#base = written.version
     this.#ops = []
     this.#mustWrite = false
-    this.#expiresAt = now + writer.ttlOf(written.doc, now) * 1000
-    if (keepState && written.doc !== this.#doc) this.#doc = parseDocument(written.text) as SessionDocument
+    this.#expiresAt = expiryOf(this.#ctx, written.doc, now)
+    if (keepState && written.doc !== this.#doc) this.#replace(parseDocument(written.text) as SessionDocument)
     if (reply !== undefined) this.#setCookie(reply)
   }
+}
+
+/** The names of the session's own members: data keys so named are not mirrored as properties. */
+const MEMBERS: ReadonlySet<string> = new Set([
+  ...Object.getOwnPropertyNames(RedisSession.prototype),
+  ...Object.getOwnPropertyNames(Object.prototype)
+])
+
+function ttlOf (ctx: SessionContext, doc: SessionDocument, now: number): number {
+  return ctx.writer.ttlOf(doc, now)
+}
+
+/** When the session would expire if written or refreshed now: epoch ms. */
+function expiryOf (ctx: SessionContext, doc: SessionDocument, now: number): number {
+  return now + ttlOf(ctx, doc, now) * 1000
 }

@@ -73,6 +73,8 @@ export class SessionStore {
   readonly #timeout: number
   readonly #deadlines: Deadlines
   readonly #stats: SessionStats
+  /** Why the connection the plugin owns last failed, until it is ready again: told in 503 errors. */
+  connectionError: string | undefined = undefined
 
   constructor (client: Redis | Cluster, prefix: string, timeout: number, stats: SessionStats) {
     this.client = client
@@ -149,7 +151,8 @@ export class SessionStore {
     return new Promise((resolve, reject) => {
       const deadline = deadlines.add(() => {
         stats.storeErrors++
-        reject(new errors.FST_REDIS_SESSION_STORE_UNAVAILABLE(`${what} took longer than ${this.#timeout} ms`))
+        const cause = this.connectionError === undefined ? '' : ` (${this.connectionError})`
+        reject(new errors.FST_REDIS_SESSION_STORE_UNAVAILABLE(`${what} took longer than ${this.#timeout} ms${cause}`))
       })
       const settled = (value: T): void => {
         if (deadlines.settle(deadline)) resolve(map(value))

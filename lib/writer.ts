@@ -188,6 +188,13 @@ function pause (ms: number): Promise<void> {
   return new Promise(resolve => setTimeout(resolve, ms))
 }
 
+/** Every waiter hears the outcome, even when an earlier one's callback throws. */
 function settle (batch: Waiter[], err: Error | undefined, written?: Written): void {
-  for (const waiter of batch) waiter.done(err ?? written as Written)
+  for (const waiter of batch) {
+    try {
+      waiter.done(err ?? written as Written)
+    } catch (thrown) {
+      process.emitWarning(thrown as Error)
+    }
+  }
 }

@@ -1,4 +1,4 @@
-import type { FastifyPluginAsync, FastifyError } from 'fastify'
+import type { FastifyPluginAsync, FastifyError, FastifyRequest } from 'fastify'
 import type { FastifyErrorConstructor } from '@fastify/error'
 import type { Redis, Cluster, RedisOptions } from 'ioredis'
 import type { TObject, Static } from '@sinclair/typebox'
@@ -75,8 +75,8 @@ export interface RedisSessionOptions {
   rolling?: boolean
   /** Store a new session even when nothing was written to it. @default false */
   saveUninitialized?: boolean
-  /** Makes session ids; each must match /^[A-Za-z0-9_-]{22,128}$/. @default 32 random bytes, base64url */
-  idGenerator?: () => string
+  /** Makes session ids from the request; each must match /^[A-Za-z0-9_-]{22,128}$/. @default 32 random bytes, base64url */
+  idGenerator?: (request: FastifyRequest) => string
   /** Milliseconds allowed to every Redis operation the plugin awaits. @default 2000 */
   timeout?: number
   /** Largest stored session, in bytes of JSON. @default 65536 */
@@ -139,6 +139,12 @@ export interface SessionManager {
   destroyAll (user: string | number, options?: { except?: string }): Promise<number>
 }
 
+/** `request.session`: the session, with its data keys also readable and writable as properties. */
+export type RequestSession = Session & Partial<SessionData>
+
+/** Node-style callback of the lifecycle methods, as @fastify/session takes them. */
+export type SessionCallback = (err?: Error) => void
+
 /** The session of one request: `request.session`. */
 export interface Session {
   /** The session id (also what the signed cookie carries). */
@@ -173,14 +179,31 @@ export interface Session {
   /** Returns every flash message, by type, and removes them. */
   flash (): Record<string, string[]>
 
-  /** A new id for the same data; the old id is deleted at once. Call it at login. */
-  regenerate (): Promise<void>
+  /**
+   * A new id; the old id is deleted at once. Keeps the data keys listed in `keep` and nothing else
+   * (no key, no flash message), as @fastify/session does: call it at login with the keys to carry
+   * over, and at logout bare. A session that keeps nothing and gets no new data is not stored: its
+   * cookie is cleared.
+   */
+  regenerate (keep?: readonly SessionKey[]): Promise<void>
+  regenerate (callback: SessionCallback): void
+  regenerate (keep: readonly SessionKey[], callback: SessionCallback): void
   /** Deletes the session and clears its cookie; the request goes on with a fresh, empty session. */
   destroy (): Promise<void>
+  destroy (callback: SessionCallback): void
   /** Re-reads the session from Redis, dropping this request's unsaved changes. */
   reload (): Promise<void>
+  reload (callback: SessionCallback): void
   /** Writes now instead of when the response is sent. */
   save (): Promise<void>
+  save (callback: SessionCallback): void
+  /** A copy of the data (@fastify/secure-session's name for `toJSON`). */
+  data (): Partial<SessionData> & Record<string, unknown>
+  /**
+   * Cookie attributes for this response's session cookie (@fastify/secure-session's API); other
+   * fields are ignored. A stored session's cookie is sent again with them.
+   */
+  options (options: SessionCookieOptions & Record<string, unknown>): void
   /** Pushes the idle expiry forward without rewriting the data. */
   touch (): void
   /** This session's idle timeout in seconds (still capped by the absolute deadline). */
@@ -214,8 +237,11 @@ declare module 'fastify' {
     sessions: SessionManager
   }
   interface FastifyRequest {
-    /** The request's session. On routes registered with `config: { session: false }` it is `null` at run time. */
-    session: Session
+    /**
+     * The request's session. On routes registered with `config: { session: false }` it is `null` at run time.
+     * The data keys are also properties (`request.session.user = x`), as with @fastify/session.
+     */
+    session: RequestSession
   }
   interface FastifyContextConfig {
     /** `false`: this route neither loads nor sets a session. */

@@ -1,5 +1,5 @@
 // Every types/**/*.ts file is compiled by tsd as one program, with SessionData left empty: the
-// augmented cases live in types/augmented/, one program each (see test/schema-types.test.ts).
+// augmented cases live in types/augmented/, one program each (run by npm run test:types).
 import Fastify, { type FastifyError, type FastifyPluginAsync } from 'fastify'
 import { Redis, Cluster } from 'ioredis'
 import { Type, type Static } from '@sinclair/typebox'
@@ -9,6 +9,7 @@ import redisSession, {
   errors,
   type RedisSessionErrors,
   type RedisSessionOptions,
+  type RequestSession,
   type Session,
   type SessionCookieOptions,
   type SessionDataOf,
@@ -59,6 +60,7 @@ expectError(app.register(redisSession, { client: 'redis://127.0.0.1', secret }))
 expectError(app.register(redisSession, { client, secret, cookie: { sameSite: 'sometimes' } }))
 expectError(app.register(redisSession, { client, secret, cookie: { secure: 'yes' } }))
 expectError(app.register(redisSession, { client, secret, idGenerator: () => 42 }))
+expectAssignable<RedisSessionOptions>({ client, secret, idGenerator: (request) => request.id.padEnd(22, '0') })
 expectError(app.register(redisSession, { client, secret, schema: { type: 'object', properties: {} } }))
 expectError(app.register(redisSession, { client, secret, schema: Type.String() }))
 expectError(app.register(redisSession, { client, secret, ttll: 60 }))
@@ -67,7 +69,9 @@ expectNotAssignable<RedisSessionOptions>({ client, secret, maxBytes: '64k' })
 
 // request.session, and a route that opts out
 app.get('/', async (request) => {
-  expectType<Session>(request.session)
+  expectType<RequestSession>(request.session)
+  // unaugmented, property-style data is not typed: declare it in SessionData
+  expectError(request.session.cart)
   return request.session.id
 })
 app.get('/health', { config: { session: false } }, async () => 'ok')
@@ -106,6 +110,17 @@ expectType<Promise<void>>(session.regenerate())
 expectType<Promise<void>>(session.destroy())
 expectType<Promise<void>>(session.reload())
 expectType<Promise<void>>(session.save())
+// @fastify/session's forms: keys to keep, and Node-style callbacks
+expectType<Promise<void>>(session.regenerate(['passport', 'cart']))
+expectType<void>(session.regenerate((err?: Error) => { expectType<Error | undefined>(err) }))
+expectType<void>(session.regenerate(['passport'], () => {}))
+expectType<void>(session.save(() => {}))
+expectType<void>(session.destroy(() => {}))
+expectType<void>(session.reload(() => {}))
+expectError(session.regenerate('passport'))
+expectAssignable<Record<string, unknown>>(session.data())
+expectType<void>(session.options({ maxAge: 3600, userInfo: 'from csrf-protection' }))
+expectError(session.options({ maxAge: '1h' }))
 expectType<void>(session.touch())
 expectType<void>(session.setTtl(60))
 expectError(session.id = 'chosen-by-the-client')

@@ -1,12 +1,12 @@
 // SessionData augmented the two documented ways: declared members and a TypeBox schema. tsd runs
-// this file as a program of its own (test/schema-types.test.ts), since an augmentation changes
+// this file as a program of its own (npm run test:types), since an augmentation changes
 // SessionData for every file compiled with it; the .mts extension keeps it out of the default tsd
 // run (types/**/*.ts), which tests the un-augmented fallback.
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import { Type, type Static } from '@sinclair/typebox'
 import { expectAssignable, expectError, expectNotAssignable, expectType } from 'tsd'
-import redisSession, { type NumericSessionKey, type Session, type SessionData, type SessionKey } from 'fastify-session-redis'
+import redisSession, { type NumericSessionKey, type RequestSession, type Session, type SessionData, type SessionKey } from 'fastify-session-redis'
 
 const accountSchema = Type.Object({
   account: Type.Object({ plan: Type.Union([Type.Literal('free'), Type.Literal('pro')]), seats: Type.Integer() })
@@ -33,8 +33,15 @@ expectNotAssignable<SessionData>({ user: { id: 1 }, views: '0', account: { plan:
 const app = Fastify()
 app.register(redisSession, { client: new Redis(), secret: 'a-secret-of-at-least-32-characters!', schema: accountSchema })
 app.get('/', async (request) => {
-  expectType<Session>(request.session)
+  expectType<RequestSession>(request.session)
   expectType<number | undefined>(request.session.get('views'))
+  // property style, as with @fastify/session: typed by SessionData
+  expectType<number | undefined>(request.session.views)
+  request.session.user = { id: 7 }
+  request.session.theme = undefined
+  delete request.session.theme
+  expectError(request.session.views = 'x')
+  expectError(request.session.user = { id: '7' })
   return request.session.increment('views')
 })
 
