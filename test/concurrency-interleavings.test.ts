@@ -42,18 +42,21 @@ const changes: Record<string, (req: FastifyRequest) => unknown> = {
   'write-then-regenerate': (req) => req.session.set('mine', true)
 }
 
+/** The keys a login here carries to the new id: every key these tests write. */
+const LOGIN_KEEPS = ['user', 'n', 'mine']
+
 function routesWith (gate: Gate): (app: FastifyInstance) => void {
   return (app) => {
     app.post('/held/:change', async (req) => {
       const change = (req.params as { change: string }).change
       const result = changes[change](req)
       await gate.hold()
-      if (change.endsWith('regenerate')) await req.session.regenerate()
+      if (change.endsWith('regenerate')) await req.session.regenerate(LOGIN_KEEPS)
       return { id: req.session.id, result }
     })
     app.post('/count', async (req) => ({ id: req.session.id, n: req.session.increment('n') }))
     app.post('/login', async (req) => {
-      await req.session.regenerate()
+      await req.session.regenerate(LOGIN_KEEPS)
       return { id: req.session.id }
     })
     app.post('/logout', async (req) => {

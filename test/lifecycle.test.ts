@@ -1,12 +1,12 @@
 import { test } from 'tap'
 import { buildApp, sessionCookie, setCookies, keysUnder } from './helpers/app.js'
 
-test('regenerate() gives a new id with the same data and deletes the old key', async (t) => {
+test('regenerate(keep) gives a new id with the kept data and deletes the old key', async (t) => {
   const { app, client, prefix } = await buildApp(t, {
     routes: (app) => {
       app.post('/login', async (req) => {
         const before = req.session.id
-        await req.session.regenerate()
+        await req.session.regenerate(['cart'])
         req.session.set('user', { id: 42 })
         return { before, after: req.session.id, isNew: req.session.isNew, modified: req.session.isModified() }
       })
@@ -29,12 +29,12 @@ test('regenerate() gives a new id with the same data and deletes the old key', a
   t.not(stale.json().id, oldId)
 })
 
-test('regenerate() on a brand-new session just issues a new id', async (t) => {
+test('regenerate(keep) on a brand-new session just issues a new id', async (t) => {
   const { app, client, prefix } = await buildApp(t, {
     routes: (app) => {
       app.post('/login', async (req) => {
         req.session.set('a', 1)
-        await req.session.regenerate()
+        await req.session.regenerate(['a'])
         return { id: req.session.id }
       })
     }
@@ -43,13 +43,13 @@ test('regenerate() on a brand-new session just issues a new id', async (t) => {
   t.same(await keysUnder(client, prefix), [prefix + res.json().id])
 })
 
-test('regenerate() of a session that vanished meanwhile fails with GONE instead of reviving it', async (t) => {
+test('regenerate(keep) of a session that vanished meanwhile fails with GONE instead of reviving it', async (t) => {
   const { app, client, prefix } = await buildApp(t, {
     routes: (app) => {
       app.post('/login', async (req) => {
         await client.del(prefix + req.session.id)
         req.session.set('b', 2)
-        await req.session.regenerate()
+        await req.session.regenerate(['b'])
         return { id: req.session.id }
       })
     }
@@ -66,7 +66,7 @@ test('regenerate() resets the absolute deadline', async (t) => {
     session: { absoluteTtl: 3600 },
     routes: (app) => {
       app.post('/login', async (req) => {
-        await req.session.regenerate()
+        await req.session.regenerate(['a'])
         return { id: req.session.id, createdAt: req.session.createdAt }
       })
     }

@@ -15,7 +15,7 @@ test('Redis round trips per request', async (t) => {
   const { app } = await buildApp(t, {
     client,
     routes: (app) => {
-      app.post('/login', async (req) => { await req.session.regenerate(); return 'ok' })
+      app.post('/login', async (req) => { await req.session.regenerate(['a']); return 'ok' })
       app.post('/logout', async (req) => { await req.session.destroy(); return 'ok' })
       app.post('/short', async (req) => { req.session.setTtl(60); return 'ok' })
     }

@@ -27,7 +27,7 @@ export function accountRoutes (app: FastifyInstance): void {
   }))
   app.post('/increment', async (req) => ({ n: req.session.increment('n') }))
   app.post('/regenerate', async (req) => {
-    await req.session.regenerate()
+    await req.session.regenerate(Object.keys(req.session.toJSON()))
     return { id: req.session.id }
   })
 }
