@@ -32,21 +32,12 @@ const logBindings = { plugin: 'fastify-session-redis' }
 /** Node's callback style, as @fastify/session takes it. */
 type SessionCallback = (err?: Error) => void
 
-/**
- * Hands the response on, or the error that replaces it. Fastify's continuation may throw (a route
- * that sent twice: the response is out already); that is logged, never thrown into the save path,
- * where it would keep other requests of the same batch from their responses.
- */
-function handOn (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: SendDone, err: Error | null): void {
-  try {
-    if (err === null) return done(null, payload)
-    // a redirect must not lead on as if the change had landed
-    reply.removeHeader('location')
-    done(err)
-  } catch (thrown) {
-    const sentTwice = (thrown as { code?: unknown }).code === 'ERR_HTTP_HEADERS_SENT'
-    request.log[sentTwice ? 'debug' : 'error']({ ...logBindings, err: thrown }, 'fastify-session-redis: the response could not go on')
-  }
+/** Hands the response on, or the error that replaces it. */
+function handOn (reply: FastifyReply, payload: unknown, done: SendDone, err: Error | null): void {
+  if (err === null) return done(null, payload)
+  // a redirect must not lead on as if the change had landed
+  reply.removeHeader('location')
+  done(err)
 }
 
 /** Returns the promise, or settles `callback` with it when one is given. */
@@ -286,17 +277,20 @@ export class RedisSession implements Session {
    * carries the cookie.
    */
   [kCommit] (reply: FastifyReply, payload: unknown, done: SendDone): void {
-    const request = this.#request
-    if (this.#afterCommit === null) return handOn(request, reply, payload, done, null)
+    if (this.#afterCommit === null) return done(null, payload)
     if (this.#afterCommit !== undefined) {
-      this.#afterCommit.push(() => { handOn(request, reply, payload, done, null) })
+      this.#afterCommit.push(() => {
+        // the first pass's response is out: going on would only make Fastify throw
+        if (!reply.raw.headersSent) return done(null, payload)
+        this.#request.log.debug(logBindings, 'fastify-session-redis: the route sent a second response, dropped; did it forget to return reply?')
+      })
       return
     }
     this.#afterCommit = []
     const finish = (err: Error | null): void => {
       const waiting = this.#afterCommit as Array<() => void>
       this.#afterCommit = null
-      handOn(request, reply, payload, done, err)
+      handOn(reply, payload, done, err)
       for (const next of waiting) next()
     }
     try {
