@@ -72,6 +72,21 @@ export const contestants = {
     cookieName: 'sid',
     build: (app, env) => ourPlugin(app, env, { autoPipelining: true, schema: false, plainSet: true })
   },
+  // what @fastify/session's property style costs: the same plugin, data read and assigned as properties
+  'plugin-props': {
+    label: 'fastify-session-redis, data as properties (`req.session.n = x`; ioredis, auto-pipelining)',
+    short: 'fastify-session-redis, property style',
+    kind: 'variant',
+    cookieName: 'sid',
+    build: async (app, env) => {
+      await ourPlugin(app, env, { autoPipelining: true, schema: false })
+      return {
+        get: (req, key) => req.session[key],
+        set: (req, key, value) => { req.session[key] = value },
+        increment: (req, key) => (req.session[key] = (req.session[key] ?? 0) + 1)
+      }
+    }
+  },
   'fastify-session': fastifySessionWith('connect-redis'),
   'fastify-session-store': fastifySessionWith('fastify-session-redis-store'),
   mgcrea: {

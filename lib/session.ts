@@ -273,15 +273,14 @@ export class RedisSession implements Session {
    * Called from onSend: saves what changed, sets the cookie, then hands the payload on. Redis is
    * involved only when something changed; otherwise `done` is called at once. A route that sends
    * twice (an async handler that calls `reply.redirect()` without returning the reply) runs onSend
-   * again while the first save is in flight: that pass waits for it, so the first response out
-   * carries the cookie.
+   * again while the first save is in flight: that pass waits for it and is then dropped, so the
+   * first response goes out, with the cookie.
    */
   [kCommit] (reply: FastifyReply, payload: unknown, done: SendDone): void {
     if (this.#afterCommit === null) return done(null, payload)
     if (this.#afterCommit !== undefined) {
+      // the first pass's response goes out first, with the cookie: going on would only make Fastify throw
       this.#afterCommit.push(() => {
-        // the first pass's response is out: going on would only make Fastify throw
-        if (!reply.raw.headersSent) return done(null, payload)
         this.#request.log.debug(logBindings, 'fastify-session-redis: the route sent a second response, dropped; did it forget to return reply?')
       })
       return

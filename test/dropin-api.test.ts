@@ -277,6 +277,10 @@ test('data() is a copy of the data; options() takes cookie attributes and ignore
         req.session.options({ maxAge: -1 })
         return 'not reached'
       })
+      app.post('/no-object', async (req) => {
+        req.session.options(null as unknown as { maxAge: number })
+        return 'not reached'
+      })
     }
   })
   const remember = await app.inject({ method: 'POST', url: '/remember' })
@@ -290,4 +294,6 @@ test('data() is a copy of the data; options() takes cookie attributes and ignore
   const bad = await app.inject({ method: 'POST', url: '/bad-options' })
   t.equal(bad.json().code, 'FST_REDIS_SESSION_INVALID_VALUE')
   t.match(bad.json().message, /maxAge/)
+  const noObject = await app.inject({ method: 'POST', url: '/no-object' })
+  t.equal(noObject.json().code, 'FST_REDIS_SESSION_INVALID_VALUE')
 })
