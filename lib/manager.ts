@@ -4,6 +4,7 @@ import type { SessionStore } from './store.js'
 import type { SessionStats } from './stats.js'
 import { isValidId } from './cookie.js'
 import { parseDocument } from './document.js'
+import { liveDocument } from './expiry.js'
 import { userOf, type UserIndex } from './user-index.js'
 import { errors } from './errors.js'
 
@@ -35,9 +36,8 @@ export class Sessions implements SessionManager {
     // rolling off: looking at a session must not keep it alive
     const loaded = await this.#store.load(id, now, this.#ttl, false)
     if (loaded === null) return null
-    const doc = parseDocument(loaded.text)
-    if (typeof doc === 'string' || doc.a <= now) return null
-    return doc.d as Data
+    const doc = liveDocument(loaded.text, now)
+    return doc === undefined ? null : doc.d as Data
   }
 
   async destroy (id: string): Promise<boolean> {

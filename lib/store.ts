@@ -5,7 +5,7 @@ import { Deadlines } from './deadlines.js'
 import type { SessionStats } from './stats.js'
 
 // Without rolling: returns the document and its PTTL, leaving the TTL alone. A document past its
-// absolute deadline is deleted, not returned. (Rolling reads use GETEX instead: this script costs
+// absolute deadline (`liveDocument` in lib/expiry.ts) is deleted, not returned. (Rolling reads use GETEX instead: this script costs
 // Redis five times the instructions of a GETEX (benchmarks/redis-instructions.js), and reads are
 // most of the traffic.)
 // ARGV: now (ms)
@@ -24,8 +24,8 @@ return {doc, redis.call('PTTL', KEYS[1])}
 // ('0': the key must not exist, so a destroyed session is never written back).
 // SET … GET writes and reads the previous value in one call, so the common case costs Redis one
 // command; when the check fails, the same atomic step puts the previous value back, with the TTL
-// its own metadata gives (the rule of SessionWriter.ttlOf; a value that is no session document gets
-// this write's TTL), and deletes it once it is past its deadline.
+// its own metadata gives (the rule of `ttlOf` in lib/expiry.ts; a value that is no session document
+// gets this write's TTL), and deletes it once it is past its deadline.
 // Returns 1 when written, 0 when the session is gone, or the stored document on a conflict.
 // ARGV: expected version, document, ttl (s), configured ttl (s)
 export const SAVE_SCRIPT = script(`

@@ -2,7 +2,8 @@ import type { FastifyRequest } from 'fastify'
 import type { SessionInfo } from '../types/index.js'
 import type { SessionStore } from './store.js'
 import { isValidId } from './cookie.js'
-import { parseDocument, type DocumentMeta, type Operation, type SessionDocument } from './document.js'
+import type { DocumentMeta, Operation, SessionDocument } from './document.js'
+import { lastRefreshOf, liveDocument } from './expiry.js'
 
 // Adds a session to a user's sorted set (score: when it joined, epoch ms) and makes the set live at
 // least ARGV[3] ms (never shortens it): the set then outlives every session it holds, since none
@@ -169,14 +170,12 @@ export class UserIndex {
   async #inspect (id: string, user: string, now: number): Promise<SessionInfo | undefined> {
     const loaded = await this.#store.load(id, now, this.#ttl, false)
     if (loaded === null) return undefined
-    const doc = parseDocument(loaded.text)
-    if (typeof doc === 'string' || doc.a <= now || doc.u !== user) return undefined
+    const doc = liveDocument(loaded.text, now)
+    if (doc === undefined || doc.u !== user) return undefined
     const expiry = now + loaded.pttl
     const info: SessionInfo = { idHint: id.slice(0, 8), createdAt: doc.c, expiresAt: Math.min(doc.a, expiry) }
-    // every refresh sets the TTL to the idle timeout unless the absolute deadline is nearer (then
-    // rounded up to whole seconds): a key expiring over a second before the deadline was last
-    // refreshed one idle timeout before it expires
-    if (expiry < doc.a - 1000) info.lastSeen = Math.min(now, Math.max(doc.c, expiry - (doc.t === 0 ? this.#ttl : doc.t) * 1000))
+    const lastSeen = lastRefreshOf(doc, this.#ttl, expiry, now)
+    if (lastSeen !== undefined) info.lastSeen = lastSeen
     if (doc.ip !== undefined) info.ip = doc.ip
     if (doc.ua !== undefined) info.userAgent = doc.ua
     return info

@@ -2,6 +2,7 @@ import type { SessionStore } from './store.js'
 import type { SessionStats } from './stats.js'
 import type { SessionSchema } from './schema.js'
 import { applyOperation, parseDocument, serializeDocument, type Operation, type SessionDocument } from './document.js'
+import { ttlOf } from './expiry.js'
 import { errors } from './errors.js'
 
 /** What a request hands over to be saved. */
@@ -18,16 +19,15 @@ export interface Written {
   text: string
   /** The object that was serialized: the caller's own `doc` only on the uncontended path. */
   doc: SessionDocument
+  /** The TTL the key was written with, in seconds, and when it expires by it (epoch ms). */
+  ttl: number
+  expiresAt: number
 }
 
 /** Called once with what was written, or why nothing was. */
 export type WriteDone = (outcome: Written | Error) => void
 
-// Waiter and Lane are classes, not object literals, for V8's sake. A literal carries allocation-site
-// feedback: when a process's first scavenges find nearly every object of a literal alive (under
-// full load, right after start), V8 allocates all later ones directly in the old generation. These
-// live for one save, so they then died there, and the extra major GCs made every later write cost
-// about a third more CPU for the life of the process. A class constructor's objects carry no such feedback.
+// Waiter and Lane are classes, not object literals: V8 would pretenure literals made under early load (README "Performance").
 
 /** One request's save, waiting in its lane. */
 class Waiter implements WriteRequest {
@@ -59,11 +59,6 @@ const MAX_ATTEMPTS = 10
 // at most about 0.2 s of pauses in all, well inside the default timeout
 const MAX_PAUSE_MS = 32
 
-/** Whole seconds to the absolute deadline, rounded up; 0 once it has passed. */
-export function secondsLeft (doc: SessionDocument, now: number): number {
-  return Math.max(0, Math.ceil((doc.a - now) / 1000))
-}
-
 /**
  * Saves sessions without losing concurrent changes. Within this process, saves of one id are
  * grouped: every request waiting while a save is in flight is merged into the next one write.
@@ -84,11 +79,6 @@ export class SessionWriter {
     this.#maxBytes = maxBytes
     this.#stats = stats
     this.#schema = schema
-  }
-
-  /** Seconds the stored key should live: the idle TTL, capped by the absolute deadline. */
-  ttlOf (doc: SessionDocument, now: number): number {
-    return Math.min(doc.t === 0 ? this.#ttl : doc.t, secondsLeft(doc, now))
   }
 
   /** `done` gets the outcome; a callback rather than a promise, one less promise and tick per save. */
@@ -155,7 +145,8 @@ export class SessionWriter {
         lane.waiting.unshift(...batch.slice(1))
         return this.#commit(id, lane, batch.slice(0, 1))
       }
-      const ttl = this.ttlOf(doc, Date.now())
+      const now = Date.now()
+      const ttl = ttlOf(doc, this.#ttl, now)
       if (ttl <= 0) return settle(batch, new errors.FST_REDIS_SESSION_GONE())
       let result
       try {
@@ -166,7 +157,7 @@ export class SessionWriter {
       if (result.status === 'saved') {
         lane.latest = { version: doc.v, text }
         this.#stats.saved += batch.length
-        return settle(batch, undefined, { version: doc.v, text, doc })
+        return settle(batch, undefined, { version: doc.v, text, doc, ttl, expiresAt: now + ttl * 1000 })
       }
       if (result.status === 'gone') return settle(batch, new errors.FST_REDIS_SESSION_GONE())
       // a new session's id is already stored: never merge it into another session
