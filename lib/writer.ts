@@ -140,38 +140,38 @@ export class SessionWriter {
       const text = serializeDocument(doc)
       const refusal = this.#refusal(doc, text, replay.length > 0)
       if (refusal !== undefined) {
-        if (batch.length === 1) return settle(batch, refusal)
+        if (batch.length === 1) return settleBatch(batch, refusal)
         // the merge of the batch is refused: give each request its own write, so only the culprit fails
         lane.waiting.unshift(...batch.slice(1))
         return this.#commit(id, lane, batch.slice(0, 1))
       }
       const now = Date.now()
       const ttl = ttlOf(doc, this.#ttl, now)
-      if (ttl <= 0) return settle(batch, new errors.FST_REDIS_SESSION_GONE())
+      if (ttl <= 0) return settleBatch(batch, new errors.FST_REDIS_SESSION_GONE())
       let result
       try {
         result = await this.#store.save(id, expected, text, ttl, this.#ttl)
       } catch (err) {
-        return settle(batch, err as Error)
+        return settleBatch(batch, err as Error)
       }
       if (result.status === 'saved') {
         lane.latest = { version: doc.v, text }
         this.#stats.saved += batch.length
-        return settle(batch, undefined, { version: doc.v, text, doc, ttl, expiresAt: now + ttl * 1000 })
+        return settleBatch(batch, undefined, { version: doc.v, text, doc, ttl, expiresAt: now + ttl * 1000 })
       }
-      if (result.status === 'gone') return settle(batch, new errors.FST_REDIS_SESSION_GONE())
+      if (result.status === 'gone') return settleBatch(batch, new errors.FST_REDIS_SESSION_GONE())
       // a new session's id is already stored: never merge it into another session
-      if (expected === 0) return settle(batch, new errors.FST_REDIS_SESSION_BAD_ID())
+      if (expected === 0) return settleBatch(batch, new errors.FST_REDIS_SESSION_BAD_ID())
       this.#stats.conflicts++
       const current = parseDocument(result.current)
-      if (typeof current === 'string') return settle(batch, new errors.FST_REDIS_SESSION_GONE())
+      if (typeof current === 'string') return settleBatch(batch, new errors.FST_REDIS_SESSION_GONE())
       doc = current
       expected = current.v
       replay = batch
       // lost again: other processes are writing this session too; a random pause spreads the retries
       if (attempt > 1) await pause(Math.random() * Math.min(2 ** attempt, MAX_PAUSE_MS))
     }
-    settle(batch, new errors.FST_REDIS_SESSION_CONFLICT(MAX_ATTEMPTS))
+    settleBatch(batch, new errors.FST_REDIS_SESSION_CONFLICT(MAX_ATTEMPTS))
   }
 }
 
@@ -180,7 +180,7 @@ function pause (ms: number): Promise<void> {
 }
 
 /** Every waiter hears the outcome, even when an earlier one's callback throws. */
-function settle (batch: Waiter[], err: Error | undefined, written?: Written): void {
+function settleBatch (batch: Waiter[], err: Error | undefined, written?: Written): void {
   for (const waiter of batch) {
     try {
       waiter.done(err ?? written as Written)
