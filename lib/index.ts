@@ -12,7 +12,7 @@ import { newStats } from './stats.js'
 import { RedisSession, kCommit, type SessionContext } from './session.js'
 import { errors } from './errors.js'
 import { UserIndex } from './user-index.js'
-import { Sessions } from './manager.js'
+import { SessionManager } from './sessions.js'
 
 const logBindings = { plugin: 'fastify-session-redis' }
 const kSession: unique symbol = Symbol('fastify-session-redis.session')
@@ -46,7 +46,7 @@ const plugin: FastifyPluginAsync<RedisSessionOptions> = async (fastify, opts) =>
     schema,
     index: config.userKey === undefined && !config.trackClient ? undefined : new UserIndex(store, config)
   }
-  fastify.decorate('sessions', new Sessions(store, config.userKey === undefined ? undefined : ctx.index, stats, config.ttl))
+  fastify.decorate('sessions', new SessionManager(store, config.userKey === undefined ? undefined : ctx.index, stats, config.ttl))
 
   // The session lives under a symbol; `request.session` reads it, so that a request that never
   // touches its session never builds one. LAZY: the hook ran and found no session to load.

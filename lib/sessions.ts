@@ -1,4 +1,4 @@
-import type { SessionData, SessionInfo, SessionManager } from '../types/index.js'
+import type { SessionData, SessionInfo, SessionManager as SessionManagerApi } from '../types/index.js'
 import type { SessionStore } from './store.js'
 import type { SessionStats } from './stats.js'
 import { isValidId } from './cookie.js'
@@ -10,7 +10,7 @@ import { errors } from './errors.js'
 type Data = Partial<SessionData> & Record<string, unknown>
 
 /** `app.sessions`: the admin view of the sessions of one plugin instance. */
-export class Sessions implements SessionManager {
+export class SessionManager implements SessionManagerApi {
   readonly #store: SessionStore
   readonly #index: UserIndex | undefined
   readonly #stats: SessionStats
