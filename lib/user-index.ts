@@ -4,6 +4,7 @@ import type { SessionStore } from './store.js'
 import { isValidId } from './cookie.js'
 import type { DocumentMeta, Operation, SessionDocument } from './document.js'
 import { lastRefreshOf, liveDocument } from './expiry.js'
+import { clientChanges } from './client-info.js'
 
 /** A set this large is pruned when a session joins it, so ended sessions never pile up. */
 const PRUNE_AT = 64
@@ -14,7 +15,6 @@ const PRUNE_AT = 64
 const GRACE_TIMEOUTS = 12
 /** Sessions inspected at once by `list` and `destroyAll`. */
 const BATCH = 100
-const MAX_USER_AGENT = 256
 
 /** The index value of a session's `userKey` value: strings and finite numbers count, nothing else. */
 export function userOf (value: unknown): string | undefined {
@@ -25,7 +25,7 @@ export function userOf (value: unknown): string | undefined {
 
 /**
  * The per-user index: one sorted set of session ids per user, scored by when each joined (the
- * store names and writes it), and the client metadata kept in the document.
+ * store names and writes it). Also where a save picks up the `trackClient` metadata.
  */
 export class UserIndex {
   readonly #store: SessionStore
@@ -48,12 +48,7 @@ export class UserIndex {
    * Costs a round trip only when the session is new to its user's index.
    */
   async prepare (id: string, isNew: boolean, doc: SessionDocument, request: FastifyRequest): Promise<Operation | undefined> {
-    const fields: DocumentMeta = {}
-    if (this.#trackClient) {
-      const ua = request.headers['user-agent']?.slice(0, MAX_USER_AGENT)
-      if (doc.ip !== request.ip) fields.ip = request.ip
-      if (doc.ua !== ua) fields.ua = ua
-    }
+    const fields: DocumentMeta = this.#trackClient ? clientChanges(doc, request) : {}
     if (this.#userKey !== undefined) {
       const user = userOf(Object.hasOwn(doc.d, this.#userKey) ? doc.d[this.#userKey] : undefined)
       if (user !== doc.u || (isNew && user !== undefined)) {
