@@ -6,9 +6,8 @@ import type { SessionStats } from './stats.js'
 import { isValidId } from './cookie.js'
 
 // Without rolling: returns the document and its PTTL, leaving the TTL alone. A document past its
-// absolute deadline (`liveDocument` in lib/expiry.ts) is deleted, not returned. (Rolling reads use GETEX instead: this script costs
-// Redis five times the instructions of a GETEX (benchmarks/redis-instructions.js), and reads are
-// most of the traffic.)
+// absolute deadline (`liveDocument` in lib/expiry.ts) is deleted, not returned.
+// Rolling reads use GETEX instead, far cheaper for Redis (README "Performance").
 // ARGV: now (ms)
 export const LOAD_SCRIPT = script(`
 local doc = redis.call('GET', KEYS[1])
@@ -205,8 +204,7 @@ export class SessionStore {
 
   /**
    * EVALSHA, and EVAL once when Redis does not know the script yet (a new or restarted server,
-   * another node of a cluster). Called directly rather than through ioredis' defineCommand, whose
-   * wrapper costs a closure and a promise on every call.
+   * another node of a cluster). Not ioredis' defineCommand: its wrapper costs on every call (README "Performance").
    */
   #script<R> (what: string, { sha, lua }: Script, key: string, args: Arg[], map: (reply: unknown) => R): Promise<R> {
     return this.#bounded(what, this.#client.evalsha(sha, 1, key, ...args), map, () => this.#client.eval(lua, 1, key, ...args))
