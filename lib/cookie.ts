@@ -8,11 +8,7 @@ import { errors } from './errors.js'
 const ID_PATTERN = /^[A-Za-z0-9_-]{22,128}$/
 // id (≤ 128) + '.' + base64 HMAC-SHA256 (43): anything longer is rejected before any HMAC work
 const MAX_SIGNED_LENGTH = 128 + 1 + 43
-/**
- * How many verified cookie values each plugin instance remembers. A browser sends the same cookie
- * with every request, and the HMAC is the largest single cost of reading a session (about an
- * eighth of a request's CPU in the benchmark); only values that verified are kept, oldest out first.
- */
+/** Verified cookie values remembered per instance (only valid ones, oldest out first), to skip their HMAC (README "Performance"). */
 export const REMEMBERED_COOKIES = 10_000
 
 export function defaultIdGenerator (): string {

@@ -9,16 +9,13 @@ export interface Deadline {
 }
 
 /**
- * The timeouts of the commands in flight, watched by one shared timer instead of a setTimeout
- * per command: under load, a few wake-ups a second rather than a timer armed and cleared, and
- * the clock read, for every command. A command expires between `ms` and `ms` + 2 × `tick` after
- * it was sent.
+ * The timeouts of the commands in flight, watched by one shared timer, not a setTimeout per command
+ * (README "Performance"). A command expires between `ms` and `ms` + 2 × `tick` after it was sent.
  */
 export class Deadlines {
   readonly #ms: number
   readonly #tick: number
-  // a linked list in deadline order (every entry waits the same time on a monotonic clock):
-  // adding and settling are O(1) and, unlike a Set, never hash the entry
+  // a linked list in deadline order (every entry waits as long, on a monotonic clock): O(1), no hashing
   #first: Deadline | undefined
   #last: Deadline | undefined
   #timer: NodeJS.Timeout | undefined

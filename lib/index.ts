@@ -12,15 +12,15 @@ import { newStats } from './stats.js'
 import { RedisSession, kCommit, type SessionContext } from './session.js'
 import { errors } from './errors.js'
 import { UserIndex } from './user-index.js'
-import { Sessions } from './manager.js'
+import { SessionManager } from './sessions.js'
 
 const logBindings = { plugin: 'fastify-session-redis' }
 const kSession: unique symbol = Symbol('fastify-session-redis.session')
-const LAZY: unique symbol = Symbol('fastify-session-redis.lazy')
+const kLazy: unique symbol = Symbol('fastify-session-redis.lazy')
 
 declare module 'fastify' {
   interface FastifyRequest {
-    [kSession]: RedisSession | typeof LAZY | null
+    [kSession]: RedisSession | typeof kLazy | null
   }
 }
 
@@ -46,16 +46,16 @@ const plugin: FastifyPluginAsync<RedisSessionOptions> = async (fastify, opts) =>
     schema,
     index: config.userKey === undefined && !config.trackClient ? undefined : new UserIndex(store, config)
   }
-  fastify.decorate('sessions', new Sessions(store, config.userKey === undefined ? undefined : ctx.index, stats, config.ttl))
+  fastify.decorate('sessions', new SessionManager(store, config.userKey === undefined ? undefined : ctx.index, stats, config.ttl))
 
   // The session lives under a symbol; `request.session` reads it, so that a request that never
-  // touches its session never builds one. LAZY: the hook ran and found no session to load.
+  // touches its session never builds one. kLazy: the hook ran and found no session to load.
   fastify.decorateRequest(kSession, null)
   fastify.decorateRequest('session', {
     // typed as the routes see it; `null` on a route with `config: { session: false }`
     getter: function session (this: FastifyRequest): Session {
       const current = this[kSession]
-      if (current !== LAZY) return current as Session
+      if (current !== kLazy) return current as Session
       const fresh = optedOut(this) ? null : RedisSession.fresh(ctx, this)
       this[kSession] = fresh
       return fresh as Session
@@ -67,7 +67,7 @@ const plugin: FastifyPluginAsync<RedisSessionOptions> = async (fastify, opts) =>
   fastify.addHook('onRequest', function loadSession (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction) {
     const raw = ctx.cookie.raw(request)
     if (raw === undefined) {
-      request[kSession] = LAZY
+      request[kSession] = kLazy
       return done()
     }
     if (optedOut(request)) return done()
@@ -75,7 +75,7 @@ const plugin: FastifyPluginAsync<RedisSessionOptions> = async (fastify, opts) =>
     if (verified === null) {
       stats.rejectedCookies++
       request.log.debug(logBindings, 'fastify-session-redis: rejected a session cookie')
-      request[kSession] = LAZY
+      request[kSession] = kLazy
       return done()
     }
     RedisSession.load(ctx, request, verified).then((session) => {
@@ -87,7 +87,7 @@ const plugin: FastifyPluginAsync<RedisSessionOptions> = async (fastify, opts) =>
   fastify.addHook('onSend', function saveSession (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (err: Error | null, payload?: unknown) => void) {
     let session = request[kSession]
     // never read: built now only when even an untouched new session is to be stored
-    if (session === LAZY) session = config.saveUninitialized ? request.session as RedisSession | null : null
+    if (session === kLazy) session = config.saveUninitialized ? request.session as RedisSession | null : null
     if (session === null) done(null, payload)
     else session[kCommit](reply, payload, done)
   })

@@ -5,7 +5,8 @@ import type { LoadedText, SessionStore } from './store.js'
 import type { SessionStats } from './stats.js'
 import type { SessionSchema } from './schema.js'
 import type { UserIndex } from './user-index.js'
-import { secondsLeft, type SessionWriter, type Written } from './writer.js'
+import type { SessionWriter, Written } from './writer.js'
+import { secondsLeft, ttlOf as keyTtlOf } from './expiry.js'
 import { newId, type CookieId, type SessionCookie } from './cookie.js'
 import { applyOperation, newDocument, parseDocument, unfaithful, type Operation, type SessionDocument } from './document.js'
 import { errors } from './errors.js'
@@ -528,7 +529,7 @@ const MEMBERS: ReadonlySet<string> = new Set([
 ])
 
 function ttlOf (ctx: SessionContext, doc: SessionDocument, now: number): number {
-  return ctx.writer.ttlOf(doc, now)
+  return keyTtlOf(doc, ctx.config.ttl, now)
 }
 
 /** When the session would expire if written or refreshed now: epoch ms. */

@@ -3,11 +3,11 @@ import type { Redis, Cluster } from 'ioredis'
 import { errors } from './errors.js'
 import { Deadlines } from './deadlines.js'
 import type { SessionStats } from './stats.js'
+import { isValidId } from './cookie.js'
 
 // Without rolling: returns the document and its PTTL, leaving the TTL alone. A document past its
-// absolute deadline is deleted, not returned. (Rolling reads use GETEX instead: this script costs
-// Redis five times the instructions of a GETEX (benchmarks/redis-instructions.js), and reads are
-// most of the traffic.)
+// absolute deadline (`liveDocument` in lib/expiry.ts) is deleted, not returned.
+// Rolling reads use GETEX instead, far cheaper for Redis (README "Performance").
 // ARGV: now (ms)
 export const LOAD_SCRIPT = script(`
 local doc = redis.call('GET', KEYS[1])
@@ -24,8 +24,8 @@ return {doc, redis.call('PTTL', KEYS[1])}
 // ('0': the key must not exist, so a destroyed session is never written back).
 // SET … GET writes and reads the previous value in one call, so the common case costs Redis one
 // command; when the check fails, the same atomic step puts the previous value back, with the TTL
-// its own metadata gives (the rule of SessionWriter.ttlOf; a value that is no session document gets
-// this write's TTL), and deletes it once it is past its deadline.
+// its own metadata gives (the rule of `ttlOf` in lib/expiry.ts; a value that is no session document
+// gets this write's TTL), and deletes it once it is past its deadline.
 // Returns 1 when written, 0 when the session is gone, or the stored document on a conflict.
 // ARGV: expected version, document, ttl (s), configured ttl (s)
 export const SAVE_SCRIPT = script(`
@@ -51,6 +51,28 @@ redis.call('SET', KEYS[1], cur, 'EX', ttl)
 return cur
 `)
 
+// Adds a session to a user's sorted set (score: when it joined, epoch ms) and makes the set live at
+// least ARGV[3] ms (never shortens it): the set then outlives every session it holds, since none
+// outlives its absolute deadline. One key, so it runs on any Cluster node. Returns the set's size.
+// ARGV: id, now (ms), ms
+const INDEX_ADD_SCRIPT = script(`
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+local want = tonumber(ARGV[3])
+if redis.call('PTTL', KEYS[1]) < want then redis.call('PEXPIRE', KEYS[1], want) end
+return redis.call('ZCARD', KEYS[1])
+`)
+
+// Deletes a session only while its document still names this user (ARGV[1], JSON-encoded) in
+// "u", which always follows "c": an index entry gone stale can never log out someone else.
+const INDEX_DESTROY_SCRIPT = script(`
+local doc = redis.call('GET', KEYS[1])
+if not doc then return 0 end
+local at = string.match(doc, '^{"v":%d+,"a":%d+,"t":%d+,"c":%d+,"u":()')
+if not at or string.sub(doc, at, at + #ARGV[1] - 1) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+return 1
+`)
+
 interface Script { lua: string, sha: string }
 
 function script (lua: string): Script {
@@ -66,10 +88,18 @@ export type SaveResult = { status: 'saved' } | { status: 'gone' } | { status: 'c
 const SAVED: SaveResult = { status: 'saved' }
 const GONE: SaveResult = { status: 'gone' }
 
-/** Every Redis command the plugin sends, each bounded by the configured timeout. */
+/** Escapes Redis glob characters, so a prefix like `app[1]:` matches itself only. */
+function globEscape (text: string): string {
+  return text.replace(/[*?[\]\\]/g, '\\$&')
+}
+
+/**
+ * Every Redis command the plugin sends, each bounded by the configured timeout. Keys: a session
+ * is `${prefix}${id}`, a user's index (a sorted set of session ids) `${prefix}user:${user}`.
+ */
 export class SessionStore {
-  readonly client: Redis | Cluster
-  readonly prefix: string
+  readonly #client: Redis | Cluster
+  readonly #prefix: string
   readonly #timeout: number
   readonly #deadlines: Deadlines
   readonly #stats: SessionStats
@@ -77,15 +107,19 @@ export class SessionStore {
   connectionError: string | undefined = undefined
 
   constructor (client: Redis | Cluster, prefix: string, timeout: number, stats: SessionStats) {
-    this.client = client
-    this.prefix = prefix
+    this.#client = client
+    this.#prefix = prefix
     this.#timeout = timeout
     this.#deadlines = new Deadlines(timeout)
     this.#stats = stats
   }
 
-  key (id: string): string {
-    return this.prefix + id
+  #key (id: string): string {
+    return this.#prefix + id
+  }
+
+  #userKey (user: string): string {
+    return `${this.#prefix}user:${user}`
   }
 
   /**
@@ -95,9 +129,9 @@ export class SessionStore {
    */
   load (id: string, now: number, ttl: number, rolling: boolean): Promise<LoadedText | null> {
     if (rolling) {
-      return this.#bounded('load', this.client.getex(this.key(id), 'EX', ttl), (text) => text === null ? null : { text, pttl: ttl * 1000 })
+      return this.#bounded('load', this.#client.getex(this.#key(id), 'EX', ttl), (text) => text === null ? null : { text, pttl: ttl * 1000 })
     }
-    return this.#script('load', LOAD_SCRIPT, id, [now], (reply) => {
+    return this.#script('load', LOAD_SCRIPT, this.#key(id), [now], (reply) => {
       if (reply === null) return null
       const [text, pttl] = reply as [string, number]
       return { text, pttl }
@@ -106,7 +140,7 @@ export class SessionStore {
 
   /** `ttl` is this document's; `configuredTtl` lets the script work out a conflicting document's own. */
   save (id: string, expectedVersion: number, doc: string, ttl: number, configuredTtl: number): Promise<SaveResult> {
-    return this.#script('save', SAVE_SCRIPT, id, [expectedVersion, doc, ttl, configuredTtl], (reply) => {
+    return this.#script('save', SAVE_SCRIPT, this.#key(id), [expectedVersion, doc, ttl, configuredTtl], (reply) => {
       if (reply === 1) return SAVED
       if (reply === 0) return GONE
       return { status: 'conflict', current: String(reply) }
@@ -115,30 +149,65 @@ export class SessionStore {
 
   /** Deletes the session and returns what it held (GETDEL: nothing can slip in between). */
   take (id: string): Promise<string | null> {
-    return this.#bounded('take', this.client.getdel(this.key(id)), same)
+    return this.#bounded('take', this.#client.getdel(this.#key(id)), same)
   }
 
   remove (id: string): Promise<unknown> {
-    return this.#bounded('remove', this.client.del(this.key(id)), same)
+    return this.#bounded('remove', this.#client.del(this.#key(id)), same)
   }
 
   expire (id: string, ttl: number): Promise<unknown> {
-    return this.#bounded('expire', this.client.expire(this.key(id), ttl), same)
+    return this.#bounded('expire', this.#client.expire(this.#key(id), ttl), same)
   }
 
-  /** Bounds a command sent by another module (the user index, the admin API) like the store's own. */
+  /** Adds a session to the user's index, which is made to live at least `ms` more; returns the index's size. */
+  indexAdd (user: string, id: string, now: number, ms: number): Promise<number> {
+    return this.#script('index', INDEX_ADD_SCRIPT, this.#userKey(user), [id, now, ms], Number)
+  }
+
+  /** The user's index: session ids, each followed by when it joined (epoch ms, as a string). */
+  indexMembers (user: string): Promise<string[]> {
+    return this.#bounded('index', this.#client.zrange(this.#userKey(user), '0', '-1', 'WITHSCORES'), same)
+  }
+
+  indexRemove (user: string, ids: string[]): Promise<unknown> {
+    return this.#bounded('index', this.#client.zrem(this.#userKey(user), ...ids), same)
+  }
+
+  /** Deletes the session only while it still belongs to `user`; returns 1 when it did, else 0. */
+  indexDestroy (id: string, user: string): Promise<number> {
+    return this.#script('destroy', INDEX_DESTROY_SCRIPT, this.#key(id), [JSON.stringify(user)], Number)
+  }
+
+  /** How many sessions are stored under the prefix, on every master of a cluster (SCAN). */
+  async countSessions (): Promise<number> {
+    const client = this.#client
+    const nodes: Redis[] = client.isCluster ? (client as Cluster).nodes('master') : [client as Redis]
+    const pattern = globEscape(this.#prefix) + '*'
+    let count = 0
+    for (const node of nodes) {
+      let cursor = '0'
+      do {
+        // TYPE string leaves out the user indexes; the id check, any other key under the prefix
+        const [next, keys] = await this.#bounded('count', node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000, 'TYPE', 'string'), same)
+        for (const key of keys) if (isValidId(key.slice(this.#prefix.length))) count++
+        cursor = next
+      } while (cursor !== '0')
+    }
+    return count
+  }
+
+  /** Bounds a command the caller sent itself; lib/ sends none that way (test/deadlines.test.ts does). */
   run<T> (what: string, command: Promise<T>): Promise<T> {
     return this.#bounded(what, command, same)
   }
 
   /**
    * EVALSHA, and EVAL once when Redis does not know the script yet (a new or restarted server,
-   * another node of a cluster). Called directly rather than through ioredis' defineCommand, whose
-   * wrapper costs a closure and a promise on every call.
+   * another node of a cluster). Not ioredis' defineCommand: its wrapper costs on every call (README "Performance").
    */
-  #script<R> (what: string, { sha, lua }: Script, id: string, args: Arg[], map: (reply: unknown) => R): Promise<R> {
-    const key = this.key(id)
-    return this.#bounded(what, this.client.evalsha(sha, 1, key, ...args), map, () => this.client.eval(lua, 1, key, ...args))
+  #script<R> (what: string, { sha, lua }: Script, key: string, args: Arg[], map: (reply: unknown) => R): Promise<R> {
+    return this.#bounded(what, this.#client.evalsha(sha, 1, key, ...args), map, () => this.#client.eval(lua, 1, key, ...args))
   }
 
   /**

@@ -2,33 +2,9 @@ import type { FastifyRequest } from 'fastify'
 import type { SessionInfo } from '../types/index.js'
 import type { SessionStore } from './store.js'
 import { isValidId } from './cookie.js'
-import { parseDocument, type DocumentMeta, type Operation, type SessionDocument } from './document.js'
-
-// Adds a session to a user's sorted set (score: when it joined, epoch ms) and makes the set live at
-// least ARGV[3] ms (never shortens it): the set then outlives every session it holds, since none
-// outlives its absolute deadline. One key, so it runs on any Cluster node. Returns the set's size.
-const ADD_SCRIPT = `
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-local want = tonumber(ARGV[3])
-if redis.call('PTTL', KEYS[1]) < want then redis.call('PEXPIRE', KEYS[1], want) end
-return redis.call('ZCARD', KEYS[1])
-`
-
-// Deletes a session only while its document still names this user (ARGV[1], JSON-encoded) in
-// "u", which always follows "c": an index entry gone stale can never log out someone else.
-const DESTROY_SCRIPT = `
-local doc = redis.call('GET', KEYS[1])
-if not doc then return 0 end
-local at = string.match(doc, '^{"v":%d+,"a":%d+,"t":%d+,"c":%d+,"u":()')
-if not at or string.sub(doc, at, at + #ARGV[1] - 1) ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[1])
-return 1
-`
-
-interface IndexClient {
-  fastifyRedisSessionIndexAdd (key: string, id: string, now: number, ms: number): Promise<number>
-  fastifyRedisSessionIndexDestroy (key: string, user: string): Promise<number>
-}
+import type { DocumentMeta, Operation, SessionDocument } from './document.js'
+import { lastRefreshOf, liveDocument } from './expiry.js'
+import { clientChanges } from './client-info.js'
 
 /** A set this large is pruned when a session joins it, so ended sessions never pile up. */
 const PRUNE_AT = 64
@@ -39,7 +15,6 @@ const PRUNE_AT = 64
 const GRACE_TIMEOUTS = 12
 /** Sessions inspected at once by `list` and `destroyAll`. */
 const BATCH = 100
-const MAX_USER_AGENT = 256
 
 /** The index value of a session's `userKey` value: strings and finite numbers count, nothing else. */
 export function userOf (value: unknown): string | undefined {
@@ -49,9 +24,8 @@ export function userOf (value: unknown): string | undefined {
 }
 
 /**
- * The per-user index: one Redis sorted set of session ids per user, `${prefix}user:${user}`,
- * scored by when each joined, and the client metadata kept in the document. Every command
- * touches one key.
+ * The per-user index: one sorted set of session ids per user, scored by when each joined (the
+ * store names and writes it). Also where a save picks up the `trackClient` metadata.
  */
 export class UserIndex {
   readonly #store: SessionStore
@@ -59,7 +33,6 @@ export class UserIndex {
   readonly #trackClient: boolean
   readonly #ttl: number
   readonly #graceMs: number
-  readonly #scripts: IndexClient
 
   constructor (store: SessionStore, config: { userKey?: string | undefined, trackClient: boolean, ttl: number, timeout: number }) {
     this.#store = store
@@ -67,13 +40,6 @@ export class UserIndex {
     this.#trackClient = config.trackClient
     this.#ttl = config.ttl
     this.#graceMs = config.timeout * GRACE_TIMEOUTS
-    store.client.defineCommand('fastifyRedisSessionIndexAdd', { numberOfKeys: 1, lua: ADD_SCRIPT })
-    store.client.defineCommand('fastifyRedisSessionIndexDestroy', { numberOfKeys: 1, lua: DESTROY_SCRIPT })
-    this.#scripts = store.client as unknown as IndexClient
-  }
-
-  key (user: string): string {
-    return `${this.#store.prefix}user:${user}`
   }
 
   /**
@@ -82,12 +48,7 @@ export class UserIndex {
    * Costs a round trip only when the session is new to its user's index.
    */
   async prepare (id: string, isNew: boolean, doc: SessionDocument, request: FastifyRequest): Promise<Operation | undefined> {
-    const fields: DocumentMeta = {}
-    if (this.#trackClient) {
-      const ua = request.headers['user-agent']?.slice(0, MAX_USER_AGENT)
-      if (doc.ip !== request.ip) fields.ip = request.ip
-      if (doc.ua !== ua) fields.ua = ua
-    }
+    const fields: DocumentMeta = this.#trackClient ? clientChanges(doc, request) : {}
     if (this.#userKey !== undefined) {
       const user = userOf(Object.hasOwn(doc.d, this.#userKey) ? doc.d[this.#userKey] : undefined)
       if (user !== doc.u || (isNew && user !== undefined)) {
@@ -103,13 +64,13 @@ export class UserIndex {
   async #add (user: string, id: string, deadline: number): Promise<void> {
     const now = Date.now()
     // a second beyond the deadline: the store rounds the session's own TTL up to whole seconds
-    const size = await this.#store.run('index', this.#scripts.fastifyRedisSessionIndexAdd(this.key(user), id, now, deadline - now + 1000))
+    const size = await this.#store.indexAdd(user, id, now, deadline - now + 1000)
     if (size > PRUNE_AT) await this.list(user, now)
   }
 
   /** Takes one session out of a user's index. */
   async forget (id: string, user: string): Promise<void> {
-    await this.#store.run('index', this.#store.client.zrem(this.key(user), id))
+    await this.#store.indexRemove(user, [id])
   }
 
   /** The user's live sessions, oldest first; entries of ended sessions are removed from the set. */
@@ -127,11 +88,10 @@ export class UserIndex {
 
   /** Deletes every session of the user but `except`; returns how many it deleted. */
   async destroyAll (user: string, except: string | undefined): Promise<number> {
-    const encoded = JSON.stringify(user)
     let count = 0
     const ended = await this.#each(user, Date.now(), async (id) => {
       if (id === except) return true
-      const deleted = await this.#store.run('destroy', this.#scripts.fastifyRedisSessionIndexDestroy(this.#store.key(id), encoded))
+      const deleted = await this.#store.indexDestroy(id, user)
       count += deleted
       return deleted === 1 ? false : undefined
     })
@@ -145,7 +105,7 @@ export class UserIndex {
    * there, which removes the entry only once it is too old for its session to be still on its way.
    */
   async #each (user: string, now: number, visit: (id: string) => Promise<boolean | undefined>): Promise<string[]> {
-    const flat = await this.#store.run('index', this.#store.client.zrange(this.key(user), '0', '-1', 'WITHSCORES'))
+    const flat = await this.#store.indexMembers(user)
     const ended: string[] = []
     for (let i = 0; i < flat.length; i += 2 * BATCH) {
       const batch = flat.slice(i, i + 2 * BATCH)
@@ -162,21 +122,19 @@ export class UserIndex {
   }
 
   async #prune (user: string, ended: string[]): Promise<void> {
-    if (ended.length > 0) await this.#store.run('index', this.#store.client.zrem(this.key(user), ...ended))
+    if (ended.length > 0) await this.#store.indexRemove(user, ended)
   }
 
   /** What `list` shows of one entry, or undefined when the session ended or left this user. */
   async #inspect (id: string, user: string, now: number): Promise<SessionInfo | undefined> {
     const loaded = await this.#store.load(id, now, this.#ttl, false)
     if (loaded === null) return undefined
-    const doc = parseDocument(loaded.text)
-    if (typeof doc === 'string' || doc.a <= now || doc.u !== user) return undefined
+    const doc = liveDocument(loaded.text, now)
+    if (doc === undefined || doc.u !== user) return undefined
     const expiry = now + loaded.pttl
     const info: SessionInfo = { idHint: id.slice(0, 8), createdAt: doc.c, expiresAt: Math.min(doc.a, expiry) }
-    // every refresh sets the TTL to the idle timeout unless the absolute deadline is nearer (then
-    // rounded up to whole seconds): a key expiring over a second before the deadline was last
-    // refreshed one idle timeout before it expires
-    if (expiry < doc.a - 1000) info.lastSeen = Math.min(now, Math.max(doc.c, expiry - (doc.t === 0 ? this.#ttl : doc.t) * 1000))
+    const lastSeen = lastRefreshOf(doc, this.#ttl, expiry, now)
+    if (lastSeen !== undefined) info.lastSeen = lastSeen
     if (doc.ip !== undefined) info.ip = doc.ip
     if (doc.ua !== undefined) info.userAgent = doc.ua
     return info

@@ -2,6 +2,7 @@ import type { SessionStore } from './store.js'
 import type { SessionStats } from './stats.js'
 import type { SessionSchema } from './schema.js'
 import { applyOperation, parseDocument, serializeDocument, type Operation, type SessionDocument } from './document.js'
+import { ttlOf } from './expiry.js'
 import { errors } from './errors.js'
 
 /** What a request hands over to be saved. */
@@ -18,16 +19,15 @@ export interface Written {
   text: string
   /** The object that was serialized: the caller's own `doc` only on the uncontended path. */
   doc: SessionDocument
+  /** The TTL the key was written with, in seconds, and when it expires by it (epoch ms). */
+  ttl: number
+  expiresAt: number
 }
 
 /** Called once with what was written, or why nothing was. */
 export type WriteDone = (outcome: Written | Error) => void
 
-// Waiter and Lane are classes, not object literals, for V8's sake. A literal carries allocation-site
-// feedback: when a process's first scavenges find nearly every object of a literal alive (under
-// full load, right after start), V8 allocates all later ones directly in the old generation. These
-// live for one save, so they then died there, and the extra major GCs made every later write cost
-// about a third more CPU for the life of the process. A class constructor's objects carry no such feedback.
+// Waiter and Lane are classes, not object literals: V8 would pretenure literals made under early load (README "Performance").
 
 /** One request's save, waiting in its lane. */
 class Waiter implements WriteRequest {
@@ -59,11 +59,6 @@ const MAX_ATTEMPTS = 10
 // at most about 0.2 s of pauses in all, well inside the default timeout
 const MAX_PAUSE_MS = 32
 
-/** Whole seconds to the absolute deadline, rounded up; 0 once it has passed. */
-export function secondsLeft (doc: SessionDocument, now: number): number {
-  return Math.max(0, Math.ceil((doc.a - now) / 1000))
-}
-
 /**
  * Saves sessions without losing concurrent changes. Within this process, saves of one id are
  * grouped: every request waiting while a save is in flight is merged into the next one write.
@@ -84,11 +79,6 @@ export class SessionWriter {
     this.#maxBytes = maxBytes
     this.#stats = stats
     this.#schema = schema
-  }
-
-  /** Seconds the stored key should live: the idle TTL, capped by the absolute deadline. */
-  ttlOf (doc: SessionDocument, now: number): number {
-    return Math.min(doc.t === 0 ? this.#ttl : doc.t, secondsLeft(doc, now))
   }
 
   /** `done` gets the outcome; a callback rather than a promise, one less promise and tick per save. */
@@ -150,37 +140,38 @@ export class SessionWriter {
       const text = serializeDocument(doc)
       const refusal = this.#refusal(doc, text, replay.length > 0)
       if (refusal !== undefined) {
-        if (batch.length === 1) return settle(batch, refusal)
+        if (batch.length === 1) return settleBatch(batch, refusal)
         // the merge of the batch is refused: give each request its own write, so only the culprit fails
         lane.waiting.unshift(...batch.slice(1))
         return this.#commit(id, lane, batch.slice(0, 1))
       }
-      const ttl = this.ttlOf(doc, Date.now())
-      if (ttl <= 0) return settle(batch, new errors.FST_REDIS_SESSION_GONE())
+      const now = Date.now()
+      const ttl = ttlOf(doc, this.#ttl, now)
+      if (ttl <= 0) return settleBatch(batch, new errors.FST_REDIS_SESSION_GONE())
       let result
       try {
         result = await this.#store.save(id, expected, text, ttl, this.#ttl)
       } catch (err) {
-        return settle(batch, err as Error)
+        return settleBatch(batch, err as Error)
       }
       if (result.status === 'saved') {
         lane.latest = { version: doc.v, text }
         this.#stats.saved += batch.length
-        return settle(batch, undefined, { version: doc.v, text, doc })
+        return settleBatch(batch, undefined, { version: doc.v, text, doc, ttl, expiresAt: now + ttl * 1000 })
       }
-      if (result.status === 'gone') return settle(batch, new errors.FST_REDIS_SESSION_GONE())
+      if (result.status === 'gone') return settleBatch(batch, new errors.FST_REDIS_SESSION_GONE())
       // a new session's id is already stored: never merge it into another session
-      if (expected === 0) return settle(batch, new errors.FST_REDIS_SESSION_BAD_ID())
+      if (expected === 0) return settleBatch(batch, new errors.FST_REDIS_SESSION_BAD_ID())
       this.#stats.conflicts++
       const current = parseDocument(result.current)
-      if (typeof current === 'string') return settle(batch, new errors.FST_REDIS_SESSION_GONE())
+      if (typeof current === 'string') return settleBatch(batch, new errors.FST_REDIS_SESSION_GONE())
       doc = current
       expected = current.v
       replay = batch
       // lost again: other processes are writing this session too; a random pause spreads the retries
       if (attempt > 1) await pause(Math.random() * Math.min(2 ** attempt, MAX_PAUSE_MS))
     }
-    settle(batch, new errors.FST_REDIS_SESSION_CONFLICT(MAX_ATTEMPTS))
+    settleBatch(batch, new errors.FST_REDIS_SESSION_CONFLICT(MAX_ATTEMPTS))
   }
 }
 
@@ -189,7 +180,7 @@ function pause (ms: number): Promise<void> {
 }
 
 /** Every waiter hears the outcome, even when an earlier one's callback throws. */
-function settle (batch: Waiter[], err: Error | undefined, written?: Written): void {
+function settleBatch (batch: Waiter[], err: Error | undefined, written?: Written): void {
   for (const waiter of batch) {
     try {
       waiter.done(err ?? written as Written)

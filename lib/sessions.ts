@@ -1,21 +1,16 @@
-import type { Cluster, Redis } from 'ioredis'
-import type { SessionData, SessionInfo, SessionManager } from '../types/index.js'
+import type { SessionData, SessionInfo, SessionManager as SessionManagerApi } from '../types/index.js'
 import type { SessionStore } from './store.js'
 import type { SessionStats } from './stats.js'
 import { isValidId } from './cookie.js'
 import { parseDocument } from './document.js'
+import { liveDocument } from './expiry.js'
 import { userOf, type UserIndex } from './user-index.js'
 import { errors } from './errors.js'
 
 type Data = Partial<SessionData> & Record<string, unknown>
 
-/** Escapes Redis glob characters, so a prefix like `app[1]:` matches itself only. */
-function globEscape (text: string): string {
-  return text.replace(/[*?[\]\\]/g, '\\$&')
-}
-
 /** `app.sessions`: the admin view of the sessions of one plugin instance. */
-export class Sessions implements SessionManager {
+export class SessionManager implements SessionManagerApi {
   readonly #store: SessionStore
   readonly #index: UserIndex | undefined
   readonly #stats: SessionStats
@@ -35,9 +30,8 @@ export class Sessions implements SessionManager {
     // rolling off: looking at a session must not keep it alive
     const loaded = await this.#store.load(id, now, this.#ttl, false)
     if (loaded === null) return null
-    const doc = parseDocument(loaded.text)
-    if (typeof doc === 'string' || doc.a <= now) return null
-    return doc.d as Data
+    const doc = liveDocument(loaded.text, now)
+    return doc === undefined ? null : doc.d as Data
   }
 
   async destroy (id: string): Promise<boolean> {
@@ -50,21 +44,8 @@ export class Sessions implements SessionManager {
     return true
   }
 
-  async count (): Promise<number> {
-    const { client, prefix } = this.#store
-    const nodes: Redis[] = client.isCluster ? (client as Cluster).nodes('master') : [client as Redis]
-    const pattern = globEscape(prefix) + '*'
-    let count = 0
-    for (const node of nodes) {
-      let cursor = '0'
-      do {
-        // TYPE string leaves out the user indexes; the id check, any other key under the prefix
-        const [next, keys] = await this.#store.run('count', node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000, 'TYPE', 'string'))
-        for (const key of keys) if (isValidId(key.slice(prefix.length))) count++
-        cursor = next
-      } while (cursor !== '0')
-    }
-    return count
+  count (): Promise<number> {
+    return this.#store.countSessions()
   }
 
   stats (): SessionStats {
