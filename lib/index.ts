@@ -88,8 +88,13 @@ const plugin: FastifyPluginAsync<RedisSessionOptions> = async (fastify, opts) =>
     let session = request[kSession]
     // never read: built now only when even an untouched new session is to be stored
     if (session === kLazy) session = config.saveUninitialized ? request.session as RedisSession | null : null
-    if (session === null) done(null, payload)
-    else session[kCommit](reply, payload, done)
+    if (session === null) return done(null, payload)
+    session[kCommit](reply, (err) => {
+      if (err === null) return done(null, payload)
+      // a redirect must not lead on as if the change had landed
+      reply.removeHeader('location')
+      done(err)
+    })
   })
 
   if (config.ownsClient) {

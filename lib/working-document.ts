@@ -1,0 +1,135 @@
+import type { SessionSchema } from './schema.js'
+import { applyOperation, unfaithful, type Operation, type SessionDocument } from './document.js'
+import { errors } from './errors.js'
+
+type View = Record<string, unknown>
+
+export function checkKey (key: unknown): asserts key is string {
+  if (typeof key !== 'string' || key === '' || key === '__proto__') {
+    throw new errors.FST_REDIS_SESSION_INVALID_KEY(typeof key === 'string' ? JSON.stringify(key) : `of type ${typeof key}`)
+  }
+}
+
+function copyFlash (flash: Record<string, string[]>): Record<string, string[]> {
+  const copy: Record<string, string[]> = {}
+  for (const type of Object.keys(flash)) copy[type] = [...flash[type]]
+  return copy
+}
+
+/**
+ * A request's copy of its session document. Every change is applied to it and recorded as an
+ * operation, so that a save meeting a newer stored version can replay them.
+ *
+ * The data keys are also plain own properties of `view` (the session routes see), as
+ * @fastify/session code expects (`request.session.user = x`): `pull` turns what was assigned or
+ * deleted there into operations. Keys named like one of `members` stay reachable through get/set only.
+ */
+export class WorkingDocument {
+  doc: SessionDocument
+  ops: Operation[] = []
+  readonly #view: View
+  readonly #members: ReadonlySet<string>
+  readonly #schema: SessionSchema | undefined
+
+  constructor (doc: SessionDocument, view: object, members: ReadonlySet<string>, schema: SessionSchema | undefined) {
+    this.doc = doc
+    this.#view = view as View
+    this.#members = members
+    this.#schema = schema
+  }
+
+  /** Starts over from `doc`, with no operations; the data keys become the view's properties again. */
+  replace (doc: SessionDocument): void {
+    this.doc = doc
+    this.ops = []
+    const view = this.#view
+    for (const key in view) delete view[key]
+    for (const key in doc.d) if (!this.#members.has(key)) view[key] = doc.d[key]
+  }
+
+  /** Turns what route code assigned to or deleted from the view's properties into operations. */
+  pull (): void {
+    const view = this.#view
+    const data = this.doc.d
+    for (const key in view) {
+      if (!Object.hasOwn(data, key) || data[key] !== view[key]) this.set(key, view[key])
+    }
+    for (const key in data) {
+      if (!Object.hasOwn(view, key) && !this.#members.has(key)) this.record({ kind: 'delete', key })
+    }
+  }
+
+  get (key: string): unknown {
+    const data = this.doc.d
+    return Object.hasOwn(data, key) ? data[key] : undefined
+  }
+
+  set (key: unknown, value: unknown): void {
+    checkKey(key)
+    if (value === undefined) return this.delete(key)
+    const data = this.doc.d
+    // the same primitive again is no change; an object may have been changed in place, so it counts
+    if ((typeof value !== 'object' || value === null) && Object.hasOwn(data, key) && data[key] === value) return
+    const reason = unfaithful(value)
+    if (reason !== undefined) throw new errors.FST_REDIS_SESSION_INVALID_VALUE(key, reason)
+    this.#schema?.checkValue(key, value)
+    this.record({ kind: 'set', key, value })
+  }
+
+  delete (key: string): void {
+    if (Object.hasOwn(this.doc.d, key)) this.record({ kind: 'delete', key })
+  }
+
+  clear (): void {
+    if (Object.keys(this.doc.d).length > 0) this.record({ kind: 'clear' })
+  }
+
+  increment (key: unknown, step: number): number {
+    checkKey(key)
+    const current = this.get(key)
+    if (current !== undefined && typeof current !== 'number') {
+      throw new errors.FST_REDIS_SESSION_INVALID_VALUE(key, 'increment needs a number, and it holds something else')
+    }
+    const next = (current ?? 0) + step
+    if (!Number.isFinite(next)) throw new errors.FST_REDIS_SESSION_INVALID_VALUE(key, `${next} is not a finite number`)
+    this.#schema?.checkValue(key, next)
+    this.record({ kind: 'increment', key, step })
+    return next
+  }
+
+  /** Adds messages (`messages` given), or takes and returns those of `type`, or of every type. */
+  flash (type: string | undefined, messages: string | readonly string[] | undefined): void | string[] | Record<string, string[]> {
+    const bucket = this.doc.f
+    // flash(undefined, message) is a bad key, not a call that reads and clears every message
+    if (type === undefined && messages === undefined) {
+      const all = copyFlash(bucket)
+      if (Object.keys(all).length > 0) this.record({ kind: 'flashTake', taken: all })
+      return copyFlash(all)
+    }
+    checkKey(type)
+    if (messages === undefined) {
+      if (!Object.hasOwn(bucket, type)) return []
+      const taken = [...bucket[type]]
+      this.record({ kind: 'flashTake', taken: { [type]: taken } })
+      return [...taken]
+    }
+    const list: string[] = typeof messages === 'string' ? [messages] : [...messages]
+    if (!list.every(m => typeof m === 'string')) {
+      throw new errors.FST_REDIS_SESSION_INVALID_VALUE(type, 'flash messages must be strings')
+    }
+    this.record({ kind: 'flashAdd', type, messages: list })
+  }
+
+  record (op: Operation): void {
+    const doc = this.doc
+    applyOperation(doc, op)
+    this.ops.push(op)
+    const view = this.#view
+    if (op.kind === 'clear') {
+      for (const key in view) delete view[key]
+    } else if ((op.kind === 'set' || op.kind === 'increment' || op.kind === 'delete') && !this.#members.has(op.key)) {
+      if (Object.hasOwn(doc.d, op.key)) view[op.key] = doc.d[op.key]
+      else delete view[op.key]
+    }
+  }
+}
