@@ -1,29 +1,21 @@
 import fp from 'fastify-plugin'
 import fastifyCookie from '@fastify/cookie'
-import type { FastifyBaseLogger, FastifyPluginAsync, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
+import type { FastifyBaseLogger, FastifyPluginAsync, FastifyRequest } from 'fastify'
 import type { Redis } from 'ioredis'
-import type { RedisSessionOptions, Session } from '../types/index.js'
+import type { RedisSessionOptions } from '../types/index.js'
 import { resolveOptions } from './options.js'
 import { SessionStore } from './store.js'
 import { SessionWriter } from './writer.js'
 import { SessionCookie } from './cookie.js'
 import { SessionSchema } from './schema.js'
 import { newStats } from './stats.js'
-import { RedisSession, kCommit, type SessionContext } from './session.js'
+import type { SessionContext } from './context.js'
+import { sessionHooks } from './hooks.js'
 import { errors } from './errors.js'
 import { UserIndex } from './user-index.js'
 import { SessionManager } from './sessions.js'
 
 const logBindings = { plugin: 'fastify-session-redis' }
-const kSession: unique symbol = Symbol('fastify-session-redis.session')
-const kLazy: unique symbol = Symbol('fastify-session-redis.lazy')
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    [kSession]: RedisSession | typeof kLazy | null
-  }
-}
-
 /** `config: { session: false }`. Asked only when needed: `routeOptions` builds a new object on every call. */
 function optedOut (request: FastifyRequest): boolean {
   return request.routeOptions.config.session === false
@@ -48,54 +40,13 @@ const plugin: FastifyPluginAsync<RedisSessionOptions> = async (fastify, opts) =>
   }
   fastify.decorate('sessions', new SessionManager(store, config.userKey === undefined ? undefined : ctx.index, stats, config.ttl))
 
-  // The session lives under a symbol; `request.session` reads it, so that a request that never
-  // touches its session never builds one. kLazy: the hook ran and found no session to load.
-  fastify.decorateRequest(kSession, null)
-  fastify.decorateRequest('session', {
-    // typed as the routes see it; `null` on a route with `config: { session: false }`
-    getter: function session (this: FastifyRequest): Session {
-      const current = this[kSession]
-      if (current !== kLazy) return current as Session
-      const fresh = optedOut(this) ? null : RedisSession.fresh(ctx, this)
-      this[kSession] = fresh
-      return fresh as Session
-    }
-  })
-
-  // Callback-style hooks: a request without a session cookie, or one that changed nothing, goes
-  // through without a single promise.
-  fastify.addHook('onRequest', function loadSession (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction) {
-    const raw = ctx.cookie.raw(request)
-    if (raw === undefined) {
-      request[kSession] = kLazy
-      return done()
-    }
-    if (optedOut(request)) return done()
-    const verified = ctx.cookie.verify(raw)
-    if (verified === null) {
-      stats.rejectedCookies++
-      request.log.debug(logBindings, 'fastify-session-redis: rejected a session cookie')
-      request[kSession] = kLazy
-      return done()
-    }
-    RedisSession.load(ctx, request, verified).then((session) => {
-      request[kSession] = session
-      done()
-    }, done)
-  })
-
-  fastify.addHook('onSend', function saveSession (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (err: Error | null, payload?: unknown) => void) {
-    let session = request[kSession]
-    // never read: built now only when even an untouched new session is to be stored
-    if (session === kLazy) session = config.saveUninitialized ? request.session as RedisSession | null : null
-    if (session === null) return done(null, payload)
-    session[kCommit](reply, (err) => {
-      if (err === null) return done(null, payload)
-      // a redirect must not lead on as if the change had landed
-      reply.removeHeader('location')
-      done(err)
-    })
-  })
+  const hooks = sessionHooks(ctx, optedOut)
+  fastify.decorateRequest(hooks.kSession, null)
+  fastify.decorateRequest(hooks.kSending, undefined)
+  // typed as the routes see it; `null` on a route with `config: { session: false }`
+  fastify.decorateRequest('session', { getter: hooks.session })
+  fastify.addHook('onRequest', hooks.loadSession)
+  fastify.addHook('onSend', hooks.saveSession)
 
   if (config.ownsClient) {
     watchConnection(config.client as Redis, store, fastify.log)
@@ -114,7 +65,8 @@ const plugin: FastifyPluginAsync<RedisSessionOptions> = async (fastify, opts) =>
  */
 function watchConnection (client: Redis, store: SessionStore, log: FastifyBaseLogger): void {
   const { path, host, port } = client.options
-  const address = path ?? `${host ?? 'localhost'}:${port ?? 6379}`
+  // ioredis fills in host and port; a Unix socket has a path instead
+  const address = path ?? `${String(host)}:${String(port)}`
   client.on('error', function redisError (err: Error) {
     const cause = `Redis at ${address}: ${err.message}`
     if (store.connectionError !== cause) log.warn({ ...logBindings, err }, `fastify-session-redis: cannot reach ${cause}`)

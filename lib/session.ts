@@ -1,48 +1,23 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { NumericSessionKey, Session, SessionCookieOptions, SessionData, SessionKey, SessionValue } from '../types/index.js'
-import { cookieOverrides, type CookieSettings, type SessionConfig } from './options.js'
-import type { LoadedText, SessionStore } from './store.js'
-import type { SessionStats } from './stats.js'
-import type { SessionSchema } from './schema.js'
-import type { UserIndex } from './user-index.js'
-import type { SessionWriter, Written } from './writer.js'
+import type { Session, SessionCookieOptions } from '../types/index.js'
+import { cookieOverrides, type CookieSettings } from './options.js'
+import type { LoadedText } from './store.js'
+import type { Written } from './writer.js'
+import { saveDocument, type SessionContext } from './context.js'
 import { secondsLeft, ttlOf } from './expiry.js'
-import { newId, type CookieId, type SessionCookie } from './cookie.js'
+import { newId, type CookieId } from './cookie.js'
 import { applyOperation, newDocument, parseDocument, type SessionDocument } from './document.js'
 import { WorkingDocument } from './working-document.js'
 import { errors } from './errors.js'
+import { SessionApi, logBindings } from './session-api.js'
 
-/** What every session of one plugin instance shares. */
-export interface SessionContext {
-  config: SessionConfig
-  store: SessionStore
-  writer: SessionWriter
-  cookie: SessionCookie
-  stats: SessionStats
-  schema: SessionSchema | undefined
-  /** Set with `userKey` or `trackClient`. */
-  index?: UserIndex
-}
-
-export const kCommit = Symbol('fastify-session-redis.commit')
-
-const logBindings = { plugin: 'fastify-session-redis' }
-
-/** Node's callback style, as @fastify/session takes it. */
-type SessionCallback = (err?: Error) => void
-
-/** Returns the promise, or settles `callback` with it when one is given. */
-function settleWith (request: FastifyRequest, promise: Promise<void>, callback: SessionCallback | undefined): Promise<void> | undefined {
-  if (callback === undefined) return promise
-  promise.then(() => { callback() }, callback).catch((err: unknown) => {
-    request.log.error({ ...logBindings, err }, 'fastify-session-redis: a session callback threw')
-  })
-  return undefined
-}
+export const kFinish = Symbol('fastify-session-redis.finish')
+export const kSetCookie = Symbol('fastify-session-redis.set-cookie')
 
 /** The session of one request: its working document, its id, and what the response must say of it. */
-export class RedisSession implements Session {
+export class RedisSession extends SessionApi implements Session {
   readonly #ctx: SessionContext
+  // private fields behind getters: an own property would be taken for session data
   readonly #request: FastifyRequest
   readonly #work: WorkingDocument
   /** Minted on first use: a request that never touches its fresh session pays nothing for it. */
@@ -59,10 +34,9 @@ export class RedisSession implements Session {
   #touched = false
   /** Cookie attributes set by `options()` for this response. */
   #cookieOptions: Partial<CookieSettings> | undefined
-  /** undefined until onSend; then the passes waiting for the commit in flight, or null once it ended. */
-  #afterCommit: Array<() => void> | null | undefined
 
   private constructor (ctx: SessionContext, request: FastifyRequest) {
+    super()
     this.#ctx = ctx
     this.#request = request
     const doc = this.#blank()
@@ -84,6 +58,9 @@ export class RedisSession implements Session {
     })
   }
 
+  protected get work (): WorkingDocument { return this.#work }
+  protected get request (): FastifyRequest { return this.#request }
+
   get id (): string {
     this.#id ??= newId(this.#ctx.config.idGenerator, this.#request)
     return this.#id
@@ -97,52 +74,6 @@ export class RedisSession implements Session {
   isModified (): boolean {
     this.#work.pull()
     return this.#work.ops.length > 0 || this.#mustWrite
-  }
-
-  get<K extends SessionKey> (key: K): SessionValue<K> | undefined {
-    this.#work.pull()
-    return this.#work.get(key) as SessionValue<K> | undefined
-  }
-
-  has (key: SessionKey): boolean {
-    this.#work.pull()
-    return Object.hasOwn(this.#work.doc.d, key)
-  }
-
-  set<K extends SessionKey> (key: K, value: SessionValue<K>): void {
-    this.#work.pull()
-    this.#work.set(key, value)
-  }
-
-  delete (key: SessionKey): void {
-    this.#work.pull()
-    this.#work.delete(key)
-  }
-
-  clear (): void {
-    this.#work.pull()
-    this.#work.clear()
-  }
-
-  toJSON (): Partial<SessionData> & Record<string, unknown> {
-    this.#work.pull()
-    return structuredClone(this.#work.doc.d)
-  }
-
-  data (): Partial<SessionData> & Record<string, unknown> {
-    return this.toJSON()
-  }
-
-  increment (key: NumericSessionKey, step = 1): number {
-    this.#work.pull()
-    return this.#work.increment(key, step)
-  }
-
-  flash (type: string, message: string | readonly string[]): void
-  flash (type: string): string[]
-  flash (): Record<string, string[]>
-  flash (type?: string, message?: string | readonly string[]): void | string[] | Record<string, string[]> {
-    return this.#work.flash(type, message)
   }
 
   setTtl (seconds: number): void {
@@ -165,78 +96,23 @@ export class RedisSession implements Session {
     this.#sendCookie ||= this.#base !== 0
   }
 
-  regenerate (keep?: readonly SessionKey[]): Promise<void>
-  regenerate (callback: SessionCallback): undefined
-  regenerate (keep: readonly SessionKey[], callback: SessionCallback): undefined
-  regenerate (keep?: readonly SessionKey[] | SessionCallback, callback?: SessionCallback): Promise<void> | undefined {
-    if (typeof keep === 'function') return settleWith(this.#request, this.#regenerate(undefined), keep)
-    return settleWith(this.#request, this.#regenerate(keep), callback)
-  }
-
-  destroy (): Promise<void>
-  destroy (callback: SessionCallback): undefined
-  destroy (callback?: SessionCallback): Promise<void> | undefined {
-    return settleWith(this.#request, this.#destroy(), callback)
-  }
-
-  reload (): Promise<void>
-  reload (callback: SessionCallback): undefined
-  reload (callback?: SessionCallback): Promise<void> | undefined {
-    return settleWith(this.#request, this.#reload(), callback)
-  }
-
-  save (): Promise<void>
-  save (callback: SessionCallback): undefined
-  save (callback?: SessionCallback): Promise<void> | undefined {
-    const saving = this.#save().then((written) => {
-      this.#stored(written)
-      // merged with other requests' changes: the rest of this request sees the stored state
-      if (written.doc !== this.#work.doc) this.#work.replace(parseDocument(written.text) as SessionDocument)
-    })
-    return settleWith(this.#request, saving, callback)
-  }
-
   /**
-   * Called from onSend: saves what changed and sets the cookie, then calls `done` once. Redis is
-   * involved only when something changed. A route that sends twice (an async handler that calls
-   * `reply.redirect()` without returning the reply) runs onSend again while the first save is in
-   * flight: that pass is dropped, so the first response goes out, with the cookie.
+   * What the end of the request must do in Redis: a save when something changed (or an untouched
+   * new session is to be stored), a TTL refresh after `touch()` without rolling; null when nothing.
    */
-  [kCommit] (reply: FastifyReply, done: (err: Error | null) => void): void {
-    if (this.#afterCommit === null) return done(null)
-    if (this.#afterCommit !== undefined) {
-      this.#afterCommit.push(() => {
-        this.#request.log.debug(logBindings, 'fastify-session-redis: the route sent a second response, dropped; did it forget to return reply?')
-      })
-      return
-    }
-    this.#afterCommit = []
-    const finish = (err: Error | null): void => {
-      const waiting = this.#afterCommit as Array<() => void>
-      this.#afterCommit = null
-      done(err)
-      for (const next of waiting) next()
-    }
+  [kFinish] (): Promise<unknown> | null {
     const { config, store } = this.#ctx
-    let pending: Promise<unknown> | undefined
-    try {
-      this.#work.pull()
-      if (this.isModified() || (this.#base === 0 && config.saveUninitialized)) {
-        pending = this.#save().then((written) => { this.#stored(written) })
-      } else if (this.#touched && !config.rolling && this.#base !== 0) {
-        pending = store.expire(this.id, this.#ttlOf(this.#work.doc))
-      } else {
-        this.#setCookie(reply)
-      }
-    } catch (err) {
-      return finish(err as Error)
-    }
-    if (pending === undefined) return finish(null)
-    pending.then(() => { this.#setCookie(reply) })
-      .then(() => null, (err: Error) => err)
-      .then(finish)
-      // Fastify's continuation threw: reported, never left as an unhandled rejection
-      .catch((err: Error) => { process.emitWarning(err) })
+    this.#work.pull()
+    if (this.isModified() || (this.#base === 0 && config.saveUninitialized)) return this.#save().then((written) => { this.#stored(written) })
+    if (this.#touched && !config.rolling && this.#base !== 0) return store.expire(this.id, this.#ttlOf(this.#work.doc))
+    return null
+  }
+
+  /** Sets or clears the cookie, when the response must. */
+  [kSetCookie] (reply: FastifyReply): void {
+    const { cookie } = this.#ctx
+    if (this.#sendCookie) cookie.write(this.#request, reply, this.id, secondsLeft(this.#work.doc, Date.now()), this.#cookieOptions)
+    else if (this.#clearCookie) cookie.clear(this.#request, reply)
   }
 
   /** Loads `id`; resolves whether it holds a usable session (otherwise this one starts over, fresh). */
@@ -283,7 +159,7 @@ export class RedisSession implements Session {
     return ttl === config.ttl ? 'found' : 'refresh'
   }
 
-  async #regenerate (keep: readonly string[] | undefined): Promise<void> {
+  protected async regenerateNow (keep: readonly string[] | undefined): Promise<void> {
     this.#work.pull()
     const carried = keep !== undefined && keep.length > 0
     const wasStored = this.#base !== 0
@@ -310,12 +186,12 @@ export class RedisSession implements Session {
     this.#clearCookie = wasStored
   }
 
-  async #reload (): Promise<void> {
+  protected async reloadNow (): Promise<void> {
     if (this.#base === 0) this.#startOver()
     else await this.#load(this.id)
   }
 
-  async #destroy (): Promise<void> {
+  protected async destroyNow (): Promise<void> {
     if (this.#base !== 0) {
       await this.#ctx.store.remove(this.id)
       this.#ctx.stats.destroyed++
@@ -324,27 +200,20 @@ export class RedisSession implements Session {
     this.#startOver()
   }
 
-  /** Writes the working document (joining the user index first when there is one); the one seam where the writer's callback becomes a promise. */
+  protected async saveNow (): Promise<void> {
+    const written = await this.#save()
+    this.#stored(written)
+    // merged with other requests' changes: the rest of this request sees the stored state
+    if (written.doc !== this.#work.doc) this.#work.replace(parseDocument(written.text) as SessionDocument)
+  }
+
   #save (): Promise<Written> {
-    let id: string
     try {
       this.#work.pull()
-      id = this.id
+      return saveDocument(this.#ctx, this.id, this.#base, this.#work, this.#request)
     } catch (err) {
       return Promise.reject(err)
     }
-    const write = (): Promise<Written> => new Promise((resolve, reject) => {
-      this.#ctx.writer.write(id, { base: this.#base, doc: this.#work.doc, ops: this.#work.ops }, (outcome) => {
-        if (outcome instanceof Error) reject(outcome)
-        else resolve(outcome)
-      })
-    })
-    const index = this.#ctx.index
-    if (index === undefined) return write()
-    return index.prepare(id, this.#base === 0, this.#work.doc, this.#request).then((meta) => {
-      if (meta !== undefined) this.#work.record(meta)
-      return write()
-    })
   }
 
   /** What a successful write changes: the stored version to build on, and the cookie of a new session. */
@@ -358,12 +227,6 @@ export class RedisSession implements Session {
     this.#work.ops = []
     this.#mustWrite = false
     this.#expiresAt = written.expiresAt
-  }
-
-  #setCookie (reply: FastifyReply): void {
-    const { cookie } = this.#ctx
-    if (this.#sendCookie) cookie.write(this.#request, reply, this.id, secondsLeft(this.#work.doc, Date.now()), this.#cookieOptions)
-    else if (this.#clearCookie) cookie.clear(this.#request, reply)
   }
 
   /** Becomes a new, unsaved session (`doc`, else an empty one) whose id is minted when first needed. */
@@ -393,5 +256,6 @@ export class RedisSession implements Session {
 /** The names of the session's own members: data keys so named are not mirrored as properties. */
 const MEMBERS: ReadonlySet<string> = new Set([
   ...Object.getOwnPropertyNames(RedisSession.prototype),
+  ...Object.getOwnPropertyNames(SessionApi.prototype),
   ...Object.getOwnPropertyNames(Object.prototype)
 ])

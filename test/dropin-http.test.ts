@@ -77,6 +77,19 @@ test('a Redis that refuses connections is named, with its cause, in a warning an
   t.notOk(JSON.stringify(lines).includes('hunter2'), 'no password in the log')
 })
 
+test('a Unix socket path is taken as the address, and named when nothing listens there', async (t) => {
+  const path = `/tmp/fastify-session-redis-missing-${process.pid}.sock`
+  const lines: Array<{ level: number, msg: string }> = []
+  const app = Fastify({ logger: { level: 'warn', stream: { write: (line: string) => { lines.push(JSON.parse(line)) } } } })
+  t.teardown(() => app.close())
+  await app.register(redisSession, { redis: path, secret: SECRET, timeout: 300 })
+  app.post('/write', async (req) => { req.session.set('a', 1); return 'ok' })
+  const res = await app.inject({ method: 'POST', url: '/write' })
+  t.equal(res.statusCode, 503)
+  t.match(res.json().message, `Redis at ${path}: connect ENOENT`)
+  t.ok(lines.some(line => line.level === 40 && line.msg.includes(`cannot reach Redis at ${path}`)))
+})
+
 test('once the Redis comes back, that is logged and requests are served again', async (t) => {
   const server = await startRedis()
   t.teardown(() => server.stop())

@@ -1,0 +1,104 @@
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
+import type { Session } from '../types/index.js'
+import { RedisSession, kFinish, kSetCookie } from './session.js'
+import type { SessionContext } from './context.js'
+import { logBindings } from './session-api.js'
+
+const kSession: unique symbol = Symbol('fastify-session-redis.session')
+const kLazy: unique symbol = Symbol('fastify-session-redis.lazy')
+const kSending: unique symbol = Symbol('fastify-session-redis.sending')
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The session; kLazy: the hook ran and found none to load, so one is built on first use. */
+    [kSession]: RedisSession | typeof kLazy | null
+    /** While the end-of-request save is in flight: the passes of onSend that came after the first. */
+    [kSending]: Array<() => void> | null | undefined
+  }
+}
+
+type SendDone = (err: Error | null, payload?: unknown) => void
+
+/**
+ * The request side of the plugin: loads a session in onRequest, builds a fresh one on first use,
+ * and in onSend saves it and sets the cookie. The hooks take callbacks, not promises: a request
+ * without a session cookie, or one that changed nothing, goes through without a single promise.
+ * `optedOut` says whether a route has `config: { session: false }`.
+ */
+export function sessionHooks (ctx: SessionContext, optedOut: (request: FastifyRequest) => boolean) {
+  const { cookie, stats, config } = ctx
+
+  /** `request.session`: a request that never touches its session never builds one. */
+  function session (this: FastifyRequest): Session {
+    const current = this[kSession]
+    if (current !== kLazy) return current as Session
+    const fresh = optedOut(this) ? null : RedisSession.fresh(ctx, this)
+    this[kSession] = fresh
+    return fresh as Session
+  }
+
+  function loadSession (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void {
+    const raw = cookie.raw(request)
+    if (raw === undefined) {
+      request[kSession] = kLazy
+      return done()
+    }
+    if (optedOut(request)) return done()
+    const verified = cookie.verify(raw)
+    if (verified === null) {
+      stats.rejectedCookies++
+      request.log.debug(logBindings, 'fastify-session-redis: rejected a session cookie')
+      request[kSession] = kLazy
+      return done()
+    }
+    RedisSession.load(ctx, request, verified).then((loaded) => {
+      request[kSession] = loaded
+      done()
+    }, done)
+  }
+
+  /**
+   * A route that sends twice (an async handler that calls `reply.redirect()` without returning the
+   * reply) runs onSend again while the first pass's save is in flight: the later pass is dropped,
+   * so the first response goes out, with the cookie. A redirect whose save failed loses its
+   * Location: it must not lead on as if the change had landed.
+   */
+  function saveSession (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: SendDone): void {
+    let current = request[kSession]
+    // never read: built now only when even an untouched new session is to be stored
+    if (current === kLazy) current = config.saveUninitialized ? request.session as unknown as RedisSession | null : null
+    const sending = request[kSending]
+    if (current === null || sending === null) return done(null, payload)
+    if (sending !== undefined) {
+      sending.push(() => { request.log.debug(logBindings, 'fastify-session-redis: the route sent a second response, dropped; did it forget to return reply?') })
+      return
+    }
+    const session = current
+    const finish = (err: Error | null): void => {
+      const later = request[kSending] ?? []
+      request[kSending] = null
+      if (err === null) done(null, payload)
+      else {
+        reply.removeHeader('location')
+        done(err)
+      }
+      for (const drop of later) drop()
+    }
+    let pending: Promise<unknown> | null
+    try {
+      pending = session[kFinish]()
+      if (pending === null) session[kSetCookie](reply)
+    } catch (err) {
+      return finish(err as Error)
+    }
+    if (pending === null) return finish(null)
+    request[kSending] = []
+    pending.then(() => { session[kSetCookie](reply) })
+      .then(() => null, (err: Error) => err)
+      .then(finish)
+      // Fastify's continuation threw: reported, never left as an unhandled rejection
+      .catch((err: Error) => { process.emitWarning(err) })
+  }
+
+  return { kSession, kSending, session, loadSession, saveSession }
+}

@@ -1,0 +1,106 @@
+import type { FastifyRequest } from 'fastify'
+import type { NumericSessionKey, SessionData, SessionKey, SessionValue } from '../types/index.js'
+import type { WorkingDocument } from './working-document.js'
+
+export const logBindings = { plugin: 'fastify-session-redis' }
+
+/** Node's callback style, as @fastify/session takes it. */
+type SessionCallback = (err?: Error) => void
+
+type Data = Partial<SessionData> & Record<string, unknown>
+
+/** Returns the promise, or settles `callback` with it when one is given. */
+function settleWith (request: FastifyRequest, promise: Promise<void>, callback: SessionCallback | undefined): Promise<void> | undefined {
+  if (callback === undefined) return promise
+  promise.then(() => { callback() }, callback).catch((err: unknown) => {
+    request.log.error({ ...logBindings, err }, 'fastify-session-redis: a session callback threw')
+  })
+  return undefined
+}
+
+/**
+ * The part of the session API that works on the request's own copy of the data, and the
+ * promise-or-callback forms of the lifecycle calls, which the Redis session implements.
+ * Every read first takes in what route code assigned to the session's properties.
+ */
+export abstract class SessionApi {
+  protected abstract readonly work: WorkingDocument
+  protected abstract readonly request: FastifyRequest
+
+  protected abstract regenerateNow (keep: readonly string[] | undefined): Promise<void>
+  protected abstract destroyNow (): Promise<void>
+  protected abstract reloadNow (): Promise<void>
+  protected abstract saveNow (): Promise<void>
+
+  get<K extends SessionKey> (key: K): SessionValue<K> | undefined {
+    this.work.pull()
+    return this.work.get(key) as SessionValue<K> | undefined
+  }
+
+  has (key: SessionKey): boolean {
+    this.work.pull()
+    return Object.hasOwn(this.work.doc.d, key)
+  }
+
+  set<K extends SessionKey> (key: K, value: SessionValue<K>): void {
+    this.work.pull()
+    this.work.set(key, value)
+  }
+
+  delete (key: SessionKey): void {
+    this.work.pull()
+    this.work.delete(key)
+  }
+
+  clear (): void {
+    this.work.pull()
+    this.work.clear()
+  }
+
+  toJSON (): Data {
+    this.work.pull()
+    return structuredClone(this.work.doc.d)
+  }
+
+  data (): Data {
+    return this.toJSON()
+  }
+
+  increment (key: NumericSessionKey, step = 1): number {
+    this.work.pull()
+    return this.work.increment(key, step)
+  }
+
+  flash (type: string, message: string | readonly string[]): void
+  flash (type: string): string[]
+  flash (): Record<string, string[]>
+  flash (type?: string, message?: string | readonly string[]): void | string[] | Record<string, string[]> {
+    return this.work.flash(type, message)
+  }
+
+  regenerate (keep?: readonly SessionKey[]): Promise<void>
+  regenerate (callback: SessionCallback): undefined
+  regenerate (keep: readonly SessionKey[], callback: SessionCallback): undefined
+  regenerate (keep?: readonly SessionKey[] | SessionCallback, callback?: SessionCallback): Promise<void> | undefined {
+    if (typeof keep === 'function') return settleWith(this.request, this.regenerateNow(undefined), keep)
+    return settleWith(this.request, this.regenerateNow(keep), callback)
+  }
+
+  destroy (): Promise<void>
+  destroy (callback: SessionCallback): undefined
+  destroy (callback?: SessionCallback): Promise<void> | undefined {
+    return settleWith(this.request, this.destroyNow(), callback)
+  }
+
+  reload (): Promise<void>
+  reload (callback: SessionCallback): undefined
+  reload (callback?: SessionCallback): Promise<void> | undefined {
+    return settleWith(this.request, this.reloadNow(), callback)
+  }
+
+  save (): Promise<void>
+  save (callback: SessionCallback): undefined
+  save (callback?: SessionCallback): Promise<void> | undefined {
+    return settleWith(this.request, this.saveNow(), callback)
+  }
+}
