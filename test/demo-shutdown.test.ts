@@ -84,3 +84,30 @@ test('SIGTERM to npm, which ends the shell between npm and the demo: the orphane
   await waitFor('the demo\'s last words', () => demo.output().includes('shutting down'), GONE_WITHIN)
   t.match(demo.output(), 'parent process gone: shutting down')
 })
+
+test('what a logged-in session sees, and the answers that log in and out, are never cached', async (t) => {
+  const { demo } = await privateDemo(t)
+  const { url } = demo
+  const manual = { redirect: 'manual' } as const
+  const login = await fetch(`${url}/login`, { ...manual, method: 'POST', body: new URLSearchParams({ username: 'ann' }) })
+  t.equal(login.status, 303)
+  t.equal(login.headers.get('cache-control'), 'no-store', 'logging in')
+  const cookie = login.headers.getSetCookie().map(header => header.split(';')[0]).join('; ')
+  t.match(cookie, /^sid=/)
+  for (const path of ['/', '/members']) {
+    const page = await fetch(`${url}${path}`, { ...manual, headers: { cookie } })
+    t.equal(page.status, 200, `${path}: shown`)
+    t.match(await page.text(), 'ann', `${path}: to ann`)
+    t.equal(page.headers.get('cache-control'), 'no-store', `${path}: not cached`)
+  }
+  const loggedIn = await fetch(`${url}/login`, { ...manual, headers: { cookie } })
+  t.equal(loggedIn.status, 302, 'the login page sends a logged-in session home')
+  t.equal(loggedIn.headers.get('cache-control'), 'no-store')
+  const logout = await fetch(`${url}/logout`, { ...manual, method: 'POST', headers: { cookie } })
+  t.equal(logout.status, 303)
+  t.equal(logout.headers.get('cache-control'), 'no-store', 'logging out')
+  const after = await fetch(`${url}/`, { ...manual, headers: { cookie } })
+  t.equal(after.headers.get('location'), '/login', 'logged out')
+  const stylesheet = await fetch(`${url}/style.css`)
+  t.equal(stylesheet.headers.get('cache-control'), 'public, max-age=300', 'what no session shapes stays cacheable')
+})
