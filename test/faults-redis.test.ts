@@ -70,7 +70,7 @@ test('Redis down when the app starts: registration succeeds, session requests ge
   for (const [mode, options] of modes) {
     const { app, prefix } = await buildApp(t, { session: { timeout: TIMEOUT }, ...options })
     apps.push({ app, prefix })
-    t.pass(`${mode}: registered while Redis is down`)
+    t.ok(app.hasRequestDecorator('session'), `${mode}: registered while Redis is down`)
     t.equal((await app.inject({ url: '/untouched' })).statusCode, 200, `${mode}: a request without a session is served`)
     unavailable(t, await timed(app, { method: 'POST', url: '/write', payload: { a: 1 } }), `${mode}: a write`)
     const cookie = `sid=${encodeURIComponent(sign(randomBytes(32).toString('base64url'), SECRET))}`
