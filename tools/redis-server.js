@@ -14,16 +14,18 @@ const running = new Set()
 // a parent that exits (or crashes) never leaves a server behind
 process.once('exit', () => { for (const child of running) child.kill('SIGKILL') })
 
-/** A port nothing listens on at the moment, on 127.0.0.1. */
+/**
+ * A port nothing listens on at the moment, on 127.0.0.1.
+ * @returns {Promise<number>}
+ */
 export async function freePort () {
   const server = createServer()
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
-  const address = server.address()
+  const { port } = /** @type {import('node:net').AddressInfo} */ (server.address())
   server.close()
   await once(server, 'close')
-  if (address === null || typeof address === 'string') throw new Error('no port')
-  return address.port
+  return port
 }
 
 /**
@@ -142,7 +144,7 @@ async function launch ([command, ...args], port, startTimeout, detached) {
     await waitFor(`redis-server on port ${port}`, async () => {
       if (failure !== undefined) throw failure
       if (child.exitCode !== null || child.signalCode !== null) {
-        throw new Error(`redis-server on port ${port} exited with ${child.exitCode ?? child.signalCode}`)
+        throw new Error(`redis-server on port ${port} exited (code ${child.exitCode}, signal ${child.signalCode})`)
       }
       return await answersPing(port)
     }, { timeout: startTimeout, interval: 20 })
