@@ -1,6 +1,6 @@
 // Starts and stops private redis-server processes on loopback ports. The one launcher the tests
 // (through test/helpers/redis-server.ts), the demo and the benchmark share: Node built-ins only,
-// so any of them can import it.
+// so any of them can import it. Its types, and what each option means: redis-server.d.ts.
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { createServer, Socket } from 'node:net'
@@ -9,34 +9,25 @@ import { setTimeout as sleep } from 'node:timers/promises'
 /** Nothing persisted, nothing daemonized, only warnings logged (to stdout, which is ignored). */
 const QUIET = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--loglevel', 'warning', '--logfile', '']
 
-/** @type {Set<import('node:child_process').ChildProcess>} */
 const running = new Set()
 // a parent that exits (or crashes) never leaves a server behind
 process.once('exit', () => { for (const child of running) child.kill('SIGKILL') })
 
-/**
- * A port nothing listens on at the moment, on 127.0.0.1.
- * @returns {Promise<number>}
- */
+/** A port nothing listens on at the moment, on 127.0.0.1. */
 export async function freePort () {
   const server = createServer()
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
-  const { port } = /** @type {import('node:net').AddressInfo} */ (server.address())
+  const { port } = server.address()
   server.close()
   await once(server, 'close')
   return port
 }
 
-/**
- * True when something on 127.0.0.1:`port` answers PING with PONG within half a second.
- * @param {number} port
- * @returns {Promise<boolean>}
- */
+/** True when something on 127.0.0.1:`port` answers PING with PONG within half a second. */
 export function answersPing (port) {
   return new Promise(resolve => {
     const socket = new Socket()
-    /** @param {boolean} ok */
     const done = (ok) => { socket.destroy(); resolve(ok) }
     socket.setTimeout(500, () => done(false))
     socket.once('error', () => done(false))
@@ -46,19 +37,8 @@ export function answersPing (port) {
 }
 
 /**
- * @typedef {object} WaitOptions
- * @property {number} [timeout] ms before giving up (default 15 s)
- * @property {number} [interval] ms between two checks (default 50)
- * @property {number} [tries] checks at most (default: as many as `timeout` leaves room for)
- */
-
-/**
  * Calls `check` until it returns true, at most `tries` times and for at most `timeout` ms; throws
  * naming `what` when it never does. An error `check` throws ends the wait at once.
- * @param {string} what
- * @param {() => boolean | Promise<boolean>} check
- * @param {WaitOptions} [options]
- * @returns {Promise<void>}
  */
 export async function waitFor (what, check, { timeout = 15_000, interval = 50, tries = Math.ceil(timeout / interval) + 1 } = {}) {
   const deadline = Date.now() + timeout
@@ -71,34 +51,8 @@ export async function waitFor (what, check, { timeout = 15_000, interval = 50, t
 }
 
 /**
- * @typedef {object} RedisServerOptions
- * @property {number} [port] default: a free one
- * @property {string[]} [args] more redis-server arguments, after the defaults
- * @property {string} [config] a config file, read first (a sentinel's, which it rewrites: its own and writable)
- * @property {boolean} [sentinel] runs it as a sentinel, from `config`
- * @property {string[]} [wrapper] a program that runs redis-server (taskset, valgrind)
- * @property {number} [startTimeout] ms to wait for its first PONG (default 10 s, 60 s under a wrapper)
- * @property {boolean} [detached] its own process group: a Ctrl-C in the terminal reaches only the
- *   parent, which stops it in order
- */
-
-/**
- * @typedef {object} RedisServer
- * @property {number} port
- * @property {string} url
- * @property {() => number | undefined} pid the process id of the server running now
- * @property {() => void} pause SIGSTOP: the server stops answering but keeps its connections open
- * @property {() => void} resume SIGCONT
- * @property {() => Promise<void>} kill SIGKILL: no goodbye to clients
- * @property {() => Promise<void>} restart kills it and starts it again on the same port (empty: nothing is persisted)
- * @property {() => Promise<void>} stop SIGTERM, and waits for the exit
- */
-
-/**
  * Starts a redis-server and resolves once it answers PING. It never keeps the parent alive and is
  * killed when the parent exits; a start that fails (no redis-server on PATH: `code` ENOENT) throws.
- * @param {RedisServerOptions} [options]
- * @returns {Promise<RedisServer>}
  */
 export async function startRedisServer (options = {}) {
   const { args = [], config, sentinel = false, wrapper = [], detached = false } = options
@@ -122,18 +76,11 @@ export async function startRedisServer (options = {}) {
   }
 }
 
-/**
- * @param {string[]} argv
- * @param {number} port
- * @param {number} startTimeout
- * @param {boolean} detached
- */
 async function launch ([command, ...args], port, startTimeout, detached) {
   const child = spawn(command, args, { stdio: 'ignore', detached })
   // never what keeps the parent alive; the exit handler above kills whatever is left
   child.unref()
   running.add(child)
-  /** @type {Error | undefined} */
   let failure
   child.once('error', (err) => {
     failure = err
@@ -155,10 +102,6 @@ async function launch ([command, ...args], port, startTimeout, detached) {
   return child
 }
 
-/**
- * @param {import('node:child_process').ChildProcess} child
- * @param {NodeJS.Signals} signal
- */
 async function terminate (child, signal) {
   if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return
   const exited = once(child, 'exit')
