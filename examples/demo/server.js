@@ -60,7 +60,8 @@ setInterval(() => {
 try {
   app = await buildDemo({ client, secret, logger: { level: process.env.LOG_LEVEL ?? 'warn' } })
   await app.listen({ port, host: process.env.HOST ?? 'localhost' })
-  console.log(`fastify-session-redis demo listening on http://localhost:${port} (Redis: ${redis.description})`)
+  // the port it got: PORT=0 asks for any free one
+  console.log(`fastify-session-redis demo listening on http://localhost:${app.server.address().port} (Redis: ${redis.description})`)
 } catch (err) {
   console.error(`The demo could not start: ${err.message}`)
   await stopAll(1)

@@ -2,7 +2,6 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { delimiter, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { freePort } from './redis-server.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const START_TIMEOUT_MS = 15_000
@@ -29,13 +28,13 @@ export interface DemoOptions {
 const running = new Set<ChildProcess>()
 process.once('exit', () => { for (const child of running) child.kill('SIGKILL') })
 
-/** Starts examples/demo/server.js (from the built dist/) on a free port. */
+/** Starts examples/demo/server.js (from the built dist/) on a port of its own. */
 export async function startDemo ({ redisUrl, shell = false }: DemoOptions = {}): Promise<DemoProcess> {
   if (!existsSync(join(root, 'dist', 'index.js'))) throw new Error('dist/index.js is missing: run npm run build first')
-  const port = await freePort()
   const { REDIS_URL: _ignored, ...inherited } = process.env
-  // tap follows child processes for coverage; the demo is an example, not part of the library's coverage
-  const env = { ...inherited, _TAPJS_PROCESSINFO_COVERAGE_: '0', PORT: String(port), LOG_LEVEL: 'warn' }
+  // tap follows child processes for coverage; the demo is an example, not part of the library's coverage.
+  // PORT=0: the demo listens on a port the system picks, which no other process can take meanwhile
+  const env = { ...inherited, _TAPJS_PROCESSINFO_COVERAGE_: '0', PORT: '0', LOG_LEVEL: 'warn' }
   const [command, args] = shell
     // `:` first, so that the shell waits for node rather than becoming it (as with npm's `&&`)
     ? ['sh', ['-c', `: && "${process.execPath}" examples/demo/server.js`]]
