@@ -129,7 +129,11 @@ export async function startSentinel (t: Test): Promise<RedisSentinel> {
     masterPort: master.port,
     replicaPort: replica.port,
     sentinelPort,
-    connect: () => deployment.track(new Redis({ sentinels: [{ host: '127.0.0.1', port: sentinelPort }], name: MASTER_NAME, failoverDetector: true, maxRetriesPerRequest: 3 })),
+    // a client closed while it re-subscribes after a failover can leave its failover detector's
+    // sentinel connection behind; without retries, that one ends with the sentinel at teardown
+    connect: () => deployment.track(new Redis({
+      sentinels: [{ host: '127.0.0.1', port: sentinelPort }], name: MASTER_NAME, failoverDetector: true, sentinelReconnectStrategy: () => null, maxRetriesPerRequest: 3
+    })),
     sentinel: () => deployment.track(new Redis({ host: '127.0.0.1', port: sentinelPort, maxRetriesPerRequest: 1 })),
     async currentMaster () {
       const reply = await redisCli(sentinelPort, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', MASTER_NAME)
