@@ -1,57 +1,13 @@
 // The benchmark's private redis-server, and what the bench asks of it.
-import { spawn } from 'node:child_process'
-import { createServer, Socket } from 'node:net'
-import { once } from 'node:events'
 import { randomBytes } from 'node:crypto'
-
-export async function freePort () {
-  const server = createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address()
-  server.close()
-  await once(server, 'close')
-  return port
-}
-
-function answersPing (port) {
-  return new Promise(resolve => {
-    const socket = new Socket()
-    const done = (ok) => { socket.destroy(); resolve(ok) }
-    socket.setTimeout(500, () => done(false))
-    socket.once('error', () => done(false))
-    socket.connect(port, '127.0.0.1', () => socket.write('PING\r\n'))
-    socket.once('data', (data) => done(data.toString().startsWith('+PONG')))
-  })
-}
+import { startRedisServer } from '../tools/redis-server.js'
 
 /**
  * A redis-server on a free loopback port, with nothing persisted; killed when this process exits.
- * `wrapper` runs it under another program (valgrind), which may take longer to start.
+ * `wrapper` runs it under another program (taskset, valgrind), which may take longer to start.
  */
-export async function startRedis (wrapper = []) {
-  const port = await freePort()
-  const [command, ...args] = [...wrapper, 'redis-server',
-    '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-    '--daemonize', 'no', '--loglevel', 'warning', '--logfile', '']
-  const child = spawn(command, args, { stdio: 'ignore' })
-  process.once('exit', () => child.kill('SIGKILL'))
-  const deadline = Date.now() + (wrapper.length === 0 ? 10_000 : 60_000)
-  while (!(await answersPing(port))) {
-    if (child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode}`)
-    if (Date.now() > deadline) throw new Error('redis-server did not start in time')
-    await new Promise(resolve => setTimeout(resolve, 20))
-  }
-  return {
-    port,
-    url: `redis://127.0.0.1:${port}`,
-    stop: async () => {
-      if (child.exitCode !== null) return
-      const exited = once(child, 'exit')
-      child.kill('SIGTERM')
-      await exited
-    }
-  }
+export function startRedis (wrapper = []) {
+  return startRedisServer({ wrapper })
 }
 
 /** INFO as a map of sections' fields. */

@@ -4,7 +4,10 @@ import { Deadlines } from '../lib/deadlines.js'
 import { SessionStore } from '../lib/store.js'
 import { newStats } from '../lib/stats.js'
 import { connect } from './helpers/app.js'
-import { startRedis } from './helpers/redis-server.js'
+import { startRedis, waitFor } from './helpers/redis-server.js'
+
+/** Checks every 5 ms, at most 400 times and for at most 2 s: the timeouts here are 10 and 20 ms. */
+const WAIT = { interval: 5, tries: 400, timeout: 2000 }
 
 test('one shared timer: late commands expire once, in order; settled ones never do', async (t) => {
   const deadlines = new Deadlines(20)
@@ -16,7 +19,7 @@ test('one shared timer: late commands expire once, in order; settled ones never 
   t.equal(deadlines.settle(answered), true, 'a reply in time stops the watch')
   t.equal(deadlines.settle(newest), true, 'also for the newest command')
   t.equal(deadlines.settle(newest), false, 'once')
-  while (expired.length < 2) await sleep(5)
+  await waitFor('the two late commands to expire', () => expired.length >= 2, WAIT)
   t.same(expired, ['first', 'second'])
   t.equal(deadlines.settle(first), false, 'a reply after the timeout is recognised as late')
   t.equal(deadlines.settle(second), false)
@@ -33,11 +36,11 @@ test('the timer stops when nothing is in flight, and starts again with the next 
   deadlines.add(() => {})
   t.equal(handles(), before + 1, 'still one timer for two commands')
   deadlines.settle(first)
-  while (handles() > before) await sleep(5)
-  t.pass('stopped once the last command had expired')
+  await waitFor('the timer to stop', () => handles() === before, WAIT)
+  t.equal(handles(), before, 'stopped once the last command had expired')
   const late: string[] = []
   deadlines.add(() => late.push('late'))
-  while (late.length === 0) await sleep(5)
+  await waitFor('the late command to expire', () => late.length > 0, WAIT)
   t.same(late, ['late'], 'a command after the pause is watched again')
 })
 

@@ -52,7 +52,7 @@ test('the demo app in a real browser', { skip }, async (t) => {
     if (failures.length > 0) throw failures[0]
   })
 
-  const demo = open.demo = await startDemo(redisServer.url)
+  const demo = open.demo = await startDemo({ redisUrl: redisServer.url })
   const browser = open.browser = await chromium.launch({
     executablePath: chromiumPath,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',

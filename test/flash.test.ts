@@ -1,8 +1,8 @@
-import { test } from 'tap'
+import { test, type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { buildApp, connect, sessionCookie, keysUnder } from './helpers/app.js'
+import { buildApp, connect, sessionCookie, keysUnder, type TestApp } from './helpers/app.js'
 
-function flashApp (t: Parameters<typeof buildApp>[0]): ReturnType<typeof buildApp> {
+function flashApp (t: Test): Promise<TestApp> {
   return buildApp(t, {
     routes: (app) => {
       app.post('/flash', async (req) => {

@@ -1,10 +1,13 @@
 import { test } from 'tap'
+import { randomBytes } from 'node:crypto'
+import { Redis } from 'ioredis'
 import Fastify from 'fastify'
 import fastifyCookie from '@fastify/cookie'
 import { Type } from '@sinclair/typebox'
 import redisSession from '../lib/index.js'
 import type { RedisSessionOptions } from '../types/index.js'
 import { SECRET, OLD_SECRET, connect, sharedRedisUrl, buildApp, sessionCookie, setCookies } from './helpers/app.js'
+import { waitFor } from './helpers/redis-server.js'
 
 async function registrationError (options: Record<string, unknown>): Promise<{ code?: string, message: string }> {
   const app = Fastify()
@@ -108,24 +111,48 @@ test('schema must be a TypeBox object; a valid one is accepted', async (t) => {
   t.equal(res.json().n, 1)
 })
 
+/** A connection name no other test uses, to find a connection in CLIENT LIST. */
+function connectionName (): string {
+  return `owned-${randomBytes(6).toString('hex')}`
+}
+
+/** Whether the server has a connection of that name. */
+async function connected (admin: Redis, name: string): Promise<boolean> {
+  return String(await admin.client('LIST')).includes(` name=${name} `)
+}
+
 test('the plugin owns a connection made from a URL and closes it on app.close()', async (t) => {
-  const url = await sharedRedisUrl()
+  const admin = await connect(t)
+  const name = connectionName()
   const app = Fastify()
-  await app.register(redisSession, { redis: url, secret: SECRET })
+  // ioredis takes options from the URL's query
+  await app.register(redisSession, { redis: `${await sharedRedisUrl()}?connectionName=${name}`, secret: SECRET })
   app.post('/', async (req) => { req.session.set('a', 1); return 'ok' })
   const res = await app.inject({ method: 'POST', url: '/' })
   t.equal(res.statusCode, 200)
+  t.ok(await connected(admin, name), 'the plugin connected')
   await app.close()
-  t.pass('closed after use')
+  await waitFor('the connection to close', async () => !await connected(admin, name), { timeout: 5000 })
+  t.notOk(await connected(admin, name), 'closed after use')
 })
 
 test('the plugin owns a connection made from ioredis options, closed even if never used', async (t) => {
   const url = new URL(await sharedRedisUrl())
+  const name = connectionName()
+  // the plugin's client is out of reach: its disconnect() call is what shows it was closed
+  const disconnected: Redis[] = []
+  const { disconnect } = Redis.prototype
+  Redis.prototype.disconnect = function recordedDisconnect (this: Redis, ...args: Parameters<typeof disconnect>) {
+    if (this.options.connectionName === name) disconnected.push(this)
+    return disconnect.apply(this, args)
+  }
+  t.teardown(() => { Redis.prototype.disconnect = disconnect })
   const app = Fastify()
-  await app.register(redisSession, { redis: { host: url.hostname, port: Number(url.port) }, secret: SECRET })
+  await app.register(redisSession, { redis: { host: url.hostname, port: Number(url.port), connectionName: name }, secret: SECRET })
   await app.ready()
   await app.close()
-  t.pass('closed without ever connecting')
+  t.equal(disconnected.length, 1, 'closed without ever connecting')
+  t.equal(disconnected[0]?.status, 'end')
 })
 
 test('a client passed in stays open after app.close()', async (t) => {

@@ -1,6 +1,6 @@
 import { test } from 'tap'
 import { uniquePrefix } from './helpers/app.js'
-import { startCluster } from './helpers/cluster.js'
+import { startCluster } from './helpers/redis-server.js'
 import { accountApp, Browser, coreBehaviours } from './helpers/scale.js'
 
 test('Redis Cluster: the core behaviours through ioredis Cluster clients; sessions spread over every master', async (t) => {

@@ -1,7 +1,6 @@
 import { test } from 'tap'
 import { uniquePrefix } from './helpers/app.js'
-import { waitFor } from './helpers/cluster.js'
-import { MASTER_NAME, startSentinel } from './helpers/sentinel.js'
+import { MASTER_NAME, startSentinel, waitFor } from './helpers/redis-server.js'
 import { accountApp, Browser, coreBehaviours } from './helpers/scale.js'
 
 test('Redis Sentinel: the core behaviours, then a failover keeps replicated sessions and takes new writes', async (t) => {

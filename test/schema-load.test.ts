@@ -34,7 +34,7 @@ async function deploy (t: Test): Promise<{ before: TestApp, after: TestApp, logs
   const logs = logCapture()
   const before = await buildApp(t, { client, session: { prefix } })
   const after = await buildApp(t, { client, session: { prefix, schema }, fastify: { logger: { level: 'warn', stream: logs.stream } } })
-  return { before: { ...before, prefix }, after: { ...after, prefix }, logs }
+  return { before, after, logs }
 }
 
 function warnings (logs: LogCapture): LogLine[] {

@@ -106,22 +106,32 @@ test('an unknown well-formed id is never adopted, not even after writing', async
   t.ok(writes.every(c => c.args[0] !== prefix + chosen), 'Redis never wrote or extended the chosen key')
 })
 
-test('rotating secrets: an older secret still listed is accepted and re-signed by the first; a retired one is not', async (t) => {
-  const { app, id } = await withStoredSession(t, [SECRET, OLD_SECRET])
-  const byOld = `sid=${encodeURIComponent(sign(id, OLD_SECRET))}`
+test('rotating secrets: a cookie from before the rotation is accepted and re-signed by the first secret; a retired one is not', async (t) => {
+  // the app before the rotation, with the old secret alone
+  const before = await buildApp(t, { session: { secret: OLD_SECRET } })
+  const created = await before.app.inject({ method: 'POST', url: '/write', payload: { user: 'alice' } })
+  const id = created.json().id
+  const byOld = sessionCookie(created)
+  const same = { client: before.client, session: { prefix: before.prefix } }
+
+  const { app } = await buildApp(t, { ...same, session: { ...same.session, secret: [SECRET, OLD_SECRET] } })
   const res = await app.inject({ url: '/read', headers: { cookie: byOld } })
   t.same(res.json().data, { user: 'alice' }, 'accepted')
-  t.equal(res.json().id, id)
+  t.equal(res.json().id, id, 'the same session')
+  const renewed = sessionCookie(res)
+  t.not(renewed, byOld, 'a new signature')
   t.equal(cookieId(res), id, 're-issued, verifiable by the first secret alone')
-  const next = await app.inject({ url: '/read', headers: { cookie: sessionCookie(res) } })
+  const next = await app.inject({ url: '/read', headers: { cookie: renewed } })
   t.same(next.json().data, { user: 'alice' })
   t.same(setCookies(next), [], 'a current cookie is not re-issued')
 
-  const retiredApp = await buildApp(t, { session: { secret: SECRET } })
-  const stored = await retiredApp.app.inject({ method: 'POST', url: '/write', payload: { user: 'bob' } })
-  const retired = `sid=${encodeURIComponent(sign(cookieId(stored), OLD_SECRET))}`
-  const refused = await retiredApp.app.inject({ url: '/read', headers: { cookie: retired } })
+  const { app: retiredApp } = await buildApp(t, { ...same, session: { ...same.session, secret: SECRET } })
+  const withNew = await retiredApp.inject({ url: '/read', headers: { cookie: renewed } })
+  t.same(withNew.json().data, { user: 'alice' }, 'the re-issued cookie verifies with the new secret alone')
+  t.same(setCookies(withNew), [])
+  const refused = await retiredApp.inject({ url: '/read', headers: { cookie: byOld } })
   t.equal(refused.json().isNew, true, 'once retired, the old secret opens nothing')
+  t.not(refused.json().id, id)
   t.same(setCookies(refused), [])
 })
 

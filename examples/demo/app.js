@@ -80,6 +80,12 @@ async function createApp ({ client, secret, prefix = 'demo:sess:', userKey, logg
   })
   const perUser = userKey !== undefined && typeof app.sessions?.destroyAll === 'function' && typeof app.sessions.list === 'function'
 
+  // Every response built from a session is for this browser, at this moment only: kept in its
+  // cache, Back after logging out would show the logged-in page again.
+  app.addHook('onSend', async function noStore (request, reply) {
+    if (request.routeOptions.config.session !== false) reply.header('cache-control', 'no-store')
+  })
+
   app.setErrorHandler(async function renderError (err, request, reply) {
     const statusCode = err.statusCode >= 400 ? err.statusCode : 500
     if (statusCode >= 500) request.log.error(err)

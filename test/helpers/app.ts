@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import Fastify, { type FastifyInstance, type FastifyServerOptions, type LightMyRequestResponse } from 'fastify'
-import { Redis } from 'ioredis'
+import { Redis, type Cluster } from 'ioredis'
 import type { Test } from 'tap'
 import redisSession from '../../lib/index.js'
 import type { RedisSessionOptions } from '../../types/index.js'
@@ -30,29 +30,37 @@ export function uniquePrefix (): string {
   return `test:${randomBytes(6).toString('hex')}:`
 }
 
-export interface TestApp {
+/** Any ioredis client the plugin takes: a Redis (the default here) or a Cluster. */
+type Client = Redis | Cluster
+
+export interface TestApp<C extends Client = Redis> {
   app: FastifyInstance
-  client: Redis
+  client: C
+  /** The key prefix: `session.prefix` when given, else one no other test uses. */
   prefix: string
 }
 
-export interface BuildOptions {
+export interface BuildOptions<C extends Client = Redis> {
   session?: Partial<RedisSessionOptions>
   fastify?: FastifyServerOptions
-  client?: Redis
+  /** Default: a new connection to the shared Redis, closed at teardown. */
+  client?: C
   routes?: (app: FastifyInstance) => void
   /** Runs before the plugin is registered (e.g. to register @fastify/cookie first). */
   before?: (app: FastifyInstance) => Promise<void>
 }
 
-/** An app with the plugin and a handful of generic routes; closed at teardown. */
-export async function buildApp (t: Test, options: BuildOptions = {}): Promise<TestApp> {
-  const client = options.client ?? await connect(t)
-  const prefix = uniquePrefix()
+/**
+ * An app with the plugin and generic routes (GET /read, POST /write, POST /increment, GET
+ * /untouched) besides `routes`; closed at teardown.
+ */
+export async function buildApp<C extends Client = Redis> (t: Test, options: BuildOptions<C> = {}): Promise<TestApp<C>> {
+  const client = options.client ?? await connect(t) as C
+  const prefix = options.session?.prefix ?? uniquePrefix()
   const app = Fastify(options.fastify)
   t.teardown(() => app.close())
   await options.before?.(app)
-  await app.register(redisSession, { client, secret: SECRET, prefix, ...options.session })
+  await app.register(redisSession, { client, secret: SECRET, ...options.session, prefix })
   app.get('/read', async (req) => ({ id: req.session.id, isNew: req.session.isNew, data: req.session.toJSON() }))
   app.post('/write', async (req) => {
     for (const [key, value] of Object.entries(req.body as Record<string, unknown>)) req.session.set(key, value)

@@ -2,7 +2,6 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { delimiter, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { freePort } from './redis-server.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const START_TIMEOUT_MS = 15_000
@@ -11,23 +10,38 @@ const STOP_TIMEOUT_MS = 8_000
 /** The demo app running as a child process, as `npm run demo` runs it. */
 export interface DemoProcess {
   readonly url: string
+  /** The process the test started: the demo itself, or the shell running it. */
+  readonly pid: number
   /** Everything it printed so far (stdout and stderr). */
   output (): string
   /** Sends `signal` and resolves with the exit code; SIGKILL when it does not exit in time. */
   stop (signal?: NodeJS.Signals): Promise<number | null>
 }
 
+export interface DemoOptions {
+  /** The Redis it uses; without one it starts a private redis-server (DEMO_REDIS=private). */
+  redisUrl?: string
+  /** Runs it under a shell, as npm does (`sh -c 'npm run build && node …'`): the shell is its parent. */
+  shell?: boolean
+}
+
 const running = new Set<ChildProcess>()
 process.once('exit', () => { for (const child of running) child.kill('SIGKILL') })
 
-/** Starts examples/demo/server.js (from the built dist/) on a free port against `redisUrl`. */
-export async function startDemo (redisUrl: string): Promise<DemoProcess> {
+/** Starts examples/demo/server.js (from the built dist/) on a port of its own. */
+export async function startDemo ({ redisUrl, shell = false }: DemoOptions = {}): Promise<DemoProcess> {
   if (!existsSync(join(root, 'dist', 'index.js'))) throw new Error('dist/index.js is missing: run npm run build first')
-  const port = await freePort()
-  const child = spawn(process.execPath, ['examples/demo/server.js'], {
+  const { REDIS_URL: _ignored, ...inherited } = process.env
+  // tap follows child processes for coverage; the demo is an example, not part of the library's coverage.
+  // PORT=0: the demo listens on a port the system picks, which no other process can take meanwhile
+  const env = { ...inherited, _TAPJS_PROCESSINFO_COVERAGE_: '0', PORT: '0', LOG_LEVEL: 'warn' }
+  const [command, args] = shell
+    // `:` first, so that the shell waits for node rather than becoming it (as with npm's `&&`)
+    ? ['sh', ['-c', `: && "${process.execPath}" examples/demo/server.js`]]
+    : [process.execPath, ['examples/demo/server.js']]
+  const child = spawn(command, args, {
     cwd: root,
-    // tap follows child processes for coverage; the demo is an example, not part of the library's coverage
-    env: { ...process.env, _TAPJS_PROCESSINFO_COVERAGE_: '0', PORT: String(port), REDIS_URL: redisUrl, LOG_LEVEL: 'warn' },
+    env: redisUrl === undefined ? { ...env, DEMO_REDIS: 'private' } : { ...env, REDIS_URL: redisUrl },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   running.add(child)
@@ -60,6 +74,7 @@ export async function startDemo (redisUrl: string): Promise<DemoProcess> {
 
   return {
     url,
+    pid: child.pid!,
     output: () => output,
     async stop (signal = 'SIGTERM') {
       if (child.exitCode !== null || child.signalCode !== null) return child.exitCode

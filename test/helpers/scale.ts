@@ -1,16 +1,16 @@
-import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import type { Cluster, Redis } from 'ioredis'
 import type { Test } from 'tap'
-import redisSession from '../../lib/index.js'
 import type { RedisSessionOptions } from '../../types/index.js'
-import { SECRET } from './app.js'
+import { buildApp } from './app.js'
+import { waitFor } from './redis-server.js'
 
 /**
  * Login, logout and account routes: POST /login `{ userId }` (regenerate, then set), POST /logout
  * (destroy), GET /me, GET /devices (`app.sessions.list` of the current user), POST
- * /logout-everywhere (`destroyAll` but this session), POST /increment (`n`), POST /regenerate.
+ * /logout-everywhere (`destroyAll` but this session), POST /regenerate.
  */
-export function accountRoutes (app: FastifyInstance): void {
+function accountRoutes (app: FastifyInstance): void {
   app.post('/login', async (req) => {
     await req.session.regenerate()
     req.session.set('userId', (req.body as { userId: unknown }).userId)
@@ -25,26 +25,26 @@ export function accountRoutes (app: FastifyInstance): void {
   app.post('/logout-everywhere', async (req) => ({
     count: await app.sessions.destroyAll(req.session.get('userId') as string, { except: req.session.id })
   }))
-  app.post('/increment', async (req) => ({ n: req.session.increment('n') }))
   app.post('/regenerate', async (req) => {
     await req.session.regenerate(Object.keys(req.session.toJSON()))
     return { id: req.session.id }
   })
 }
 
-/** An app with the plugin on `client` (any ioredis client, Cluster included), the account routes and `routes`. */
+/**
+ * buildApp's app (its generic routes: POST /write, POST /increment…) on `client` (any ioredis
+ * client, Cluster included), with the account routes and `routes`.
+ */
 export async function accountApp (t: Test, client: Redis | Cluster, session: Partial<RedisSessionOptions>,
   routes?: (app: FastifyInstance) => void): Promise<FastifyInstance> {
-  const app = Fastify()
-  t.teardown(() => app.close())
-  await app.register(redisSession, { client, secret: SECRET, ...session })
-  accountRoutes(app)
-  app.post('/write', async (req) => {
-    for (const [key, value] of Object.entries(req.body as Record<string, unknown>)) req.session.set(key, value)
-    return { id: req.session.id }
+  const { app } = await buildApp(t, {
+    client,
+    session,
+    routes: (app) => {
+      accountRoutes(app)
+      routes?.(app)
+    }
   })
-  routes?.(app)
-  await app.ready()
   return app
 }
 
@@ -66,16 +66,6 @@ export class Browser {
     if (set !== undefined) this.cookie = set.value === '' ? undefined : `sid=${set.value}`
     return res
   }
-}
-
-/** Polls until `key` is gone (at most 5 s); true when it went. */
-async function gone (client: Redis | Cluster, key: string): Promise<boolean> {
-  const deadline = Date.now() + 5000
-  while (Date.now() < deadline) {
-    if (await client.exists(key) === 0) return true
-    await new Promise(resolve => setTimeout(resolve, 50))
-  }
-  return false
 }
 
 /**
@@ -128,6 +118,7 @@ export async function coreBehaviours (t: Test, a: Redis | Cluster, b: Redis | Cl
   const briefId = (await brief.send(short, 'POST', '/write', { x: 1 })).json().id
   const pttl = await a.pttl(prefix + briefId)
   t.ok(pttl > 0 && pttl <= 1000, 'a 1 s TTL')
-  t.ok(await gone(a, prefix + briefId), 'expired')
+  await waitFor('the session to expire', async () => await a.exists(prefix + briefId) === 0, { timeout: 5000 })
+  t.equal(await a.exists(prefix + briefId), 0, 'expired')
   t.equal((await brief.send(short, 'GET', '/me')).json().isNew, true, 'an expired session reads as new')
 }
