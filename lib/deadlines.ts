@@ -2,7 +2,7 @@
 export interface Deadline {
   readonly at: number
   readonly expire: () => void
-  /** Neighbours in the watch list; `watched` false once settled or expired. */
+  /** Neighbours in the watch list; `watched` false once stopped or expired. */
   prev: Deadline | undefined
   next: Deadline | undefined
   watched: boolean
@@ -41,7 +41,7 @@ export class Deadlines {
   }
 
   /** Stops watching `deadline`; false when it has already expired, so the reply came too late. */
-  settle (deadline: Deadline): boolean {
+  stop (deadline: Deadline): boolean {
     if (!deadline.watched) return false
     deadline.watched = false
     const { prev, next } = deadline
@@ -56,7 +56,7 @@ export class Deadlines {
     const now = this.#now = performance.now()
     let deadline = this.#first
     while (deadline !== undefined && deadline.at <= now) {
-      this.settle(deadline)
+      this.stop(deadline)
       deadline.expire()
       deadline = this.#first
     }

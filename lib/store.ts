@@ -197,11 +197,6 @@ export class SessionStore {
     return count
   }
 
-  /** Bounds a command the caller sent itself; lib/ sends none that way (test/deadlines.test.ts does). */
-  run<T> (what: string, command: Promise<T>): Promise<T> {
-    return this.#bounded(what, command, same)
-  }
-
   /**
    * EVALSHA, and EVAL once when Redis does not know the script yet (a new or restarted server,
    * another node of a cluster). Not ioredis' defineCommand: its wrapper costs on every call (README "Performance").
@@ -224,7 +219,7 @@ export class SessionStore {
         reject(new errors.FST_REDIS_SESSION_STORE_UNAVAILABLE(`${what} took longer than ${this.#timeout} ms${cause}`))
       })
       const settled = (value: T): void => {
-        if (deadlines.settle(deadline)) resolve(map(value))
+        if (deadlines.stop(deadline)) resolve(map(value))
       }
       const failed = (err: unknown): void => {
         if (noScript !== undefined && err instanceof Error && err.message.startsWith('NOSCRIPT')) {
@@ -233,7 +228,7 @@ export class SessionStore {
           resend().then(settled, failed)
           return
         }
-        if (!deadlines.settle(deadline)) return
+        if (!deadlines.stop(deadline)) return
         stats.storeErrors++
         reject(new errors.FST_REDIS_SESSION_STORE_UNAVAILABLE(`${what} failed`, { cause: err }))
       }

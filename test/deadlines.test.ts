@@ -16,13 +16,13 @@ test('one shared timer: late commands expire once, in order; settled ones never 
   const answered = deadlines.add(() => expired.push('answered'))
   const second = deadlines.add(() => expired.push('second'))
   const newest = deadlines.add(() => expired.push('newest'))
-  t.equal(deadlines.settle(answered), true, 'a reply in time stops the watch')
-  t.equal(deadlines.settle(newest), true, 'also for the newest command')
-  t.equal(deadlines.settle(newest), false, 'once')
+  t.equal(deadlines.stop(answered), true, 'a reply in time stops the watch')
+  t.equal(deadlines.stop(newest), true, 'also for the newest command')
+  t.equal(deadlines.stop(newest), false, 'once')
   await waitFor('the two late commands to expire', () => expired.length >= 2, WAIT)
   t.same(expired, ['first', 'second'])
-  t.equal(deadlines.settle(first), false, 'a reply after the timeout is recognised as late')
-  t.equal(deadlines.settle(second), false)
+  t.equal(deadlines.stop(first), false, 'a reply after the timeout is recognised as late')
+  t.equal(deadlines.stop(second), false)
   await sleep(60)
   t.same(expired, ['first', 'second'], 'nothing expires twice')
 })
@@ -35,7 +35,7 @@ test('the timer stops when nothing is in flight, and starts again with the next 
   t.equal(handles(), before + 1, 'one timer for the commands in flight')
   deadlines.add(() => {})
   t.equal(handles(), before + 1, 'still one timer for two commands')
-  deadlines.settle(first)
+  deadlines.stop(first)
   await waitFor('the timer to stop', () => handles() === before, WAIT)
   t.equal(handles(), before, 'stopped once the last command had expired')
   const late: string[] = []
@@ -49,16 +49,19 @@ test('a Redis error that arrives after the timeout is ignored: one 503, counted 
   const client = await connect(t, server.url)
   const stats = newStats()
   const store = new SessionStore(client, 'deadlines:', 20, stats)
-  // keeps Redis busy for 100 ms, then answers with an error: a real failure, well after the timeout
-  const slowFailure = `
+  // a hash where a session string should be: the load fails with WRONGTYPE, but only once a
+  // script sent first on the same connection has kept Redis busy for 100 ms, well after the timeout
+  await client.hset('deadlines:late', 'not', 'a session')
+  const busy = client.eval(`
     local start = redis.call('TIME')
     repeat
       local now = redis.call('TIME')
     until (now[1] - start[1]) * 1000000 + (now[2] - start[2]) > 100000
-    return redis.error_reply('LATE failure after the timeout')`
-  const command = client.eval(slowFailure, 0)
-  await t.rejects(store.run('probe', command), { code: 'FST_REDIS_SESSION_STORE_UNAVAILABLE', message: /probe took longer than 20 ms/ })
-  await t.rejects(command, /LATE failure/, 'the error did come, later')
+    return 1`, 0)
+  await t.rejects(store.load('late', Date.now(), 60, true), { code: 'FST_REDIS_SESSION_STORE_UNAVAILABLE', message: /load took longer than 20 ms/ })
+  await busy
+  await t.rejects(client.getex('deadlines:late', 'EX', 60), /WRONGTYPE/, 'the load did fail, later')
   t.equal(stats.storeErrors, 1, 'the late error neither rejects again nor counts again')
+  await client.del('deadlines:late')
   t.teardown(() => server.stop())
 })
