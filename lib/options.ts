@@ -30,6 +30,8 @@ const SettingsSchema = Type.Object({
   timeout: Type.Integer({ minimum: 1 }),
   maxBytes: Type.Integer({ minimum: 256 }),
   userKey: Type.Optional(Type.String({ minLength: 1 })),
+  rotateEvery: Type.Optional(Type.Integer({ minimum: 1 })),
+  rotateGrace: Type.Integer({ minimum: 1 }),
   trackClient: Type.Boolean()
 }, { additionalProperties: false })
 
@@ -47,6 +49,7 @@ export const defaults: Settings = {
   saveUninitialized: false,
   timeout: 2000,
   maxBytes: 65536,
+  rotateGrace: 30,
   trackClient: false
 }
 

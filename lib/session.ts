@@ -6,7 +6,8 @@ import type { Written } from './writer.js'
 import { saveDocument, type SessionContext } from './context.js'
 import { secondsLeft, ttlOf } from './expiry.js'
 import { newId, type CookieId } from './cookie.js'
-import { applyOperation, newDocument, parseDocument, type SessionDocument } from './document.js'
+import { SessionMoved, aliasText, isAlias, successorOf } from './rotation.js'
+import { applyOperation, newDocument, parseDocument, serializeDocument, type SessionDocument } from './document.js'
 import { WorkingDocument } from './working-document.js'
 import { errors } from './errors.js'
 import { SessionApi, logBindings } from './session-api.js'
@@ -32,6 +33,8 @@ export class RedisSession extends SessionApi implements Session {
   /** The client holds the cookie of a session this request destroyed or regenerated. */
   #clearCookie = false
   #touched = false
+  /** The id this request came with, when it led here as an alias of a rotated-away id. */
+  #via: string | undefined
   /** Cookie attributes set by `options()` for this response. */
   #cookieOptions: Partial<CookieSettings> | undefined
 
@@ -52,9 +55,12 @@ export class RedisSession extends SessionApi implements Session {
   /** The stored session the cookie names, or a fresh one (with a new id) when there is none. */
   static load (ctx: SessionContext, request: FastifyRequest, cookie: CookieId): Promise<RedisSession> {
     const session = new RedisSession(ctx, request)
-    return session.#load(cookie.id).then((found) => {
-      if (found) session.#sendCookie = cookie.renew || (ctx.config.cookie.maxAge !== undefined && ctx.config.rolling)
-      return session
+    return session.#load(cookie.id, true).then((found) => {
+      if (!found) return session
+      session.#sendCookie ||= cookie.renew || (ctx.config.cookie.maxAge !== undefined && ctx.config.rolling)
+      const { rotateEvery } = ctx.config
+      if (rotateEvery === undefined || Date.now() - session.#work.doc.c < rotateEvery * 1000) return session
+      return session.#rotate().then(() => session)
     })
   }
 
@@ -115,11 +121,15 @@ export class RedisSession extends SessionApi implements Session {
     else if (this.#clearCookie) cookie.clear(this.#request, reply)
   }
 
-  /** Loads `id`; resolves whether it holds a usable session (otherwise this one starts over, fresh). */
-  #load (id: string): Promise<boolean> {
+  /**
+   * Loads `id`; resolves whether it holds a usable session (otherwise this one starts over, fresh).
+   * An id rotated away less than the grace window ago leads to its successor, once.
+   */
+  #load (id: string, follow: boolean): Promise<boolean> {
     const { store, config } = this.#ctx
     const now = Date.now()
     return store.load(id, now, config.ttl, config.rolling).then((loaded) => {
+      if (loaded !== null && isAlias(loaded.text)) return this.#loadSuccessor(id, loaded.text, follow)
       const outcome = this.#adopt(id, loaded, now)
       if (outcome === 'discard') {
         return store.remove(id).then(() => {
@@ -131,6 +141,38 @@ export class RedisSession extends SessionApi implements Session {
       if (outcome === 'refresh') return store.expire(id, this.#ttlOf(this.#work.doc)).then(() => true)
       return outcome === 'found'
     })
+  }
+
+  #loadSuccessor (oldId: string, alias: string, follow: boolean): Promise<boolean> {
+    const next = follow ? successorOf(alias, oldId) : undefined
+    if (next === undefined) {
+      this.#startOver()
+      return Promise.resolve(false)
+    }
+    const { store, config } = this.#ctx
+    // the client gets the new id in its cookie
+    this.#sendCookie = true
+    this.#via = oldId
+    const ended = config.rolling ? store.endAliasAt(oldId, next.until) : Promise.resolve()
+    return Promise.all([ended, this.#load(next.id, false)]).then(([, found]) => found)
+  }
+
+  /** Moves this loaded session to a new id, the old one becoming an alias for the grace window. */
+  async #rotate (): Promise<void> {
+    const { config, store, stats } = this.#ctx
+    const oldId = this.id
+    const now = Date.now()
+    const doc = { ...this.#work.doc, c: now }
+    const successor = newId(config.idGenerator, this.#request)
+    const grace = config.rotateGrace * 1000
+    const ttl = this.#ttlOf(doc)
+    const moved = await store.rotate(oldId, doc.v, successor, serializeDocument(doc), ttl, aliasText(oldId, successor, now + grace), grace)
+    // lost to a save or another rotation meanwhile: this request goes on as it is, the next one rotates
+    if (!moved) return
+    stats.rotated++
+    this.#work.replace(doc)
+    this.#id = successor
+    this.#sendCookie = true
   }
 
   /** Takes a loaded text as this session's state, and says what Redis must still be told. */
@@ -188,12 +230,17 @@ export class RedisSession extends SessionApi implements Session {
 
   protected async reloadNow (): Promise<void> {
     if (this.#base === 0) this.#startOver()
-    else await this.#load(this.id)
+    else await this.#load(this.id, true)
   }
 
   protected async destroyNow (): Promise<void> {
     if (this.#base !== 0) {
-      await this.#ctx.store.remove(this.id)
+      const { store } = this.#ctx
+      const held = await store.take(this.id)
+      // rotated away meanwhile: the successor is this session too
+      const next = held !== null && isAlias(held) ? successorOf(held, this.id) : undefined
+      if (next !== undefined) await store.remove(next.id)
+      if (this.#via !== undefined) await store.remove(this.#via)
       this.#ctx.stats.destroyed++
       this.#clearCookie = true
     }
@@ -210,10 +257,29 @@ export class RedisSession extends SessionApi implements Session {
   #save (): Promise<Written> {
     try {
       this.#work.pull()
-      return saveDocument(this.#ctx, this.id, this.#base, this.#work, this.#request)
+      return saveDocument(this.#ctx, this.id, this.#base, this.#work, this.#request).catch((err: Error) => {
+        if (err instanceof SessionMoved) return this.#saveToSuccessor(err.alias)
+        throw err
+      })
     } catch (err) {
       return Promise.reject(err)
     }
+  }
+
+  /** The id was rotated away while this request held it: its changes go to the successor instead. */
+  async #saveToSuccessor (alias: string): Promise<Written> {
+    const next = successorOf(alias, this.id)
+    const loaded = next === undefined ? null : await this.#ctx.store.load(next.id, Date.now(), this.#ctx.config.ttl, false)
+    const doc = loaded === null ? loaded : parseDocument(loaded.text)
+    if (next === undefined || doc === null || typeof doc === 'string') throw new errors.FST_REDIS_SESSION_GONE()
+    const ops = this.#work.ops
+    for (const op of ops) applyOperation(doc, op)
+    this.#work.replace(doc)
+    this.#work.ops = ops
+    this.#id = next.id
+    this.#base = doc.v
+    this.#sendCookie = true
+    return await saveDocument(this.#ctx, next.id, doc.v, this.#work, this.#request)
   }
 
   /** What a successful write changes: the stored version to build on, and the cookie of a new session. */

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import type { Redis, Cluster } from 'ioredis'
 import { errors } from './errors.js'
+import { isAlias } from './rotation.js'
 import { Deadlines } from './deadlines.js'
 import type { SessionStats } from './stats.js'
 import { isValidId } from './cookie.js'
@@ -26,7 +27,8 @@ return {doc, redis.call('PTTL', KEYS[1])}
 // command; when the check fails, the same atomic step puts the previous value back, with the TTL
 // its own metadata gives (the rule of `ttlOf` in lib/expiry.ts; a value that is no session document
 // gets this write's TTL), and deletes it once it is past its deadline.
-// Returns 1 when written, 0 when the session is gone, or the stored document on a conflict.
+// An alias left by a rotation (lib/rotation.ts) is put back as it was, to end when it ends.
+// Returns 1 when written, 0 when the session is gone, or the stored document (or alias) on a conflict.
 // ARGV: expected version, document, ttl (s), configured ttl (s)
 export const SAVE_SCRIPT = script(`
 local cur = redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3], 'GET')
@@ -36,6 +38,11 @@ if not cur then
   return 0
 end
 if string.match(cur, '^{"v":(%d+),') == ARGV[1] then return 1 end
+local untilMs = string.match(cur, '^{"moved":"[^"]*","until":(%d+)}$')
+if untilMs then
+  redis.call('SET', KEYS[1], cur, 'PXAT', untilMs)
+  return cur
+end
 local ttl = tonumber(ARGV[3])
 local a, t = string.match(cur, '^{"v":%d+,"a":(%d+),"t":(%d+),')
 if a then
@@ -49,6 +56,16 @@ if ttl <= 0 then
 end
 redis.call('SET', KEYS[1], cur, 'EX', ttl)
 return cur
+`)
+
+// The second step of a rotation: once the successor is stored, the old key becomes an alias of
+// it, but only if it still holds the version the rotation copied. Returns 1 when done, else 0.
+// ARGV: expected version, alias, alias life (ms)
+export const ALIAS_SCRIPT = script(`
+local cur = redis.call('GET', KEYS[1])
+if not cur or string.match(cur, '^{"v":(%d+),') ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
 `)
 
 // Adds a session to a user's sorted set (score: when it joined, epoch ms) and makes the set live at
@@ -83,7 +100,7 @@ type Arg = string | number
 
 export interface LoadedText { text: string, pttl: number }
 
-export type SaveResult = { status: 'saved' } | { status: 'gone' } | { status: 'conflict', current: string }
+export type SaveResult = { status: 'saved' } | { status: 'gone' } | { status: 'conflict', current: string } | { status: 'moved', alias: string }
 
 const SAVED: SaveResult = { status: 'saved' }
 const GONE: SaveResult = { status: 'gone' }
@@ -143,8 +160,28 @@ export class SessionStore {
     return this.#script('save', SAVE_SCRIPT, this.#key(id), [expectedVersion, doc, ttl, configuredTtl], (reply) => {
       if (reply === 1) return SAVED
       if (reply === 0) return GONE
-      return { status: 'conflict', current: String(reply) }
+      const current = String(reply)
+      return isAlias(current) ? { status: 'moved', alias: current } : { status: 'conflict', current }
     })
+  }
+
+  /**
+   * Moves a session to a new id: stores `text` under it (never over an existing key), then turns the
+   * old key into `alias` for `graceMs`, provided it still holds `version`. False, and nothing
+   * changed, when either step finds the ground moved.
+   */
+  async rotate (oldId: string, version: number, newId: string, text: string, ttl: number, alias: string, graceMs: number): Promise<boolean> {
+    const stored = await this.#bounded('rotate', this.#client.set(this.#key(newId), text, 'EX', ttl, 'NX'), same)
+    if (stored === null) return false
+    const moved = await this.#script('rotate', ALIAS_SCRIPT, this.#key(oldId), [version, alias, graceMs], Number)
+    if (moved === 1) return true
+    await this.remove(newId)
+    return false
+  }
+
+  /** Ends an alias when it should: a rolling read (GETEX) gave it the idle TTL. */
+  endAliasAt (id: string, until: number): Promise<unknown> {
+    return this.#bounded('alias', this.#client.pexpireat(this.#key(id), until), same)
   }
 
   /** Deletes the session and returns what it held (GETDEL: nothing can slip in between). */

@@ -4,6 +4,7 @@ import type { SessionSchema } from './schema.js'
 import { applyOperation, parseDocument, serializeDocument, type Operation, type SessionDocument } from './document.js'
 import { ttlOf } from './expiry.js'
 import { errors } from './errors.js'
+import { SessionMoved } from './rotation.js'
 
 /** What a request hands over to be saved. */
 export interface WriteRequest {
@@ -160,6 +161,8 @@ export class SessionWriter {
         return settleBatch(batch, undefined, { version: doc.v, text, doc, ttl, expiresAt: now + ttl * 1000 })
       }
       if (result.status === 'gone') return settleBatch(batch, new errors.FST_REDIS_SESSION_GONE())
+      // rotated meanwhile: each request follows the alias itself, with its own operations
+      if (result.status === 'moved') return settleBatch(batch, new SessionMoved(result.alias))
       // a new session's id is already stored: never merge it into another session
       if (expected === 0) return settleBatch(batch, new errors.FST_REDIS_SESSION_BAD_ID())
       this.#stats.conflicts++

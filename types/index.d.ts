@@ -85,6 +85,14 @@ export interface RedisSessionOptions {
   schema?: TObject
   /** Session key naming the user: a session whose value there is a string or number joins that user's index. @default undefined */
   userKey?: string
+  /**
+   * Seconds after which a session gets a new id on its next request (OWASP's renewal timeout); the
+   * old id keeps leading to the session for `rotateGrace` seconds. Unset: ids change only through
+   * `regenerate()`. @default undefined
+   */
+  rotateEvery?: number
+  /** Seconds an id rotated away still leads to its session, for requests in flight or in other tabs. @default 30 */
+  rotateGrace?: number
   /** Keep the client's ip and user agent, as of the session's last save, for `app.sessions.list`. @default false */
   trackClient?: boolean
 }
@@ -121,6 +129,8 @@ export interface SessionStats {
   rejectedCookies: number
   /** Redis commands that failed or timed out. */
   storeErrors: number
+  /** Session ids replaced under `rotateEvery`. */
+  rotated: number
 }
 
 /** `app.sessions`: sessions seen from outside a request. */
