@@ -43,8 +43,11 @@ app.register(redisSession, {
   idGenerator: () => 'an-id-of-22-or-more-characters',
   timeout: 500,
   maxBytes: 4096,
-  schema: Type.Object({ views: Type.Integer() })
+  schema: Type.Object({ views: Type.Integer() }),
+  rotateEvery: 900,
+  rotateGrace: 30
 })
+expectError(app.register(redisSession, { client, secret, rotateEvery: '15m' }))
 expectType<Redis | Cluster | undefined>(({} as RedisSessionOptions).client)
 expectAssignable<SessionCookieOptions>({ secure: 'auto' })
 
