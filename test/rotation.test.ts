@@ -141,6 +141,10 @@ test('an alias that is not the old id\'s, or an alias of an alias, leads to a fr
   const forged = await app.inject({ url: '/read', headers: { cookie } })
   t.same(forged.json().data, {})
   t.not(forged.json().id, idOf(cookie))
+  const second = await app.inject({ method: 'POST', url: '/write', payload: { a: 1 } })
+  await client.set(prefix + idOf(sessionCookie(second)), '{"moved":"not an alias"}')
+  const malformed = await app.inject({ url: '/read', headers: { cookie: sessionCookie(second) } })
+  t.same(malformed.json().data, {}, 'a malformed alias too')
 
   const [a, b, c] = ['a', 'b', 'c'].map(letter => letter.repeat(43))
   const until = Date.now() + 60_000

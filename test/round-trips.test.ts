@@ -50,7 +50,7 @@ test('Redis round trips per request', async (t) => {
   t.same(await commandsFor({ method: 'POST', url: '/login', headers: { cookie } }), ['getex', 'getdel', 'evalsha'], 'regenerate: load, GETDEL, save')
   const fresh = await app.inject({ method: 'POST', url: '/write', payload: { b: 1 } })
   await monitor.take()
-  t.same(await commandsFor({ method: 'POST', url: '/logout', headers: { cookie: sessionCookie(fresh) } }), ['getex', 'del'], 'destroy: load, DEL')
+  t.same(await commandsFor({ method: 'POST', url: '/logout', headers: { cookie: sessionCookie(fresh) } }), ['getex', 'getdel'], 'destroy: load, GETDEL (an alias left by a rotation leads to the session to end too)')
 
   const short = await app.inject({ method: 'POST', url: '/short' })
   await monitor.take()
