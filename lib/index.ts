@@ -33,7 +33,7 @@ const plugin: FastifyPluginAsync<RedisSessionOptions> = async (fastify, opts) =>
     config,
     store,
     writer: new SessionWriter(store, config.ttl, config.maxBytes, stats, schema),
-    cookie: new SessionCookie(config.cookieName, config.secrets, config.cookie, (header) => fastify.parseCookie(header)),
+    cookie: new SessionCookie(config.cookieName, config.secrets, config.cookie, (header) => fastify.parseCookie(header), config),
     stats,
     schema,
     index: config.userKey === undefined && !config.trackClient ? undefined : new UserIndex(store, config)

@@ -65,6 +65,13 @@ export interface RedisSessionOptions {
   cookieName?: string
   /** @default { path: '/', httpOnly: true, secure: 'auto', sameSite: 'lax' } */
   cookie?: SessionCookieOptions
+  /**
+   * Where the signed session id travels: the cookie; the `header` both ways (no cookie read or
+   * set); or both, the header winning when a request carries both. @default 'cookie'
+   */
+  idFrom?: 'cookie' | 'header' | 'both'
+  /** The request and response header holding the signed id with `idFrom` `'header'` or `'both'`. @default 'x-session-id' */
+  header?: string
   /** Redis key prefix. @default 'sess:' */
   prefix?: string
   /** Idle timeout in seconds; sliding. @default 86400 */
