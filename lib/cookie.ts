@@ -91,16 +91,20 @@ export class SessionCookie {
     return verified
   }
 
-  /** Sends the signed id: in the cookie, the header, or both. */
-  write (request: FastifyRequest, reply: FastifyReply, id: string, secondsLeft: number, overrides?: Partial<CookieSettings>): void {
+  /**
+   * Sends the signed id. The cookie's Max-Age is this response's `options({ maxAge })`, else
+   * `persistFor` (a remembered session's remaining life), else the configured `cookie.maxAge`.
+   */
+  write (request: FastifyRequest, reply: FastifyReply, id: string, secondsLeft: number, persistFor: number | undefined, overrides?: Partial<CookieSettings>): void {
     const signed = this.#signer.sign(id)
     if (this.#header !== undefined) reply.header(this.#header, signed)
     if (this.#useCookie) {
       const { maxAge, ...attributes } = this.#attributes(request, overrides)
+      const age = overrides?.maxAge ?? persistFor ?? maxAge
       reply.setCookie(this.name, signed, {
         ...attributes,
         // a persistent cookie never outlives the session's absolute deadline
-        maxAge: maxAge === undefined ? undefined : Math.min(maxAge, secondsLeft)
+        maxAge: age === undefined ? undefined : Math.min(age, secondsLeft)
       })
     }
     noStore(reply)

@@ -53,7 +53,8 @@ export class RedisSession extends SessionApi implements Session {
   static load (ctx: SessionContext, request: FastifyRequest, cookie: CookieId): Promise<RedisSession> {
     const session = new RedisSession(ctx, request)
     return session.#load(cookie.id).then((found) => {
-      if (found) session.#sendCookie = cookie.renew || (ctx.config.cookie.maxAge !== undefined && ctx.config.rolling)
+      // a persistent cookie's Max-Age follows the expiry that a rolling read just pushed forward
+      if (found) session.#sendCookie = cookie.renew || (ctx.config.rolling && (ctx.config.cookie.maxAge !== undefined || session.isPersistent))
       return session
     })
   }
@@ -70,6 +71,7 @@ export class RedisSession extends SessionApi implements Session {
   get isNew (): boolean { return this.#base === 0 }
   get createdAt (): number { return this.#work.doc.c }
   get expiresAt (): number { return this.#expiresAt }
+  get isPersistent (): boolean { return this.#work.doc.p === 1 }
 
   isModified (): boolean {
     this.#work.pull()
@@ -77,16 +79,20 @@ export class RedisSession extends SessionApi implements Session {
   }
 
   setTtl (seconds: number): void {
-    if (!Number.isSafeInteger(seconds) || seconds < 1) {
-      throw new errors.FST_REDIS_SESSION_INVALID_VALUE('(ttl)', 'setTtl needs a whole number of seconds, at least 1')
-    }
-    this.#work.record({ kind: 'ttl', seconds })
+    this.#work.ttl(seconds)
     this.#expiresAt = this.#expiryOf(this.#work.doc)
+  }
+
+  rememberMe (remember = true): void {
+    // a stored session's cookie changes kind in this response; a new one's is sent once it is stored
+    if (this.#work.persist(remember)) this.#sendCookie ||= this.#base !== 0
   }
 
   touch (): void {
     this.#touched = true
-    if (this.#base !== 0) this.#expiresAt = this.#expiryOf(this.#work.doc)
+    if (this.#base === 0) return
+    this.#expiresAt = this.#expiryOf(this.#work.doc)
+    this.#sendCookie ||= this.isPersistent
   }
 
   options (options: SessionCookieOptions & Record<string, unknown>): void {
@@ -111,8 +117,13 @@ export class RedisSession extends SessionApi implements Session {
   /** Sets or clears the cookie, when the response must. */
   [kSetCookie] (reply: FastifyReply): void {
     const { cookie } = this.#ctx
-    if (this.#sendCookie) cookie.write(this.#request, reply, this.id, secondsLeft(this.#work.doc, Date.now()), this.#cookieOptions)
-    else if (this.#clearCookie) cookie.clear(this.#request, reply)
+    const doc = this.#work.doc
+    if (this.#sendCookie) {
+      const now = Date.now()
+      // a remembered session's cookie lives as long as the session would if the client went quiet now
+      const persistFor = doc.p === 1 ? Math.ceil((this.#expiresAt - now) / 1000) : undefined
+      cookie.write(this.#request, reply, this.id, secondsLeft(doc, now), persistFor, this.#cookieOptions)
+    } else if (this.#clearCookie) cookie.clear(this.#request, reply)
   }
 
   /** Loads `id`; resolves whether it holds a usable session (otherwise this one starts over, fresh). */
@@ -223,6 +234,8 @@ export class RedisSession extends SessionApi implements Session {
       this.#sendCookie = true
       this.#clearCookie = false
     }
+    // the write set a new expiry, which a persistent cookie follows
+    if (written.doc.p === 1) this.#sendCookie = true
     this.#base = written.version
     this.#work.ops = []
     this.#mustWrite = false

@@ -215,6 +215,14 @@ export interface Session {
   touch (): void
   /** This session's idle timeout in seconds (still capped by the absolute deadline). */
   setTtl (seconds: number): void
+  /**
+   * `true` (the default): a remembered session, whose cookie gets a Max-Age of the session's
+   * remaining life, kept with the session. `false`: back to the configured cookie (a
+   * browser-session cookie unless `cookie.maxAge` is set).
+   */
+  rememberMe (remember?: boolean): void
+  /** Whether `rememberMe()` made this session's cookie persistent. */
+  readonly isPersistent: boolean
 }
 
 export interface RedisSessionErrors {
