@@ -39,6 +39,12 @@ export interface Transport {
   header: string
 }
 
+/** What a client sends to be in a session: the Cookie header value, and the headers to send. */
+export interface ClientCredentials {
+  cookie: string
+  headers: Record<string, string>
+}
+
 /**
  * Reads, signs and writes the session cookie, and the session header when `idFrom` asks for it;
  * the only code that knows the secrets.
@@ -76,6 +82,17 @@ export class SessionCookie {
     const header = request.headers.cookie
     if (header === undefined || !this.#useCookie) return undefined
     return (request.cookies ?? this.#parse(header))[this.name]
+  }
+
+  /** What a client sends to be in session `id` (`app.sessions.create`). */
+  credentials (id: string): ClientCredentials {
+    const signed = this.#signer.sign(id)
+    // encoded as setCookie encodes it, so the cookie parser gives the signed value back
+    const cookie = `${this.name}=${encodeURIComponent(signed)}`
+    const headers: Record<string, string> = {}
+    if (this.#useCookie) headers.cookie = cookie
+    if (this.#header !== undefined) headers[this.#header] = signed
+    return { cookie, headers }
   }
 
   /** The id in a signed cookie value, or null when the value is forged, malformed or oversized. */

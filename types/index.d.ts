@@ -130,8 +130,33 @@ export interface SessionStats {
   storeErrors: number
 }
 
+/** The data `app.sessions.create` stores: the declared keys, or any keys while `SessionData` is empty. */
+export type SessionDataInput = [Known] extends [never] ? Record<string, unknown> : Partial<SessionData>
+
+export interface CreateSessionOptions {
+  /** The session's own idle timeout in seconds, as `setTtl` sets it. @default the `ttl` option */
+  ttl?: number
+  /** A remembered session, as `rememberMe()` makes it. @default false */
+  rememberMe?: boolean
+}
+
+/** A stored session and what a client sends to be in it. */
+export interface CreatedSession {
+  /** The session id. */
+  id: string
+  /** `name=value` of the session cookie, ready for a Cookie header. */
+  cookie: string
+  /** The headers to send with `idFrom` as configured: `cookie`, the id header, or both. */
+  headers: Record<string, string>
+}
+
 /** `app.sessions`: sessions seen from outside a request. */
 export interface SessionManager {
+  /**
+   * Stores a new session holding `data` (checked and written as a request's would be, joining the
+   * user index with `userKey`) and returns its id and signed credentials: for tests and tools.
+   */
+  create (data?: SessionDataInput, options?: CreateSessionOptions): Promise<CreatedSession>
   /** The data of a live session, or null. Does not extend its life. */
   get (id: string): Promise<(Partial<SessionData> & Record<string, unknown>) | null>
   /** Deletes a session; resolves true when there was one. */
