@@ -22,10 +22,10 @@ export interface SessionContext {
 
 /**
  * Writes a request's working document of session `id`, built on stored version `base` (joining
- * the user index first when there is one). The writer takes callbacks, one less promise per save
+ * the user index first when there is one); `request` is undefined for `app.sessions.create`. The writer takes callbacks, one less promise per save
  * on its batched path; this is the one place where that becomes a promise.
  */
-export function saveDocument (ctx: SessionContext, id: string, base: number, work: WorkingDocument, request: FastifyRequest): Promise<Written> {
+export function saveDocument (ctx: SessionContext, id: string, base: number, work: WorkingDocument, request: FastifyRequest | undefined): Promise<Written> {
   const write = (): Promise<Written> => new Promise((resolve, reject) => {
     ctx.writer.write(id, { base, doc: work.doc, ops: work.ops }, (outcome) => {
       if (outcome instanceof Error) reject(outcome)

@@ -33,26 +33,66 @@ export interface CookieId {
 
 type ParseCookie = (header: string) => Record<string, string | undefined>
 
-/** Reads, signs and writes the session cookie; the only code that knows the secrets. */
+/** Where the signed id travels: the cookie, a request and response header, or both (the header wins). */
+export interface Transport {
+  idFrom: 'cookie' | 'header' | 'both'
+  header: string
+}
+
+/** What a client sends to be in a session: the Cookie header value, and the headers to send. */
+export interface ClientCredentials {
+  cookie: string
+  headers: Record<string, string>
+}
+
+/**
+ * Reads, signs and writes the session cookie, and the session header when `idFrom` asks for it;
+ * the only code that knows the secrets.
+ */
 export class SessionCookie {
   readonly name: string
   readonly #signer: InstanceType<typeof Signer>
   readonly #settings: CookieSettings
   readonly #parse: ParseCookie
   readonly #verified = new Map<string, CookieId>()
+  readonly #useCookie: boolean
+  /** The header's name, lower-cased as Node gives request headers; undefined with idFrom 'cookie'. */
+  readonly #header: string | undefined
 
-  constructor (name: string, secrets: string[], settings: CookieSettings, parse: ParseCookie) {
+  constructor (name: string, secrets: string[], settings: CookieSettings, parse: ParseCookie, transport: Transport = { idFrom: 'cookie', header: '' }) {
     this.name = name
     this.#signer = new Signer(secrets, 'sha256')
     this.#settings = settings
     this.#parse = parse
+    this.#useCookie = transport.idFrom !== 'header'
+    this.#header = transport.idFrom === 'cookie' ? undefined : transport.header.toLowerCase()
   }
 
-  /** The raw cookie value the request carries, if any. */
+  /**
+   * The raw signed value the request carries, if any: the header's when it holds one (an empty
+   * header is none), else the cookie's. A header that fails verification is refused, never
+   * passed over for the cookie.
+   */
   raw (request: FastifyRequest): string | undefined {
+    if (this.#header !== undefined) {
+      const value = request.headers[this.#header]
+      // a repeated header arrives joined with ", ": no valid value, refused by verify()
+      if (typeof value === 'string' && value !== '') return value
+    }
     const header = request.headers.cookie
-    if (header === undefined) return undefined
+    if (header === undefined || !this.#useCookie) return undefined
     return (request.cookies ?? this.#parse(header))[this.name]
+  }
+
+  /** What a client sends to be in session `id` (`app.sessions.create`). */
+  credentials (id: string): ClientCredentials {
+    const signed = this.#signer.sign(id)
+    // encoded as setCookie encodes it, so the cookie parser gives the signed value back
+    const cookie = `${this.name}=${encodeURIComponent(signed)}`
+    const headers: Record<string, string> = {}
+    if (this.#useCookie) headers.cookie = cookie
+    if (this.#header !== undefined) headers[this.#header] = signed
+    return { cookie, headers }
   }
 
   /** The id in a signed cookie value, or null when the value is forged, malformed or oversized. */
@@ -68,19 +108,32 @@ export class SessionCookie {
     return verified
   }
 
-  write (request: FastifyRequest, reply: FastifyReply, id: string, secondsLeft: number, overrides?: Partial<CookieSettings>): void {
-    const { maxAge, ...attributes } = this.#attributes(request, overrides)
-    reply.setCookie(this.name, this.#signer.sign(id), {
-      ...attributes,
-      // a persistent cookie never outlives the session's absolute deadline
-      maxAge: maxAge === undefined ? undefined : Math.min(maxAge, secondsLeft)
-    })
+  /**
+   * Sends the signed id. The cookie's Max-Age is this response's `options({ maxAge })`, else
+   * `persistFor` (a remembered session's remaining life), else the configured `cookie.maxAge`.
+   */
+  write (request: FastifyRequest, reply: FastifyReply, id: string, secondsLeft: number, persistFor: number | undefined, overrides?: Partial<CookieSettings>): void {
+    const signed = this.#signer.sign(id)
+    if (this.#header !== undefined) reply.header(this.#header, signed)
+    if (this.#useCookie) {
+      const { maxAge, ...attributes } = this.#attributes(request, overrides)
+      const age = overrides?.maxAge ?? persistFor ?? maxAge
+      reply.setCookie(this.name, signed, {
+        ...attributes,
+        // a persistent cookie never outlives the session's absolute deadline
+        maxAge: age === undefined ? undefined : Math.min(age, secondsLeft)
+      })
+    }
     noStore(reply)
   }
 
+  /** Tells the client to drop the id: a clearing cookie, and the header sent empty. */
   clear (request: FastifyRequest, reply: FastifyReply): void {
-    const { maxAge, ...attributes } = this.#attributes(request, undefined)
-    reply.clearCookie(this.name, attributes)
+    if (this.#header !== undefined) reply.header(this.#header, '')
+    if (this.#useCookie) {
+      const { maxAge, ...attributes } = this.#attributes(request, undefined)
+      reply.clearCookie(this.name, attributes)
+    }
     noStore(reply)
   }
 

@@ -1,8 +1,8 @@
 /**
  * The stored form of a session: one JSON document per Redis string.
  *
- * `v`, `a` and `t` always come first and in this order: the Lua scripts read them with an
- * anchored pattern instead of decoding the whole document.
+ * `v`, `a`, `t` and `c` always come first and in this order, then `u` when there is one: the Lua
+ * scripts read them with anchored patterns instead of decoding the whole document.
  */
 export interface SessionDocument {
   /** Version, bumped by every write; the save script compares it. */
@@ -18,6 +18,8 @@ export interface SessionDocument {
   /** Client ip and user agent at the last save (`trackClient`). */
   ip?: string
   ua?: string
+  /** 1: a remembered session, whose cookie persists (`rememberMe`); absent: a browser-session cookie. */
+  p?: 1
   /** Flash messages by type. */
   f: Record<string, string[]>
   /** The app's data. */
@@ -33,6 +35,7 @@ export type Operation =
   | { kind: 'flashAdd', type: string, messages: string[] }
   | { kind: 'flashTake', taken: Record<string, string[]> }
   | { kind: 'ttl', seconds: number }
+  | { kind: 'persist', on: boolean }
   | { kind: 'meta', fields: DocumentMeta }
 
 /** Index and client metadata; an undefined field is removed. */
@@ -47,6 +50,8 @@ export function serializeDocument (doc: SessionDocument): string {
   const flash = Object.keys(doc.f).length === 0 ? '' : ',"f":' + JSON.stringify(doc.f)
   let meta = ''
   for (const name of metaNames) if (doc[name] !== undefined) meta += `,"${name}":` + JSON.stringify(doc[name])
+  // after "u", which the scripts expect right after "c"
+  if (doc.p === 1) meta += ',"p":1'
   return '{"v":' + doc.v + ',"a":' + doc.a + ',"t":' + doc.t + ',"c":' + doc.c + meta + flash + ',"d":' + JSON.stringify(doc.d) + '}'
 }
 
@@ -87,6 +92,7 @@ export function parseDocument (text: string): SessionDocument | string {
     return 'metadata missing or of the wrong type'
   }
   for (const name of metaNames) if (doc[name] !== undefined && typeof doc[name] !== 'string') return 'metadata of the wrong type'
+  if (doc.p !== undefined && doc.p !== 1) return 'metadata of the wrong type'
   if (!isPlainObject(doc.d)) return 'data is not an object'
   if (doc.f === undefined) doc.f = {}
   else if (!isFlashBucket(doc.f)) return 'flash messages malformed'
@@ -125,6 +131,10 @@ export function applyOperation (doc: SessionDocument, op: Operation): void {
       }
       break
     case 'ttl': doc.t = op.seconds; break
+    case 'persist':
+      if (op.on) doc.p = 1
+      else delete doc.p
+      break
     case 'meta':
       for (const name of metaNames) {
         if (!Object.hasOwn(op.fields, name)) continue

@@ -17,11 +17,15 @@ const CookieSchema = Type.Object({
   maxAge: Type.Optional(Type.Integer({ minimum: 1 }))
 }, { additionalProperties: false })
 
+// an RFC 9110 token: what a cookie name (RFC 6265) and a header field name must be
+const TOKEN = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
+
 /** The plain-data part of the options, after defaults. */
 const SettingsSchema = Type.Object({
-  // RFC 6265 cookie-name token
-  cookieName: Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$" }),
+  cookieName: Type.String({ pattern: TOKEN }),
   cookie: CookieSchema,
+  idFrom: Type.Union([Type.Literal('cookie'), Type.Literal('header'), Type.Literal('both')]),
+  header: Type.String({ pattern: TOKEN }),
   prefix: Type.String(),
   ttl: Type.Integer({ minimum: 1 }),
   absoluteTtl: Type.Integer({ minimum: 1 }),
@@ -42,6 +46,8 @@ export type CookieSettings = Static<typeof CookieSchema>
 export const defaults: Settings = {
   cookieName: 'sid',
   cookie: { path: '/', httpOnly: true, secure: 'auto', sameSite: 'lax', partitioned: false },
+  idFrom: 'cookie',
+  header: 'x-session-id',
   prefix: 'sess:',
   ttl: 86400,
   absoluteTtl: 604800,
@@ -183,6 +189,8 @@ export function resolveOptions (opts: RedisSessionOptions): SessionConfig {
   if (typeof opts !== 'object' || opts === null) throw invalid('options', 'must be an object')
   const settings = validateSettings(pickSettings(opts as unknown as Record<string, unknown>))
   checkCookieRules(settings)
+  // a header name given but never read is a mistake, not a setting
+  if (opts.header !== undefined && settings.idFrom === 'cookie') throw invalid('header', 'is read only with idFrom "header" or "both"')
   const secrets = resolveSecrets(opts.secret)
   const idGenerator = opts.idGenerator ?? defaultIdGenerator
   if (typeof idGenerator !== 'function') throw invalid('idGenerator', 'must be a function returning a string')

@@ -57,7 +57,8 @@ export class RedisSession extends SessionApi implements Session {
     const session = new RedisSession(ctx, request)
     return session.#load(cookie.id, true).then((found) => {
       if (!found) return session
-      session.#sendCookie ||= cookie.renew || (ctx.config.cookie.maxAge !== undefined && ctx.config.rolling)
+      // a persistent cookie's Max-Age follows the expiry that a rolling read just pushed forward
+      session.#sendCookie ||= cookie.renew || (ctx.config.rolling && (ctx.config.cookie.maxAge !== undefined || session.isPersistent))
       const { rotateEvery } = ctx.config
       if (rotateEvery === undefined || Date.now() - session.#work.doc.c < rotateEvery * 1000) return session
       return session.#rotate().then(() => session)
@@ -76,6 +77,7 @@ export class RedisSession extends SessionApi implements Session {
   get isNew (): boolean { return this.#base === 0 }
   get createdAt (): number { return this.#work.doc.c }
   get expiresAt (): number { return this.#expiresAt }
+  get isPersistent (): boolean { return this.#work.doc.p === 1 }
 
   isModified (): boolean {
     this.#work.pull()
@@ -83,16 +85,20 @@ export class RedisSession extends SessionApi implements Session {
   }
 
   setTtl (seconds: number): void {
-    if (!Number.isSafeInteger(seconds) || seconds < 1) {
-      throw new errors.FST_REDIS_SESSION_INVALID_VALUE('(ttl)', 'setTtl needs a whole number of seconds, at least 1')
-    }
-    this.#work.record({ kind: 'ttl', seconds })
+    this.#work.ttl(seconds)
     this.#expiresAt = this.#expiryOf(this.#work.doc)
+  }
+
+  rememberMe (remember = true): void {
+    // a stored session's cookie changes kind in this response; a new one's is sent once it is stored
+    if (this.#work.persist(remember)) this.#sendCookie ||= this.#base !== 0
   }
 
   touch (): void {
     this.#touched = true
-    if (this.#base !== 0) this.#expiresAt = this.#expiryOf(this.#work.doc)
+    if (this.#base === 0) return
+    this.#expiresAt = this.#expiryOf(this.#work.doc)
+    this.#sendCookie ||= this.isPersistent
   }
 
   options (options: SessionCookieOptions & Record<string, unknown>): void {
@@ -117,8 +123,13 @@ export class RedisSession extends SessionApi implements Session {
   /** Sets or clears the cookie, when the response must. */
   [kSetCookie] (reply: FastifyReply): void {
     const { cookie } = this.#ctx
-    if (this.#sendCookie) cookie.write(this.#request, reply, this.id, secondsLeft(this.#work.doc, Date.now()), this.#cookieOptions)
-    else if (this.#clearCookie) cookie.clear(this.#request, reply)
+    const doc = this.#work.doc
+    if (this.#sendCookie) {
+      const now = Date.now()
+      // a remembered session's cookie lives as long as the session would if the client went quiet now
+      const persistFor = doc.p === 1 ? Math.ceil((this.#expiresAt - now) / 1000) : undefined
+      cookie.write(this.#request, reply, this.id, secondsLeft(doc, now), persistFor, this.#cookieOptions)
+    } else if (this.#clearCookie) cookie.clear(this.#request, reply)
   }
 
   /**
@@ -289,6 +300,8 @@ export class RedisSession extends SessionApi implements Session {
       this.#sendCookie = true
       this.#clearCookie = false
     }
+    // the write set a new expiry, which a persistent cookie follows
+    if (written.doc.p === 1) this.#sendCookie = true
     this.#base = written.version
     this.#work.ops = []
     this.#mustWrite = false

@@ -1,27 +1,53 @@
-import type { SessionData, SessionInfo, SessionManager as SessionManagerApi } from '../types/index.js'
+import type { CreateSessionOptions, CreatedSession, SessionData, SessionInfo, SessionManager as SessionManagerApi } from '../types/index.js'
 import type { SessionStore } from './store.js'
 import type { SessionStats } from './stats.js'
-import { isValidId } from './cookie.js'
-import { parseDocument } from './document.js'
+import { defaultIdGenerator, isValidId } from './cookie.js'
+import { newDocument, parseDocument } from './document.js'
 import { liveDocument } from './expiry.js'
 import { userOf, type UserIndex } from './user-index.js'
+import { saveDocument, type SessionContext } from './context.js'
+import { WorkingDocument } from './working-document.js'
 import { errors } from './errors.js'
 
 type Data = Partial<SessionData> & Record<string, unknown>
 
+const NO_MEMBERS: ReadonlySet<string> = new Set()
+
 /** `app.sessions`: the admin view of the sessions of one plugin instance. */
 export class SessionManager implements SessionManagerApi {
+  readonly #ctx: SessionContext
   readonly #store: SessionStore
   readonly #index: UserIndex | undefined
   readonly #stats: SessionStats
   readonly #ttl: number
 
-  /** `index` only when `userKey` is set. */
-  constructor (store: SessionStore, index: UserIndex | undefined, stats: SessionStats, ttl: number) {
-    this.#store = store
-    this.#index = index
-    this.#stats = stats
-    this.#ttl = ttl
+  constructor (ctx: SessionContext) {
+    this.#ctx = ctx
+    this.#store = ctx.store
+    // the index also serves trackClient alone; list and destroyAll need a userKey
+    this.#index = ctx.config.userKey === undefined ? undefined : ctx.index
+    this.#stats = ctx.stats
+    this.#ttl = ctx.config.ttl
+  }
+
+  /**
+   * A new stored session, written as a request's first save is (each value checked as `set`
+   * checks it, the size and the user index as for any save). No request: the id is the default
+   * random one, not `idGenerator`'s.
+   */
+  async create (data: Data = {}, options: CreateSessionOptions = {}): Promise<CreatedSession> {
+    if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+      throw new errors.FST_REDIS_SESSION_INVALID_VALUE('(data)', 'app.sessions.create takes an object of session data')
+    }
+    const ctx = this.#ctx
+    const work = new WorkingDocument(newDocument(Date.now(), ctx.config.absoluteTtl), {}, NO_MEMBERS, ctx.schema)
+    for (const key of Object.keys(data)) work.set(key, data[key])
+    if (options.ttl !== undefined) work.ttl(options.ttl)
+    work.persist(options.rememberMe ?? false)
+    const id = defaultIdGenerator()
+    await saveDocument(ctx, id, 0, work, undefined)
+    this.#stats.created++
+    return { id, ...ctx.cookie.credentials(id) }
   }
 
   async get (id: string): Promise<Data | null> {

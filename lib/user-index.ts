@@ -47,8 +47,9 @@ export class UserIndex {
    * claims an entry that is missing), and returns the metadata the write must carry, if any.
    * Costs a round trip only when the session is new to its user's index.
    */
-  async prepare (id: string, isNew: boolean, doc: SessionDocument, request: FastifyRequest): Promise<Operation | undefined> {
-    const fields: DocumentMeta = this.#trackClient ? clientChanges(doc, request) : {}
+  async prepare (id: string, isNew: boolean, doc: SessionDocument, request: FastifyRequest | undefined): Promise<Operation | undefined> {
+    // a session made outside a request (app.sessions.create) has no client yet
+    const fields: DocumentMeta = this.#trackClient && request !== undefined ? clientChanges(doc, request) : {}
     if (this.#userKey !== undefined) {
       const user = userOf(Object.hasOwn(doc.d, this.#userKey) ? doc.d[this.#userKey] : undefined)
       if (user !== doc.u || (isNew && user !== undefined)) {

@@ -120,6 +120,22 @@ export class WorkingDocument {
     this.record({ kind: 'flashAdd', type, messages: list })
   }
 
+  /** The session's own idle timeout (`setTtl`). */
+  ttl (seconds: unknown): void {
+    if (!Number.isSafeInteger(seconds) || (seconds as number) < 1) {
+      throw new errors.FST_REDIS_SESSION_INVALID_VALUE('(ttl)', 'setTtl needs a whole number of seconds, at least 1')
+    }
+    this.record({ kind: 'ttl', seconds: seconds as number })
+  }
+
+  /** Makes the session remembered or not (`rememberMe`); returns whether that changed it. */
+  persist (on: unknown): boolean {
+    if (typeof on !== 'boolean') throw new errors.FST_REDIS_SESSION_INVALID_VALUE('(rememberMe)', 'rememberMe takes true or false')
+    if (on === (this.doc.p === 1)) return false
+    this.record({ kind: 'persist', on })
+    return true
+  }
+
   record (op: Operation): void {
     const doc = this.doc
     applyOperation(doc, op)

@@ -65,6 +65,13 @@ export interface RedisSessionOptions {
   cookieName?: string
   /** @default { path: '/', httpOnly: true, secure: 'auto', sameSite: 'lax' } */
   cookie?: SessionCookieOptions
+  /**
+   * Where the signed session id travels: the cookie; the `header` both ways (no cookie read or
+   * set); or both, the header winning when a request carries both. @default 'cookie'
+   */
+  idFrom?: 'cookie' | 'header' | 'both'
+  /** The request and response header holding the signed id with `idFrom` `'header'` or `'both'`. @default 'x-session-id' */
+  header?: string
   /** Redis key prefix. @default 'sess:' */
   prefix?: string
   /** Idle timeout in seconds; sliding. @default 86400 */
@@ -133,8 +140,33 @@ export interface SessionStats {
   rotated: number
 }
 
+/** The data `app.sessions.create` stores: the declared keys, or any keys while `SessionData` is empty. */
+export type SessionDataInput = [Known] extends [never] ? Record<string, unknown> : Partial<SessionData>
+
+export interface CreateSessionOptions {
+  /** The session's own idle timeout in seconds, as `setTtl` sets it. @default the `ttl` option */
+  ttl?: number
+  /** A remembered session, as `rememberMe()` makes it. @default false */
+  rememberMe?: boolean
+}
+
+/** A stored session and what a client sends to be in it. */
+export interface CreatedSession {
+  /** The session id. */
+  id: string
+  /** `name=value` of the session cookie, ready for a Cookie header. */
+  cookie: string
+  /** The headers to send with `idFrom` as configured: `cookie`, the id header, or both. */
+  headers: Record<string, string>
+}
+
 /** `app.sessions`: sessions seen from outside a request. */
 export interface SessionManager {
+  /**
+   * Stores a new session holding `data` (checked and written as a request's would be, joining the
+   * user index with `userKey`) and returns its id and signed credentials: for tests and tools.
+   */
+  create (data?: SessionDataInput, options?: CreateSessionOptions): Promise<CreatedSession>
   /** The data of a live session, or null. Does not extend its life. */
   get (id: string): Promise<(Partial<SessionData> & Record<string, unknown>) | null>
   /** Deletes a session; resolves true when there was one. */
@@ -218,6 +250,14 @@ export interface Session {
   touch (): void
   /** This session's idle timeout in seconds (still capped by the absolute deadline). */
   setTtl (seconds: number): void
+  /**
+   * `true` (the default): a remembered session, whose cookie gets a Max-Age of the session's
+   * remaining life, kept with the session. `false`: back to the configured cookie (a
+   * browser-session cookie unless `cookie.maxAge` is set).
+   */
+  rememberMe (remember?: boolean): void
+  /** Whether `rememberMe()` made this session's cookie persistent. */
+  readonly isPersistent: boolean
 }
 
 export interface RedisSessionErrors {

@@ -2,7 +2,7 @@
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import { expectAssignable, expectError, expectType } from 'tsd'
-import redisSession, { type RedisSessionOptions, type SessionData, type SessionInfo, type SessionManager, type SessionStats } from 'fastify-session-redis'
+import redisSession, { type CreateSessionOptions, type CreatedSession, type RedisSessionOptions, type SessionData, type SessionInfo, type SessionManager, type SessionStats } from 'fastify-session-redis'
 
 const app = Fastify()
 await app.register(redisSession, { client: new Redis(), secret: 'x'.repeat(32), userKey: 'userId', trackClient: true })
@@ -28,3 +28,21 @@ expectType<string | undefined>(info.userAgent)
 expectAssignable<RedisSessionOptions>({ secret: 'x'.repeat(32), userKey: 'userId', trackClient: false })
 expectError<RedisSessionOptions>({ secret: 'x'.repeat(32), userKey: 1 })
 expectError<RedisSessionOptions>({ secret: 'x'.repeat(32), trackClient: 'yes' })
+
+// app.sessions.create: README "Sessions in tests"
+const created = await app.sessions.create({ user: { id: 1 } }, { rememberMe: true })
+expectType<CreatedSession>(created)
+expectType<string>(created.id)
+expectType<string>(created.cookie)
+expectType<Record<string, string>>(created.headers)
+const { id, headers } = await app.sessions.create({ user: { id: 1 } }, { rememberMe: true })
+const res = await app.inject({ url: '/me', headers }) // or { headers: { cookie } }
+expectType<number>(res.statusCode)
+await app.sessions.destroy(id)
+expectType<Promise<CreatedSession>>(app.sessions.create())
+expectType<Promise<CreatedSession>>(app.sessions.create({}, { ttl: 60 }))
+expectAssignable<CreateSessionOptions>({ ttl: 60, rememberMe: false })
+expectError(app.sessions.create({}, { ttl: '60' }))
+expectError(app.sessions.create({}, { rememberMe: 1 }))
+expectError(app.sessions.create({}, { persistent: true }))
+expectError(app.sessions.create('user'))

@@ -6,7 +6,7 @@ import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import { Type, type Static } from '@sinclair/typebox'
 import { expectAssignable, expectError, expectNotAssignable, expectType } from 'tsd'
-import redisSession, { type NumericSessionKey, type RequestSession, type Session, type SessionData, type SessionKey } from 'fastify-session-redis'
+import redisSession, { type CreatedSession, type NumericSessionKey, type RequestSession, type Session, type SessionData, type SessionKey } from 'fastify-session-redis'
 
 const accountSchema = Type.Object({
   account: Type.Object({ plan: Type.Union([Type.Literal('free'), Type.Literal('pro')]), seats: Type.Integer() })
@@ -88,3 +88,9 @@ expectError(session.increment('nope'))
 expectError(session.get('seen'))
 expectType<boolean>(session.has('views'))
 expectType<void>(session.delete('seen:/home'))
+
+// app.sessions.create takes the declared keys, with their types
+expectType<Promise<CreatedSession>>(app.sessions.create({ user: { id: 1 }, views: 0 }))
+expectType<Promise<CreatedSession>>(app.sessions.create({ 'seen:/home': 1 }, { ttl: 60 }))
+expectError(app.sessions.create({ user: { id: '1' } }))
+expectError(app.sessions.create({ veiws: 0 }))
