@@ -1,12 +1,14 @@
-import type { FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger } from 'fastify'
+import type { SessionOrigin } from '../types/index.js'
 import type { SessionConfig } from './options.js'
 import type { SessionStore } from './store.js'
 import type { SessionStats } from './stats.js'
 import type { SessionSchema } from './schema.js'
 import type { UserIndex } from './user-index.js'
 import type { SessionWriter, Written } from './writer.js'
-import type { SessionCookie } from './cookie.js'
+import type { CookieId, SessionCookie } from './cookie.js'
 import type { WorkingDocument } from './working-document.js'
+import { logBindings } from './session-api.js'
 
 /** What every session of one plugin instance shares. */
 export interface SessionContext {
@@ -25,7 +27,7 @@ export interface SessionContext {
  * the user index first when there is one). The writer takes callbacks, one less promise per save
  * on its batched path; this is the one place where that becomes a promise.
  */
-export function saveDocument (ctx: SessionContext, id: string, base: number, work: WorkingDocument, request: FastifyRequest): Promise<Written> {
+export function saveDocument (ctx: SessionContext, id: string, base: number, work: WorkingDocument, origin: SessionOrigin): Promise<Written> {
   const write = (): Promise<Written> => new Promise((resolve, reject) => {
     ctx.writer.write(id, { base, doc: work.doc, ops: work.ops }, (outcome) => {
       if (outcome instanceof Error) reject(outcome)
@@ -33,8 +35,18 @@ export function saveDocument (ctx: SessionContext, id: string, base: number, wor
     })
   })
   if (ctx.index === undefined) return write()
-  return ctx.index.prepare(id, base === 0, work.doc, request).then((meta) => {
+  return ctx.index.prepare(id, base === 0, work.doc, origin).then((meta) => {
     if (meta !== undefined) work.record(meta)
     return write()
   })
+}
+
+/** The id a raw cookie value names, or null when it is forged or malformed (counted, logged, no Redis call). */
+export function verifyCookie (ctx: SessionContext, log: FastifyBaseLogger, raw: string): CookieId | null {
+  const verified = ctx.cookie.verify(raw)
+  if (verified === null) {
+    ctx.stats.rejectedCookies++
+    log.debug(logBindings, 'fastify-session-redis: rejected a session cookie')
+  }
+  return verified
 }

@@ -33,12 +33,12 @@ const plugin: FastifyPluginAsync<RedisSessionOptions> = async (fastify, opts) =>
     config,
     store,
     writer: new SessionWriter(store, config.ttl, config.maxBytes, stats, schema),
-    cookie: new SessionCookie(config.cookieName, config.secrets, config.cookie, (header) => fastify.parseCookie(header)),
+    cookie: new SessionCookie(config.cookieName, config.secrets, config.cookie, (header) => fastify.parseCookie(header), (name, value, options) => fastify.serializeCookie(name, value, options)),
     stats,
     schema,
     index: config.userKey === undefined && !config.trackClient ? undefined : new UserIndex(store, config)
   }
-  fastify.decorate('sessions', new SessionManager(store, config.userKey === undefined ? undefined : ctx.index, stats, config.ttl))
+  fastify.decorate('sessions', new SessionManager(ctx, fastify.log))
 
   const hooks = sessionHooks(ctx, optedOut)
   fastify.decorateRequest(hooks.kSession, null)

@@ -1,5 +1,5 @@
-import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { Session, SessionCookieOptions } from '../types/index.js'
+import type { FastifyReply } from 'fastify'
+import type { Session, SessionCookieOptions, SessionOrigin } from '../types/index.js'
 import { cookieOverrides, type CookieSettings } from './options.js'
 import type { LoadedText } from './store.js'
 import type { Written } from './writer.js'
@@ -14,11 +14,14 @@ import { SessionApi, logBindings } from './session-api.js'
 export const kFinish = Symbol('fastify-session-redis.finish')
 export const kSetCookie = Symbol('fastify-session-redis.set-cookie')
 
-/** The session of one request: its working document, its id, and what the response must say of it. */
+/**
+ * The session of one request (or of one `fromHeaders` call): its working document, its id, and
+ * what the response must say of it.
+ */
 export class RedisSession extends SessionApi implements Session {
   readonly #ctx: SessionContext
   // private fields behind getters: an own property would be taken for session data
-  readonly #request: FastifyRequest
+  readonly #origin: SessionOrigin
   readonly #work: WorkingDocument
   /** Minted on first use: a request that never touches its fresh session pays nothing for it. */
   #id: string | undefined
@@ -35,23 +38,23 @@ export class RedisSession extends SessionApi implements Session {
   /** Cookie attributes set by `options()` for this response. */
   #cookieOptions: Partial<CookieSettings> | undefined
 
-  private constructor (ctx: SessionContext, request: FastifyRequest) {
+  private constructor (ctx: SessionContext, origin: SessionOrigin) {
     super()
     this.#ctx = ctx
-    this.#request = request
+    this.#origin = origin
     const doc = this.#blank()
     this.#work = new WorkingDocument(doc, this, MEMBERS, ctx.schema)
     this.#expiresAt = this.#expiryOf(doc)
   }
 
   /** A new, empty session that costs nothing until it is written. */
-  static fresh (ctx: SessionContext, request: FastifyRequest): RedisSession {
-    return new RedisSession(ctx, request)
+  static fresh (ctx: SessionContext, origin: SessionOrigin): RedisSession {
+    return new RedisSession(ctx, origin)
   }
 
   /** The stored session the cookie names, or a fresh one (with a new id) when there is none. */
-  static load (ctx: SessionContext, request: FastifyRequest, cookie: CookieId): Promise<RedisSession> {
-    const session = new RedisSession(ctx, request)
+  static load (ctx: SessionContext, origin: SessionOrigin, cookie: CookieId): Promise<RedisSession> {
+    const session = new RedisSession(ctx, origin)
     return session.#load(cookie.id).then((found) => {
       if (found) session.#sendCookie = cookie.renew || (ctx.config.cookie.maxAge !== undefined && ctx.config.rolling)
       return session
@@ -59,10 +62,10 @@ export class RedisSession extends SessionApi implements Session {
   }
 
   protected get work (): WorkingDocument { return this.#work }
-  protected get request (): FastifyRequest { return this.#request }
+  protected get origin (): SessionOrigin { return this.#origin }
 
   get id (): string {
-    this.#id ??= newId(this.#ctx.config.idGenerator, this.#request)
+    this.#id ??= newId(this.#ctx.config.idGenerator, this.#origin)
     return this.#id
   }
 
@@ -111,8 +114,16 @@ export class RedisSession extends SessionApi implements Session {
   /** Sets or clears the cookie, when the response must. */
   [kSetCookie] (reply: FastifyReply): void {
     const { cookie } = this.#ctx
-    if (this.#sendCookie) cookie.write(this.#request, reply, this.id, secondsLeft(this.#work.doc, Date.now()), this.#cookieOptions)
-    else if (this.#clearCookie) cookie.clear(this.#request, reply)
+    if (this.#sendCookie) cookie.write(this.#origin, reply, this.id, secondsLeft(this.#work.doc, Date.now()), this.#cookieOptions)
+    else if (this.#clearCookie) cookie.clear(this.#origin, reply)
+  }
+
+  /** What `kSetCookie` would send, as a Set-Cookie header value; for sessions outside a request (`DetachedSession`). */
+  setCookieHeader (): string | undefined {
+    const { cookie } = this.#ctx
+    if (this.#sendCookie) return cookie.header(this.#origin, this.id, secondsLeft(this.#work.doc, Date.now()), this.#cookieOptions)
+    if (this.#clearCookie) return cookie.clearHeader(this.#origin)
+    return undefined
   }
 
   /** Loads `id`; resolves whether it holds a usable session (otherwise this one starts over, fresh). */
@@ -142,7 +153,7 @@ export class RedisSession extends SessionApi implements Session {
     }
     const doc = parseDocument(loaded.text)
     const problem = typeof doc === 'string' ? doc : schema?.mismatch(doc.d)
-    if (problem !== undefined) this.#request.log.warn(logBindings, `fastify-session-redis: discarded a stored session: ${problem}`)
+    if (problem !== undefined) this.#origin.log.warn(logBindings, `fastify-session-redis: discarded a stored session: ${problem}`)
     // past its absolute deadline: an ordinary end, deleted without a warning
     if (typeof doc === 'string' || problem !== undefined || doc.a <= now) return 'discard'
     stats.loaded++
@@ -180,7 +191,7 @@ export class RedisSession extends SessionApi implements Session {
     const fresh = this.#blank()
     for (const key of keep ?? []) if (Object.hasOwn(doc.d, key)) fresh.d[key] = doc.d[key]
     this.#startOver(fresh)
-    this.#id = newId(this.#ctx.config.idGenerator, this.#request)
+    this.#id = newId(this.#ctx.config.idGenerator, this.#origin)
     this.#mustWrite = Object.keys(fresh.d).length > 0
     // the browser's cookie names a deleted session: replaced once this one is written, else cleared
     this.#clearCookie = wasStored
@@ -210,7 +221,7 @@ export class RedisSession extends SessionApi implements Session {
   #save (): Promise<Written> {
     try {
       this.#work.pull()
-      return saveDocument(this.#ctx, this.id, this.#base, this.#work, this.#request)
+      return saveDocument(this.#ctx, this.id, this.#base, this.#work, this.#origin)
     } catch (err) {
       return Promise.reject(err)
     }

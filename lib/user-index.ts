@@ -1,5 +1,4 @@
-import type { FastifyRequest } from 'fastify'
-import type { SessionInfo } from '../types/index.js'
+import type { SessionInfo, SessionOrigin } from '../types/index.js'
 import type { SessionStore } from './store.js'
 import { isValidId } from './cookie.js'
 import type { DocumentMeta, Operation, SessionDocument } from './document.js'
@@ -47,7 +46,7 @@ export class UserIndex {
    * claims an entry that is missing), and returns the metadata the write must carry, if any.
    * Costs a round trip only when the session is new to its user's index.
    */
-  async prepare (id: string, isNew: boolean, doc: SessionDocument, request: FastifyRequest): Promise<Operation | undefined> {
+  async prepare (id: string, isNew: boolean, doc: SessionDocument, request: SessionOrigin): Promise<Operation | undefined> {
     const fields: DocumentMeta = this.#trackClient ? clientChanges(doc, request) : {}
     if (this.#userKey !== undefined) {
       const user = userOf(Object.hasOwn(doc.d, this.#userKey) ? doc.d[this.#userKey] : undefined)

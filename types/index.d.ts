@@ -1,4 +1,5 @@
-import type { FastifyPluginAsync, FastifyError, FastifyRequest } from 'fastify'
+import type { IncomingHttpHeaders } from 'node:http'
+import type { FastifyPluginAsync, FastifyError, FastifyRequest, FastifyBaseLogger } from 'fastify'
 import type { FastifyErrorConstructor } from '@fastify/error'
 import type { Redis, Cluster, RedisOptions } from 'ioredis'
 import type { TObject, Static } from '@sinclair/typebox'
@@ -75,8 +76,12 @@ export interface RedisSessionOptions {
   rolling?: boolean
   /** Store a new session even when nothing was written to it. @default false */
   saveUninitialized?: boolean
-  /** Makes session ids from the request; each must match /^[A-Za-z0-9_-]{22,128}$/. @default 32 random bytes, base64url */
-  idGenerator?: (request: FastifyRequest) => string
+  /**
+   * Makes session ids; each must match /^[A-Za-z0-9_-]{22,128}$/. Gets the request, or, for a
+   * session of `app.sessions.fromHeaders`, the `SessionOrigin` made of what its caller passed.
+   * @default 32 random bytes, base64url
+   */
+  idGenerator? (request: FastifyRequest | SessionOrigin): string
   /** Milliseconds allowed to every Redis operation the plugin awaits. @default 2000 */
   timeout?: number
   /** Largest stored session, in bytes of JSON. @default 65536 */
@@ -123,8 +128,49 @@ export interface SessionStats {
   storeErrors: number
 }
 
+/**
+ * What the plugin reads of a request: its headers (Cookie, User-Agent), ip (`trackClient`),
+ * protocol (`cookie.secure: 'auto'`) and logger. A `FastifyRequest` is one; `app.sessions.fromHeaders`
+ * makes one from what it is given.
+ */
+export interface SessionOrigin {
+  readonly headers: IncomingHttpHeaders
+  readonly ip: string | undefined
+  readonly protocol: 'http' | 'https'
+  readonly log: FastifyBaseLogger
+}
+
+/** Where the headers given to `app.sessions.fromHeaders` came from. */
+export interface FromHeadersOptions {
+  /** The client's address, kept with `trackClient` (e.g. `req.socket.remoteAddress`). Unset: none is kept. */
+  ip?: string
+  /** `'https'` when the connection is TLS: decides `Secure` with `cookie.secure: 'auto'`. @default 'http' */
+  protocol?: 'http' | 'https'
+  /** @default the app's logger */
+  log?: FastifyBaseLogger
+}
+
+/**
+ * A session outside an HTTP handler (WebSocket, server-sent events, socket.io): nothing is written
+ * unless `save()` is called, and no response carries its cookie unless the caller sends
+ * `setCookieHeader()` itself.
+ */
+export type DetachedSession = Session & Partial<SessionData> & {
+  /**
+   * The `Set-Cookie` header value an HTTP response would carry now: the signed id once a new
+   * session was saved (or its cookie was signed by an older secret), a clearing cookie after
+   * `destroy()` or a bare `regenerate()`; undefined when the client's cookie is right as it is.
+   */
+  setCookieHeader (): string | undefined
+}
+
 /** `app.sessions`: sessions seen from outside a request. */
 export interface SessionManager {
+  /**
+   * The session a raw `Cookie` header names, checked as a request's would be, or a fresh one when it
+   * names none (no cookie, a bad one, an ended session): for WebSocket, SSE or socket.io handlers.
+   */
+  fromHeaders (headers: IncomingHttpHeaders, options?: FromHeadersOptions): Promise<DetachedSession>
   /** The data of a live session, or null. Does not extend its life. */
   get (id: string): Promise<(Partial<SessionData> & Record<string, unknown>) | null>
   /** Deletes a session; resolves true when there was one. */

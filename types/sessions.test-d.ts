@@ -2,7 +2,7 @@
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import { expectAssignable, expectError, expectType } from 'tsd'
-import redisSession, { type RedisSessionOptions, type SessionData, type SessionInfo, type SessionManager, type SessionStats } from 'fastify-session-redis'
+import redisSession, { type DetachedSession, type RedisSessionOptions, type Session, type SessionData, type SessionInfo, type SessionManager, type SessionOrigin, type SessionStats } from 'fastify-session-redis'
 
 const app = Fastify()
 await app.register(redisSession, { client: new Redis(), secret: 'x'.repeat(32), userKey: 'userId', trackClient: true })
@@ -28,3 +28,16 @@ expectType<string | undefined>(info.userAgent)
 expectAssignable<RedisSessionOptions>({ secret: 'x'.repeat(32), userKey: 'userId', trackClient: false })
 expectError<RedisSessionOptions>({ secret: 'x'.repeat(32), userKey: 1 })
 expectError<RedisSessionOptions>({ secret: 'x'.repeat(32), trackClient: 'yes' })
+
+// sessions outside a request
+const detached = await app.sessions.fromHeaders({ cookie: 'sid=x', 'user-agent': 'a' })
+expectType<DetachedSession>(detached)
+expectAssignable<Session>(detached)
+expectType<string | undefined>(detached.setCookieHeader())
+expectType<Promise<void>>(detached.save())
+expectType<Promise<DetachedSession>>(app.sessions.fromHeaders({}, { ip: '::1', protocol: 'https', log: app.log }))
+expectError(app.sessions.fromHeaders({}, { protocol: 'ws' }))
+expectError(app.sessions.fromHeaders({}, { ip: 1 }))
+expectError(app.sessions.fromHeaders('sid=x'))
+// a request is an origin
+app.get('/', async (request) => { expectAssignable<SessionOrigin>(request) })
