@@ -1,5 +1,5 @@
-import type { FastifyBaseLogger } from 'fastify'
-import type { SessionOrigin } from '../types/index.js'
+import type { FastifyBaseLogger, FastifyError } from 'fastify'
+import type { SessionOrigin, SessionSaveEvent } from '../types/index.js'
 import type { SessionConfig } from './options.js'
 import type { SessionStore } from './store.js'
 import type { SessionStats } from './stats.js'
@@ -9,6 +9,7 @@ import type { SessionWriter, Written } from './writer.js'
 import type { CookieId, SessionCookie } from './cookie.js'
 import type { WorkingDocument } from './working-document.js'
 import { logBindings } from './session-api.js'
+import { channels, hintOf } from './channels.js'
 
 /** What every session of one plugin instance shares. */
 export interface SessionContext {
@@ -34,10 +35,22 @@ export function saveDocument (ctx: SessionContext, id: string, base: number, wor
       else resolve(outcome)
     })
   })
-  if (ctx.index === undefined) return write()
-  return ctx.index.prepare(id, base === 0, work.doc, origin).then((meta) => {
-    if (meta !== undefined) work.record(meta)
-    return write()
+  // the clock is read, and a promise added, only while someone listens (README "Events")
+  const started = channels.save.hasSubscribers ? performance.now() : -1
+  const saving = ctx.index === undefined
+    ? write()
+    : ctx.index.prepare(id, base === 0, work.doc, origin).then((meta) => {
+      if (meta !== undefined) work.record(meta)
+      return write()
+    })
+  if (started < 0) return saving
+  const event = (): SessionSaveEvent => ({ idHint: hintOf(id), outcome: 'saved', isNew: base === 0, version: 0, bytes: 0, durationMs: performance.now() - started })
+  return saving.then((written) => {
+    channels.save.publish({ ...event(), version: written.version, bytes: Buffer.byteLength(written.text) })
+    return written
+  }, (err: FastifyError) => {
+    channels.save.publish({ ...event(), outcome: 'failed', code: err.code })
+    throw err
   })
 }
 

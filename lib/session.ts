@@ -1,5 +1,5 @@
 import type { FastifyReply } from 'fastify'
-import type { Session, SessionCookieOptions, SessionOrigin } from '../types/index.js'
+import type { Session, SessionCookieOptions, SessionOrigin, SessionRegenerateEvent } from '../types/index.js'
 import { cookieOverrides, type CookieSettings } from './options.js'
 import type { LoadedText } from './store.js'
 import type { Written } from './writer.js'
@@ -10,6 +10,7 @@ import { applyOperation, newDocument, parseDocument, type SessionDocument } from
 import { WorkingDocument } from './working-document.js'
 import { errors } from './errors.js'
 import { SessionApi, logBindings } from './session-api.js'
+import { channels, hintOf } from './channels.js'
 
 export const kFinish = Symbol('fastify-session-redis.finish')
 export const kSetCookie = Symbol('fastify-session-redis.set-cookie')
@@ -130,22 +131,37 @@ export class RedisSession extends SessionApi implements Session {
   #load (id: string): Promise<boolean> {
     const { store, config } = this.#ctx
     const now = Date.now()
+    // the clock is read only while someone listens (README "Events")
+    const started = channels.load.hasSubscribers ? performance.now() : -1
     return store.load(id, now, config.ttl, config.rolling).then((loaded) => {
       const outcome = this.#adopt(id, loaded, now)
-      if (outcome === 'discard') {
-        return store.remove(id).then(() => {
+      if ((outcome === 'missing' || outcome === 'expired') && channels.expired.hasSubscribers) {
+        channels.expired.publish({ idHint: hintOf(id), reason: outcome === 'missing' ? 'missing' : 'deadline' })
+      }
+      let ready: Promise<boolean> | boolean = outcome === 'found'
+      if (outcome === 'invalid' || outcome === 'expired') {
+        ready = store.remove(id).then(() => {
           this.#startOver()
           return false
         })
-      }
       // a rolling read set the configured TTL; a session's own TTL or a near deadline needs another
-      if (outcome === 'refresh') return store.expire(id, this.#ttlOf(this.#work.doc)).then(() => true)
-      return outcome === 'found'
+      } else if (outcome === 'refresh') ready = store.expire(id, this.#ttlOf(this.#work.doc)).then(() => true)
+      if (started < 0) return ready
+      return Promise.resolve(ready).then((found) => {
+        channels.load.publish({
+          idHint: hintOf(id),
+          outcome: outcome === 'refresh' ? 'found' : outcome,
+          version: found ? this.#base : 0,
+          bytes: found && loaded !== null ? Buffer.byteLength(loaded.text) : 0,
+          durationMs: performance.now() - started
+        })
+        return found
+      })
     })
   }
 
   /** Takes a loaded text as this session's state, and says what Redis must still be told. */
-  #adopt (id: string, loaded: LoadedText | null, now: number): 'found' | 'missing' | 'discard' | 'refresh' {
+  #adopt (id: string, loaded: LoadedText | null, now: number): 'found' | 'missing' | 'invalid' | 'expired' | 'refresh' {
     const { config, schema, stats } = this.#ctx
     if (loaded === null) {
       this.#startOver()
@@ -154,8 +170,9 @@ export class RedisSession extends SessionApi implements Session {
     const doc = parseDocument(loaded.text)
     const problem = typeof doc === 'string' ? doc : schema?.mismatch(doc.d)
     if (problem !== undefined) this.#origin.log.warn(logBindings, `fastify-session-redis: discarded a stored session: ${problem}`)
+    if (typeof doc === 'string' || problem !== undefined) return 'invalid'
     // past its absolute deadline: an ordinary end, deleted without a warning
-    if (typeof doc === 'string' || problem !== undefined || doc.a <= now) return 'discard'
+    if (doc.a <= now) return 'expired'
     stats.loaded++
     this.#work.replace(doc)
     this.#id = id
@@ -174,6 +191,7 @@ export class RedisSession extends SessionApi implements Session {
     this.#work.pull()
     const carried = keep !== undefined && keep.length > 0
     const wasStored = this.#base !== 0
+    const previous = wasStored ? this.id : undefined
     let doc = this.#work.doc
     if (wasStored) {
       // GETDEL: changes other requests saved since this one loaded come along, and the old id dies at once
@@ -191,8 +209,14 @@ export class RedisSession extends SessionApi implements Session {
     const fresh = this.#blank()
     for (const key of keep ?? []) if (Object.hasOwn(doc.d, key)) fresh.d[key] = doc.d[key]
     this.#startOver(fresh)
-    this.#id = newId(this.#ctx.config.idGenerator, this.#origin)
-    this.#mustWrite = Object.keys(fresh.d).length > 0
+    const id = this.#id = newId(this.#ctx.config.idGenerator, this.#origin)
+    const kept = Object.keys(fresh.d).length
+    this.#mustWrite = kept > 0
+    if (channels.regenerate.hasSubscribers) {
+      const event: SessionRegenerateEvent = { idHint: hintOf(id), kept }
+      if (previous !== undefined) event.previousHint = hintOf(previous)
+      channels.regenerate.publish(event)
+    }
     // the browser's cookie names a deleted session: replaced once this one is written, else cleared
     this.#clearCookie = wasStored
   }
@@ -206,6 +230,7 @@ export class RedisSession extends SessionApi implements Session {
     if (this.#base !== 0) {
       await this.#ctx.store.remove(this.id)
       this.#ctx.stats.destroyed++
+      if (channels.destroy.hasSubscribers) channels.destroy.publish({ idHint: hintOf(this.id), by: 'session' })
       this.#clearCookie = true
     }
     this.#startOver()
@@ -231,6 +256,7 @@ export class RedisSession extends SessionApi implements Session {
   #stored (written: Written): void {
     if (this.#base === 0) {
       this.#ctx.stats.created++
+      if (channels.create.hasSubscribers) channels.create.publish({ idHint: hintOf(this.id), bytes: Buffer.byteLength(written.text) })
       this.#sendCookie = true
       this.#clearCookie = false
     }

@@ -10,6 +10,7 @@ import { parseDocument } from './document.js'
 import { liveDocument } from './expiry.js'
 import { userOf, type UserIndex } from './user-index.js'
 import { errors } from './errors.js'
+import { channels, hintOf } from './channels.js'
 
 type Data = Partial<SessionData> & Record<string, unknown>
 
@@ -56,6 +57,7 @@ export class SessionManager implements SessionManagerApi {
     const text = await this.#store.take(id)
     if (text === null) return false
     this.#stats.destroyed++
+    if (channels.destroy.hasSubscribers) channels.destroy.publish({ idHint: hintOf(id), by: 'admin' })
     const doc = parseDocument(text)
     if (this.#index !== undefined && typeof doc !== 'string' && doc.u !== undefined) await this.#index.forget(id, doc.u)
     return true

@@ -4,6 +4,7 @@ import { isValidId } from './cookie.js'
 import type { DocumentMeta, Operation, SessionDocument } from './document.js'
 import { lastRefreshOf, liveDocument } from './expiry.js'
 import { clientChanges } from './client-info.js'
+import { channels, hintOf } from './channels.js'
 
 /** A set this large is pruned when a session joins it, so ended sessions never pile up. */
 const PRUNE_AT = 64
@@ -92,6 +93,7 @@ export class UserIndex {
       if (id === except) return true
       const deleted = await this.#store.indexDestroy(id, user)
       count += deleted
+      if (deleted === 1 && channels.destroy.hasSubscribers) channels.destroy.publish({ idHint: hintOf(id), by: 'admin' })
       return deleted === 1 ? false : undefined
     })
     await this.#prune(user, ended)

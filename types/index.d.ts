@@ -256,6 +256,88 @@ export interface Session {
   setTtl (seconds: number): void
 }
 
+/**
+ * Session lifecycle events, published on Node's `diagnostics_channel` under these names only while
+ * a channel has subscribers. Messages carry hints (`idHint`: an id's first 8 characters), sizes,
+ * versions, durations and outcomes; never an id, a cookie or session data.
+ */
+export declare const channels: {
+  readonly load: 'fastify-session-redis:load'
+  readonly save: 'fastify-session-redis:save'
+  readonly conflict: 'fastify-session-redis:conflict'
+  readonly create: 'fastify-session-redis:create'
+  readonly destroy: 'fastify-session-redis:destroy'
+  readonly regenerate: 'fastify-session-redis:regenerate'
+  readonly expired: 'fastify-session-redis:expired'
+}
+
+/** `load`: a session cookie that verified was looked up in Redis (also `reload()`). */
+export interface SessionLoadEvent {
+  idHint: string
+  /** `found`; `missing`: no such key; `expired`: past its absolute deadline; `invalid`: unreadable or not matching `schema`. The last three are discarded. */
+  outcome: 'found' | 'missing' | 'expired' | 'invalid'
+  /** The stored version found, 0 otherwise. */
+  version: number
+  /** UTF-8 bytes of the stored document found, 0 otherwise. */
+  bytes: number
+  /** Milliseconds from the lookup to the session being ready, including any TTL fix or delete. */
+  durationMs: number
+}
+
+/** `save`: one request's (or `save()` call's) changes were written, or failed to be. */
+export interface SessionSaveEvent {
+  idHint: string
+  outcome: 'saved' | 'failed'
+  /** The error code of a failed save (`FST_REDIS_SESSION_CONFLICT`, …). */
+  code?: string
+  /** The session was not stored before this save. */
+  isNew: boolean
+  /** The version written; 0 when the save failed. */
+  version: number
+  /** UTF-8 bytes written; 0 when the save failed. */
+  bytes: number
+  /** Milliseconds from the save being asked for to its outcome, waiting for other saves included. */
+  durationMs: number
+}
+
+/** `conflict`: a write met a newer stored version (another process wrote meanwhile) and replays onto it. */
+export interface SessionConflictEvent {
+  idHint: string
+  /** 1 for the first lost race of this write. */
+  attempt: number
+  /** Requests whose changes the write carries. */
+  requests: number
+}
+
+/** `create`: a new session (or a regenerated one) was stored for the first time. */
+export interface SessionCreateEvent {
+  idHint: string
+  bytes: number
+}
+
+/** `destroy`: a stored session was deleted. */
+export interface SessionDestroyEvent {
+  idHint: string
+  /** `session`: its own `destroy()`; `admin`: `app.sessions.destroy` or `destroyAll`. */
+  by: 'session' | 'admin'
+}
+
+/** `regenerate`: a session got a new id. */
+export interface SessionRegenerateEvent {
+  /** The new id's hint. */
+  idHint: string
+  /** The old id's, when it was stored. */
+  previousHint?: string
+  /** Data keys carried over. */
+  kept: number
+}
+
+/** `expired`: a session cookie named a session Redis no longer holds, or one past its absolute deadline. */
+export interface SessionExpiredEvent {
+  idHint: string
+  reason: 'missing' | 'deadline'
+}
+
 export interface RedisSessionErrors {
   FST_REDIS_SESSION_INVALID_OPTION: FastifyErrorConstructor<{ code: 'FST_REDIS_SESSION_INVALID_OPTION', statusCode: 500 }, [string, string]>
   FST_REDIS_SESSION_STORE_UNAVAILABLE: FastifyErrorConstructor<{ code: 'FST_REDIS_SESSION_STORE_UNAVAILABLE', statusCode: 503 }, [string, { cause: unknown }?]>

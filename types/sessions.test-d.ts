@@ -2,7 +2,7 @@
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import { expectAssignable, expectError, expectType } from 'tsd'
-import redisSession, { type DetachedSession, type RedisSessionOptions, type Session, type SessionData, type SessionInfo, type SessionManager, type SessionOrigin, type SessionStats } from 'fastify-session-redis'
+import redisSession, { channels, type SessionConflictEvent, type SessionCreateEvent, type SessionDestroyEvent, type SessionExpiredEvent, type SessionLoadEvent, type SessionRegenerateEvent, type SessionSaveEvent, type DetachedSession, type RedisSessionOptions, type Session, type SessionData, type SessionInfo, type SessionManager, type SessionOrigin, type SessionStats } from 'fastify-session-redis'
 
 const app = Fastify()
 await app.register(redisSession, { client: new Redis(), secret: 'x'.repeat(32), userKey: 'userId', trackClient: true })
@@ -41,3 +41,17 @@ expectError(app.sessions.fromHeaders({}, { ip: 1 }))
 expectError(app.sessions.fromHeaders('sid=x'))
 // a request is an origin
 app.get('/', async (request) => { expectAssignable<SessionOrigin>(request) })
+
+// lifecycle events on diagnostics_channel
+expectType<'fastify-session-redis:load'>(channels.load)
+expectType<'fastify-session-redis:expired'>(channels.expired)
+const load = {} as SessionLoadEvent
+expectType<'found' | 'missing' | 'expired' | 'invalid'>(load.outcome)
+expectType<number>(load.durationMs)
+const save = {} as SessionSaveEvent
+expectType<string | undefined>(save.code)
+expectType<'session' | 'admin'>(({} as SessionDestroyEvent).by)
+expectType<string | undefined>(({} as SessionRegenerateEvent).previousHint)
+expectType<'missing' | 'deadline'>(({} as SessionExpiredEvent).reason)
+expectType<number>(({} as SessionConflictEvent).attempt)
+expectType<number>(({} as SessionCreateEvent).bytes)
