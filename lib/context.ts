@@ -1,12 +1,15 @@
-import type { FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyError } from 'fastify'
+import type { SessionOrigin, SessionSaveEvent } from '../types/index.js'
 import type { SessionConfig } from './options.js'
 import type { SessionStore } from './store.js'
 import type { SessionStats } from './stats.js'
 import type { SessionSchema } from './schema.js'
 import type { UserIndex } from './user-index.js'
 import type { SessionWriter, Written } from './writer.js'
-import type { SessionCookie } from './cookie.js'
+import type { CookieId, SessionCookie } from './cookie.js'
 import type { WorkingDocument } from './working-document.js'
+import { logBindings } from './session-api.js'
+import { channels, hintOf } from './channels.js'
 
 /** What every session of one plugin instance shares. */
 export interface SessionContext {
@@ -22,19 +25,41 @@ export interface SessionContext {
 
 /**
  * Writes a request's working document of session `id`, built on stored version `base` (joining
- * the user index first when there is one); `request` is undefined for `app.sessions.create`. The writer takes callbacks, one less promise per save
+ * the user index first when there is one); `origin` is undefined for `app.sessions.create`. The writer takes callbacks, one less promise per save
  * on its batched path; this is the one place where that becomes a promise.
  */
-export function saveDocument (ctx: SessionContext, id: string, base: number, work: WorkingDocument, request: FastifyRequest | undefined): Promise<Written> {
+export function saveDocument (ctx: SessionContext, id: string, base: number, work: WorkingDocument, origin: SessionOrigin | undefined): Promise<Written> {
   const write = (): Promise<Written> => new Promise((resolve, reject) => {
     ctx.writer.write(id, { base, doc: work.doc, ops: work.ops }, (outcome) => {
       if (outcome instanceof Error) reject(outcome)
       else resolve(outcome)
     })
   })
-  if (ctx.index === undefined) return write()
-  return ctx.index.prepare(id, base === 0, work.doc, request).then((meta) => {
-    if (meta !== undefined) work.record(meta)
-    return write()
+  // the clock is read, and a promise added, only while someone listens (README "Events")
+  const started = channels.save.hasSubscribers ? performance.now() : -1
+  const saving = ctx.index === undefined
+    ? write()
+    : ctx.index.prepare(id, base === 0, work.doc, origin).then((meta) => {
+      if (meta !== undefined) work.record(meta)
+      return write()
+    })
+  if (started < 0) return saving
+  const event = (): SessionSaveEvent => ({ idHint: hintOf(id), outcome: 'saved', isNew: base === 0, version: 0, bytes: 0, durationMs: performance.now() - started })
+  return saving.then((written) => {
+    channels.save.publish({ ...event(), version: written.version, bytes: Buffer.byteLength(written.text) })
+    return written
+  }, (err: FastifyError) => {
+    channels.save.publish({ ...event(), outcome: 'failed', code: err.code })
+    throw err
   })
+}
+
+/** The id a raw cookie value names, or null when it is forged or malformed (counted, logged, no Redis call). */
+export function verifyCookie (ctx: SessionContext, log: FastifyBaseLogger, raw: string): CookieId | null {
+  const verified = ctx.cookie.verify(raw)
+  if (verified === null) {
+    ctx.stats.rejectedCookies++
+    log.debug(logBindings, 'fastify-session-redis: rejected a session cookie')
+  }
+  return verified
 }

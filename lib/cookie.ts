@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { Signer } from '@fastify/cookie'
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyReply } from 'fastify'
+import type { SessionOrigin } from '../types/index.js'
 import type { CookieSettings } from './options.js'
 import { errors } from './errors.js'
 
@@ -19,8 +20,8 @@ export function isValidId (id: unknown): id is string {
   return typeof id === 'string' && ID_PATTERN.test(id)
 }
 
-export function newId (generate: (request: FastifyRequest) => string, request: FastifyRequest): string {
-  const id = generate(request)
+export function newId (generate: (origin: SessionOrigin) => string, origin: SessionOrigin): string {
+  const id = generate(origin)
   if (!isValidId(id)) throw new errors.FST_REDIS_SESSION_BAD_ID()
   return id
 }
@@ -32,6 +33,9 @@ export interface CookieId {
 }
 
 type ParseCookie = (header: string) => Record<string, string | undefined>
+/** Cookie attributes as serialized: `secure` is decided by then ('auto' resolved for the origin). */
+type Serialized = Omit<CookieSettings, 'secure'> & { secure: boolean, expires?: Date }
+type SerializeCookie = (name: string, value: string, options: Serialized) => string
 
 /** Where the signed id travels: the cookie, a request and response header, or both (the header wins). */
 export interface Transport {
@@ -45,43 +49,42 @@ export interface ClientCredentials {
   headers: Record<string, string>
 }
 
-/**
- * Reads, signs and writes the session cookie, and the session header when `idFrom` asks for it;
- * the only code that knows the secrets.
- */
+/** Reads, signs and writes the session cookie; the only code that knows the secrets. */
 export class SessionCookie {
   readonly name: string
   readonly #signer: InstanceType<typeof Signer>
   readonly #settings: CookieSettings
   readonly #parse: ParseCookie
+  readonly #serialize: SerializeCookie
   readonly #verified = new Map<string, CookieId>()
   readonly #useCookie: boolean
   /** The header's name, lower-cased as Node gives request headers; undefined with idFrom 'cookie'. */
   readonly #header: string | undefined
 
-  constructor (name: string, secrets: string[], settings: CookieSettings, parse: ParseCookie, transport: Transport = { idFrom: 'cookie', header: '' }) {
+  constructor (name: string, secrets: string[], settings: CookieSettings, parse: ParseCookie, serialize: SerializeCookie, transport: Transport = { idFrom: 'cookie', header: '' }) {
     this.name = name
     this.#signer = new Signer(secrets, 'sha256')
     this.#settings = settings
     this.#parse = parse
+    this.#serialize = serialize
     this.#useCookie = transport.idFrom !== 'header'
     this.#header = transport.idFrom === 'cookie' ? undefined : transport.header.toLowerCase()
   }
 
   /**
-   * The raw signed value the request carries, if any: the header's when it holds one (an empty
-   * header is none), else the cookie's. A header that fails verification is refused, never
-   * passed over for the cookie.
+   * The raw signed value the headers carry, if any: the session header's when it holds one (an
+   * empty header is none), else the cookie's (from `parsed`, the cookies @fastify/cookie parsed,
+   * when given). A header that fails verification is refused, never passed over for the cookie.
    */
-  raw (request: FastifyRequest): string | undefined {
+  raw (headers: Record<string, string | string[] | undefined>, parsed?: Record<string, string | undefined>): string | undefined {
     if (this.#header !== undefined) {
-      const value = request.headers[this.#header]
+      const value = headers[this.#header]
       // a repeated header arrives joined with ", ": no valid value, refused by verify()
       if (typeof value === 'string' && value !== '') return value
     }
-    const header = request.headers.cookie
-    if (header === undefined || !this.#useCookie) return undefined
-    return (request.cookies ?? this.#parse(header))[this.name]
+    const header = headers.cookie
+    if (typeof header !== 'string' || !this.#useCookie) return undefined
+    return (parsed ?? this.#parse(header))[this.name]
   }
 
   /** What a client sends to be in session `id` (`app.sessions.create`). */
@@ -112,39 +115,52 @@ export class SessionCookie {
    * Sends the signed id. The cookie's Max-Age is this response's `options({ maxAge })`, else
    * `persistFor` (a remembered session's remaining life), else the configured `cookie.maxAge`.
    */
-  write (request: FastifyRequest, reply: FastifyReply, id: string, secondsLeft: number, persistFor: number | undefined, overrides?: Partial<CookieSettings>): void {
+  write (origin: SessionOrigin, reply: FastifyReply, id: string, secondsLeft: number, persistFor: number | undefined, overrides?: Partial<CookieSettings>): void {
     const signed = this.#signer.sign(id)
     if (this.#header !== undefined) reply.header(this.#header, signed)
-    if (this.#useCookie) {
-      const { maxAge, ...attributes } = this.#attributes(request, overrides)
-      const age = overrides?.maxAge ?? persistFor ?? maxAge
-      reply.setCookie(this.name, signed, {
-        ...attributes,
-        // a persistent cookie never outlives the session's absolute deadline
-        maxAge: age === undefined ? undefined : Math.min(age, secondsLeft)
-      })
-    }
+    if (this.#useCookie) reply.setCookie(this.name, signed, this.#setting(origin, secondsLeft, persistFor, overrides))
     noStore(reply)
   }
 
   /** Tells the client to drop the id: a clearing cookie, and the header sent empty. */
-  clear (request: FastifyRequest, reply: FastifyReply): void {
+  clear (origin: SessionOrigin, reply: FastifyReply): void {
     if (this.#header !== undefined) reply.header(this.#header, '')
-    if (this.#useCookie) {
-      const { maxAge, ...attributes } = this.#attributes(request, undefined)
-      reply.clearCookie(this.name, attributes)
-    }
+    if (this.#useCookie) reply.clearCookie(this.name, this.#clearing(origin))
     noStore(reply)
+  }
+
+  /** What `write` would set, as a Set-Cookie header value (for a response the plugin does not send). */
+  header (origin: SessionOrigin, id: string, secondsLeft: number, persistFor: number | undefined, overrides?: Partial<CookieSettings>): string {
+    const setting = this.#setting(origin, secondsLeft, persistFor, overrides)
+    return this.#serialize(this.name, this.#signer.sign(id), { ...setting, secure: setting.secure === true })
+  }
+
+  /** What `clear` would set, as a Set-Cookie header value: as @fastify/cookie's clearCookie, expired in 1970. */
+  clearHeader (origin: SessionOrigin): string {
+    const clearing = this.#clearing(origin)
+    return this.#serialize(this.name, '', { ...clearing, secure: clearing.secure === true, maxAge: 0, expires: new Date(0) })
+  }
+
+  #setting (origin: SessionOrigin, secondsLeft: number, persistFor: number | undefined, overrides: Partial<CookieSettings> | undefined): CookieSettings {
+    const { maxAge, ...attributes } = this.#attributes(origin, overrides)
+    const age = overrides?.maxAge ?? persistFor ?? maxAge
+    // a persistent cookie never outlives the session's absolute deadline
+    return { ...attributes, maxAge: age === undefined ? undefined : Math.min(age, secondsLeft) }
+  }
+
+  #clearing (origin: SessionOrigin): Omit<CookieSettings, 'maxAge'> {
+    const { maxAge, ...attributes } = this.#attributes(origin, undefined)
+    return attributes
   }
 
   /**
    * The attributes for this request. With `secure: 'auto'` over plain HTTP, SameSite=None and
    * Partitioned are left out: browsers drop such a cookie unless it is Secure.
    */
-  #attributes (request: FastifyRequest, overrides: Partial<CookieSettings> | undefined): CookieSettings {
+  #attributes (origin: SessionOrigin, overrides: Partial<CookieSettings> | undefined): CookieSettings {
     const settings = overrides === undefined ? this.#settings : { ...this.#settings, ...overrides }
     if (settings.secure !== 'auto') return settings
-    if (request.protocol === 'https') return { ...settings, secure: true }
+    if (origin.protocol === 'https') return { ...settings, secure: true }
     return { ...settings, secure: false, sameSite: settings.sameSite === 'none' ? 'lax' : settings.sameSite, partitioned: false }
   }
 }

@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import type { Session } from '../types/index.js'
 import { RedisSession, kFinish, kSetCookie } from './session.js'
-import type { SessionContext } from './context.js'
+import { verifyCookie, type SessionContext } from './context.js'
 import { logBindings } from './session-api.js'
 
 const kSession: unique symbol = Symbol('fastify-session-redis.session')
@@ -26,7 +26,7 @@ type SendDone = (err: Error | null, payload?: unknown) => void
  * `optedOut` says whether a route has `config: { session: false }`.
  */
 export function sessionHooks (ctx: SessionContext, optedOut: (request: FastifyRequest) => boolean) {
-  const { cookie, stats, config } = ctx
+  const { cookie, config } = ctx
 
   /** `request.session`: a request that never touches its session never builds one. */
   function session (this: FastifyRequest): Session {
@@ -38,16 +38,14 @@ export function sessionHooks (ctx: SessionContext, optedOut: (request: FastifyRe
   }
 
   function loadSession (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void {
-    const raw = cookie.raw(request)
+    const raw = cookie.raw(request.headers, request.cookies)
     if (raw === undefined) {
       request[kSession] = kLazy
       return done()
     }
     if (optedOut(request)) return done()
-    const verified = cookie.verify(raw)
+    const verified = verifyCookie(ctx, request.log, raw)
     if (verified === null) {
-      stats.rejectedCookies++
-      request.log.debug(logBindings, 'fastify-session-redis: rejected a session cookie')
       request[kSession] = kLazy
       return done()
     }

@@ -33,12 +33,12 @@ const plugin: FastifyPluginAsync<RedisSessionOptions> = async (fastify, opts) =>
     config,
     store,
     writer: new SessionWriter(store, config.ttl, config.maxBytes, stats, schema),
-    cookie: new SessionCookie(config.cookieName, config.secrets, config.cookie, (header) => fastify.parseCookie(header), config),
+    cookie: new SessionCookie(config.cookieName, config.secrets, config.cookie, (header) => fastify.parseCookie(header), (name, value, options) => fastify.serializeCookie(name, value, options), config),
     stats,
     schema,
     index: config.userKey === undefined && !config.trackClient ? undefined : new UserIndex(store, config)
   }
-  fastify.decorate('sessions', new SessionManager(ctx))
+  fastify.decorate('sessions', new SessionManager(ctx, fastify.log))
 
   const hooks = sessionHooks(ctx, optedOut)
   fastify.decorateRequest(hooks.kSession, null)
@@ -80,4 +80,5 @@ function watchConnection (client: Redis, store: SessionStore, log: FastifyBaseLo
 
 export const redisSession = fp(plugin, { fastify: '5.x', name: 'fastify-session-redis' })
 export { errors }
+export { channelNames as channels } from './channels.js'
 export default redisSession

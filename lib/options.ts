@@ -1,8 +1,7 @@
 import { Type, TypeGuard, type TObject, type Static } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { Redis, type Cluster } from 'ioredis'
-import type { FastifyRequest } from 'fastify'
-import type { RedisSessionOptions } from '../types/index.js'
+import type { RedisSessionOptions, SessionOrigin } from '../types/index.js'
 import { errors } from './errors.js'
 import { defaultIdGenerator } from './cookie.js'
 import { dotted } from './schema.js'
@@ -70,7 +69,7 @@ export interface SessionConfig extends Settings {
   /** True when the plugin created the client and must close it. */
   ownsClient: boolean
   secrets: string[]
-  idGenerator: (request: FastifyRequest) => string
+  idGenerator: (origin: SessionOrigin) => string
   schema: TObject | undefined
 }
 

@@ -1,5 +1,4 @@
-import type { FastifyRequest } from 'fastify'
-import type { NumericSessionKey, SessionData, SessionKey, SessionValue } from '../types/index.js'
+import type { NumericSessionKey, SessionData, SessionKey, SessionOrigin, SessionValue } from '../types/index.js'
 import type { WorkingDocument } from './working-document.js'
 
 export const logBindings = { plugin: 'fastify-session-redis' }
@@ -10,10 +9,10 @@ type SessionCallback = (err?: Error) => void
 type Data = Partial<SessionData> & Record<string, unknown>
 
 /** Returns the promise, or settles `callback` with it when one is given. */
-function settleWith (request: FastifyRequest, promise: Promise<void>, callback: SessionCallback | undefined): Promise<void> | undefined {
+function settleWith (origin: SessionOrigin, promise: Promise<void>, callback: SessionCallback | undefined): Promise<void> | undefined {
   if (callback === undefined) return promise
   promise.then(() => { callback() }, callback).catch((err: unknown) => {
-    request.log.error({ ...logBindings, err }, 'fastify-session-redis: a session callback threw')
+    origin.log.error({ ...logBindings, err }, 'fastify-session-redis: a session callback threw')
   })
   return undefined
 }
@@ -25,7 +24,7 @@ function settleWith (request: FastifyRequest, promise: Promise<void>, callback: 
  */
 export abstract class SessionApi {
   protected abstract readonly work: WorkingDocument
-  protected abstract readonly request: FastifyRequest
+  protected abstract readonly origin: SessionOrigin
 
   protected abstract regenerateNow (keep: readonly string[] | undefined): Promise<void>
   protected abstract destroyNow (): Promise<void>
@@ -82,25 +81,25 @@ export abstract class SessionApi {
   regenerate (callback: SessionCallback): undefined
   regenerate (keep: readonly SessionKey[], callback: SessionCallback): undefined
   regenerate (keep?: readonly SessionKey[] | SessionCallback, callback?: SessionCallback): Promise<void> | undefined {
-    if (typeof keep === 'function') return settleWith(this.request, this.regenerateNow(undefined), keep)
-    return settleWith(this.request, this.regenerateNow(keep), callback)
+    if (typeof keep === 'function') return settleWith(this.origin, this.regenerateNow(undefined), keep)
+    return settleWith(this.origin, this.regenerateNow(keep), callback)
   }
 
   destroy (): Promise<void>
   destroy (callback: SessionCallback): undefined
   destroy (callback?: SessionCallback): Promise<void> | undefined {
-    return settleWith(this.request, this.destroyNow(), callback)
+    return settleWith(this.origin, this.destroyNow(), callback)
   }
 
   reload (): Promise<void>
   reload (callback: SessionCallback): undefined
   reload (callback?: SessionCallback): Promise<void> | undefined {
-    return settleWith(this.request, this.reloadNow(), callback)
+    return settleWith(this.origin, this.reloadNow(), callback)
   }
 
   save (): Promise<void>
   save (callback: SessionCallback): undefined
   save (callback?: SessionCallback): Promise<void> | undefined {
-    return settleWith(this.request, this.saveNow(), callback)
+    return settleWith(this.origin, this.saveNow(), callback)
   }
 }

@@ -1,5 +1,5 @@
-import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { Session, SessionCookieOptions } from '../types/index.js'
+import type { FastifyReply } from 'fastify'
+import type { Session, SessionCookieOptions, SessionOrigin, SessionRegenerateEvent } from '../types/index.js'
 import { cookieOverrides, type CookieSettings } from './options.js'
 import type { LoadedText } from './store.js'
 import type { Written } from './writer.js'
@@ -11,15 +11,19 @@ import { applyOperation, newDocument, parseDocument, serializeDocument, type Ses
 import { WorkingDocument } from './working-document.js'
 import { errors } from './errors.js'
 import { SessionApi, logBindings } from './session-api.js'
+import { channels, hintOf } from './channels.js'
 
 export const kFinish = Symbol('fastify-session-redis.finish')
 export const kSetCookie = Symbol('fastify-session-redis.set-cookie')
 
-/** The session of one request: its working document, its id, and what the response must say of it. */
+/**
+ * The session of one request (or of one `fromHeaders` call): its working document, its id, and
+ * what the response must say of it.
+ */
 export class RedisSession extends SessionApi implements Session {
   readonly #ctx: SessionContext
   // private fields behind getters: an own property would be taken for session data
-  readonly #request: FastifyRequest
+  readonly #origin: SessionOrigin
   readonly #work: WorkingDocument
   /** Minted on first use: a request that never touches its fresh session pays nothing for it. */
   #id: string | undefined
@@ -38,23 +42,23 @@ export class RedisSession extends SessionApi implements Session {
   /** Cookie attributes set by `options()` for this response. */
   #cookieOptions: Partial<CookieSettings> | undefined
 
-  private constructor (ctx: SessionContext, request: FastifyRequest) {
+  private constructor (ctx: SessionContext, origin: SessionOrigin) {
     super()
     this.#ctx = ctx
-    this.#request = request
+    this.#origin = origin
     const doc = this.#blank()
     this.#work = new WorkingDocument(doc, this, MEMBERS, ctx.schema)
     this.#expiresAt = this.#expiryOf(doc)
   }
 
   /** A new, empty session that costs nothing until it is written. */
-  static fresh (ctx: SessionContext, request: FastifyRequest): RedisSession {
-    return new RedisSession(ctx, request)
+  static fresh (ctx: SessionContext, origin: SessionOrigin): RedisSession {
+    return new RedisSession(ctx, origin)
   }
 
   /** The stored session the cookie names, or a fresh one (with a new id) when there is none. */
-  static load (ctx: SessionContext, request: FastifyRequest, cookie: CookieId): Promise<RedisSession> {
-    const session = new RedisSession(ctx, request)
+  static load (ctx: SessionContext, origin: SessionOrigin, cookie: CookieId): Promise<RedisSession> {
+    const session = new RedisSession(ctx, origin)
     return session.#load(cookie.id, true).then((found) => {
       if (!found) return session
       // a persistent cookie's Max-Age follows the expiry that a rolling read just pushed forward
@@ -66,10 +70,10 @@ export class RedisSession extends SessionApi implements Session {
   }
 
   protected get work (): WorkingDocument { return this.#work }
-  protected get request (): FastifyRequest { return this.#request }
+  protected get origin (): SessionOrigin { return this.#origin }
 
   get id (): string {
-    this.#id ??= newId(this.#ctx.config.idGenerator, this.#request)
+    this.#id ??= newId(this.#ctx.config.idGenerator, this.#origin)
     return this.#id
   }
 
@@ -123,13 +127,21 @@ export class RedisSession extends SessionApi implements Session {
   /** Sets or clears the cookie, when the response must. */
   [kSetCookie] (reply: FastifyReply): void {
     const { cookie } = this.#ctx
-    const doc = this.#work.doc
-    if (this.#sendCookie) {
-      const now = Date.now()
-      // a remembered session's cookie lives as long as the session would if the client went quiet now
-      const persistFor = doc.p === 1 ? Math.ceil((this.#expiresAt - now) / 1000) : undefined
-      cookie.write(this.#request, reply, this.id, secondsLeft(doc, now), persistFor, this.#cookieOptions)
-    } else if (this.#clearCookie) cookie.clear(this.#request, reply)
+    if (this.#sendCookie) cookie.write(this.#origin, reply, this.id, secondsLeft(this.#work.doc, Date.now()), this.#persistFor(), this.#cookieOptions)
+    else if (this.#clearCookie) cookie.clear(this.#origin, reply)
+  }
+
+  /** What `kSetCookie` would send, as a Set-Cookie header value; for sessions outside a request (`DetachedSession`). */
+  setCookieHeader (): string | undefined {
+    const { cookie } = this.#ctx
+    if (this.#sendCookie) return cookie.header(this.#origin, this.id, secondsLeft(this.#work.doc, Date.now()), this.#persistFor(), this.#cookieOptions)
+    if (this.#clearCookie) return cookie.clearHeader(this.#origin)
+    return undefined
+  }
+
+  /** A remembered session's cookie lives as long as the session would if the client went quiet now. */
+  #persistFor (): number | undefined {
+    return this.#work.doc.p === 1 ? Math.ceil((this.#expiresAt - Date.now()) / 1000) : undefined
   }
 
   /**
@@ -139,18 +151,33 @@ export class RedisSession extends SessionApi implements Session {
   #load (id: string, follow: boolean): Promise<boolean> {
     const { store, config } = this.#ctx
     const now = Date.now()
+    // the clock is read only while someone listens (README "Events")
+    const started = channels.load.hasSubscribers ? performance.now() : -1
     return store.load(id, now, config.ttl, config.rolling).then((loaded) => {
       if (loaded !== null && isAlias(loaded.text)) return this.#loadSuccessor(id, loaded.text, follow)
       const outcome = this.#adopt(id, loaded, now)
-      if (outcome === 'discard') {
-        return store.remove(id).then(() => {
+      if ((outcome === 'missing' || outcome === 'expired') && channels.expired.hasSubscribers) {
+        channels.expired.publish({ idHint: hintOf(id), reason: outcome === 'missing' ? 'missing' : 'deadline' })
+      }
+      let ready: Promise<boolean> | boolean = outcome === 'found'
+      if (outcome === 'invalid' || outcome === 'expired') {
+        ready = store.remove(id).then(() => {
           this.#startOver()
           return false
         })
-      }
       // a rolling read set the configured TTL; a session's own TTL or a near deadline needs another
-      if (outcome === 'refresh') return store.expire(id, this.#ttlOf(this.#work.doc)).then(() => true)
-      return outcome === 'found'
+      } else if (outcome === 'refresh') ready = store.expire(id, this.#ttlOf(this.#work.doc)).then(() => true)
+      if (started < 0) return ready
+      return Promise.resolve(ready).then((found) => {
+        channels.load.publish({
+          idHint: hintOf(id),
+          outcome: outcome === 'refresh' ? 'found' : outcome,
+          version: found ? this.#base : 0,
+          bytes: found && loaded !== null ? Buffer.byteLength(loaded.text) : 0,
+          durationMs: performance.now() - started
+        })
+        return found
+      })
     })
   }
 
@@ -174,7 +201,7 @@ export class RedisSession extends SessionApi implements Session {
     const oldId = this.id
     const now = Date.now()
     const doc = { ...this.#work.doc, c: now }
-    const successor = newId(config.idGenerator, this.#request)
+    const successor = newId(config.idGenerator, this.#origin)
     const grace = config.rotateGrace * 1000
     const ttl = this.#ttlOf(doc)
     const moved = await store.rotate(oldId, doc.v, successor, serializeDocument(doc), ttl, aliasText(oldId, successor, now + grace), grace)
@@ -187,7 +214,7 @@ export class RedisSession extends SessionApi implements Session {
   }
 
   /** Takes a loaded text as this session's state, and says what Redis must still be told. */
-  #adopt (id: string, loaded: LoadedText | null, now: number): 'found' | 'missing' | 'discard' | 'refresh' {
+  #adopt (id: string, loaded: LoadedText | null, now: number): 'found' | 'missing' | 'invalid' | 'expired' | 'refresh' {
     const { config, schema, stats } = this.#ctx
     if (loaded === null) {
       this.#startOver()
@@ -195,9 +222,10 @@ export class RedisSession extends SessionApi implements Session {
     }
     const doc = parseDocument(loaded.text)
     const problem = typeof doc === 'string' ? doc : schema?.mismatch(doc.d)
-    if (problem !== undefined) this.#request.log.warn(logBindings, `fastify-session-redis: discarded a stored session: ${problem}`)
+    if (problem !== undefined) this.#origin.log.warn(logBindings, `fastify-session-redis: discarded a stored session: ${problem}`)
+    if (typeof doc === 'string' || problem !== undefined) return 'invalid'
     // past its absolute deadline: an ordinary end, deleted without a warning
-    if (typeof doc === 'string' || problem !== undefined || doc.a <= now) return 'discard'
+    if (doc.a <= now) return 'expired'
     stats.loaded++
     this.#work.replace(doc)
     this.#id = id
@@ -216,6 +244,7 @@ export class RedisSession extends SessionApi implements Session {
     this.#work.pull()
     const carried = keep !== undefined && keep.length > 0
     const wasStored = this.#base !== 0
+    const previous = wasStored ? this.id : undefined
     let doc = this.#work.doc
     if (wasStored) {
       // GETDEL: changes other requests saved since this one loaded come along, and the old id dies at once
@@ -233,8 +262,14 @@ export class RedisSession extends SessionApi implements Session {
     const fresh = this.#blank()
     for (const key of keep ?? []) if (Object.hasOwn(doc.d, key)) fresh.d[key] = doc.d[key]
     this.#startOver(fresh)
-    this.#id = newId(this.#ctx.config.idGenerator, this.#request)
-    this.#mustWrite = Object.keys(fresh.d).length > 0
+    const id = this.#id = newId(this.#ctx.config.idGenerator, this.#origin)
+    const kept = Object.keys(fresh.d).length
+    this.#mustWrite = kept > 0
+    if (channels.regenerate.hasSubscribers) {
+      const event: SessionRegenerateEvent = { idHint: hintOf(id), kept }
+      if (previous !== undefined) event.previousHint = hintOf(previous)
+      channels.regenerate.publish(event)
+    }
     // the browser's cookie names a deleted session: replaced once this one is written, else cleared
     this.#clearCookie = wasStored
   }
@@ -253,6 +288,7 @@ export class RedisSession extends SessionApi implements Session {
       if (next !== undefined) await store.remove(next.id)
       if (this.#via !== undefined) await store.remove(this.#via)
       this.#ctx.stats.destroyed++
+      if (channels.destroy.hasSubscribers) channels.destroy.publish({ idHint: hintOf(this.id), by: 'session' })
       this.#clearCookie = true
     }
     this.#startOver()
@@ -268,7 +304,7 @@ export class RedisSession extends SessionApi implements Session {
   #save (): Promise<Written> {
     try {
       this.#work.pull()
-      return saveDocument(this.#ctx, this.id, this.#base, this.#work, this.#request).catch((err: Error) => {
+      return saveDocument(this.#ctx, this.id, this.#base, this.#work, this.#origin).catch((err: Error) => {
         if (err instanceof SessionMoved) return this.#saveToSuccessor(err.alias)
         throw err
       })
@@ -290,13 +326,14 @@ export class RedisSession extends SessionApi implements Session {
     this.#id = next.id
     this.#base = doc.v
     this.#sendCookie = true
-    return await saveDocument(this.#ctx, next.id, doc.v, this.#work, this.#request)
+    return await saveDocument(this.#ctx, next.id, doc.v, this.#work, this.#origin)
   }
 
   /** What a successful write changes: the stored version to build on, and the cookie of a new session. */
   #stored (written: Written): void {
     if (this.#base === 0) {
       this.#ctx.stats.created++
+      if (channels.create.hasSubscribers) channels.create.publish({ idHint: hintOf(this.id), bytes: Buffer.byteLength(written.text) })
       this.#sendCookie = true
       this.#clearCookie = false
     }

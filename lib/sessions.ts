@@ -1,30 +1,37 @@
-import type { CreateSessionOptions, CreatedSession, SessionData, SessionInfo, SessionManager as SessionManagerApi } from '../types/index.js'
+import type { IncomingHttpHeaders } from 'node:http'
+import type { FastifyBaseLogger } from 'fastify'
+import type { CreateSessionOptions, CreatedSession, DetachedSession, FromHeadersOptions, SessionData, SessionInfo, SessionManager as SessionManagerApi, SessionOrigin } from '../types/index.js'
 import type { SessionStore } from './store.js'
 import type { SessionStats } from './stats.js'
+import { RedisSession } from './session.js'
 import { defaultIdGenerator, isValidId } from './cookie.js'
 import { newDocument, parseDocument } from './document.js'
 import { liveDocument } from './expiry.js'
 import { userOf, type UserIndex } from './user-index.js'
-import { saveDocument, type SessionContext } from './context.js'
+import { saveDocument, verifyCookie, type SessionContext } from './context.js'
 import { WorkingDocument } from './working-document.js'
 import { errors } from './errors.js'
+import { channels, hintOf } from './channels.js'
 
 type Data = Partial<SessionData> & Record<string, unknown>
 
 const NO_MEMBERS: ReadonlySet<string> = new Set()
 
-/** `app.sessions`: the admin view of the sessions of one plugin instance. */
+/** `app.sessions`: the admin view of the sessions of one plugin instance, and sessions outside requests. */
 export class SessionManager implements SessionManagerApi {
   readonly #ctx: SessionContext
+  readonly #log: FastifyBaseLogger
   readonly #store: SessionStore
   readonly #index: UserIndex | undefined
   readonly #stats: SessionStats
   readonly #ttl: number
 
-  constructor (ctx: SessionContext) {
+  /** `log`: the app's, for sessions whose caller gives none. */
+  constructor (ctx: SessionContext, log: FastifyBaseLogger) {
     this.#ctx = ctx
+    this.#log = log
     this.#store = ctx.store
-    // the index also serves trackClient alone; list and destroyAll need a userKey
+    // the index is `list`'s and `destroyAll`'s only with `userKey` (ctx has one for `trackClient` alone too)
     this.#index = ctx.config.userKey === undefined ? undefined : ctx.index
     this.#stats = ctx.stats
     this.#ttl = ctx.config.ttl
@@ -50,6 +57,14 @@ export class SessionManager implements SessionManagerApi {
     return { id, ...ctx.cookie.credentials(id) }
   }
 
+  /** Checks the Cookie header as the request hook does: a bad cookie costs no Redis call and gets a fresh session. */
+  async fromHeaders (headers: IncomingHttpHeaders, options: FromHeadersOptions = {}): Promise<DetachedSession> {
+    const origin = originOf(headers, options, this.#log)
+    const raw = this.#ctx.cookie.raw(headers)
+    const verified = raw === undefined ? null : verifyCookie(this.#ctx, origin.log, raw)
+    return verified === null ? RedisSession.fresh(this.#ctx, origin) : await RedisSession.load(this.#ctx, origin, verified)
+  }
+
   async get (id: string): Promise<Data | null> {
     if (!isValidId(id)) return null
     const now = Date.now()
@@ -65,6 +80,7 @@ export class SessionManager implements SessionManagerApi {
     const text = await this.#store.take(id)
     if (text === null) return false
     this.#stats.destroyed++
+    if (channels.destroy.hasSubscribers) channels.destroy.publish({ idHint: hintOf(id), by: 'admin' })
     const doc = parseDocument(text)
     if (this.#index !== undefined && typeof doc !== 'string' && doc.u !== undefined) await this.#index.forget(id, doc.u)
     return true
@@ -96,4 +112,18 @@ export class SessionManager implements SessionManagerApi {
     if (name === undefined) throw new errors.FST_REDIS_SESSION_INVALID_VALUE('(user)', 'a user is a non-empty string or a finite number')
     return { index: this.#index, name }
   }
+}
+
+/** The origin of a `fromHeaders` session; refuses what is not headers and options. */
+function originOf (headers: unknown, options: unknown, log: FastifyBaseLogger): SessionOrigin {
+  if (typeof headers !== 'object' || headers === null) {
+    throw new errors.FST_REDIS_SESSION_INVALID_VALUE('(headers)', 'fromHeaders takes the request headers, an object')
+  }
+  if (typeof options !== 'object' || options === null) {
+    throw new errors.FST_REDIS_SESSION_INVALID_VALUE('(options)', 'fromHeaders takes an object of options')
+  }
+  const { ip, protocol = 'http', log: own = log } = options as FromHeadersOptions
+  if (ip !== undefined && typeof ip !== 'string') throw new errors.FST_REDIS_SESSION_INVALID_VALUE('(options) ip', 'must be a string')
+  if (protocol !== 'http' && protocol !== 'https') throw new errors.FST_REDIS_SESSION_INVALID_VALUE('(options) protocol', "must be 'http' or 'https'")
+  return { headers: headers as IncomingHttpHeaders, ip, protocol, log: own }
 }

@@ -1,10 +1,10 @@
-import type { FastifyRequest } from 'fastify'
-import type { SessionInfo } from '../types/index.js'
+import type { SessionInfo, SessionOrigin } from '../types/index.js'
 import type { SessionStore } from './store.js'
 import { isValidId } from './cookie.js'
 import type { DocumentMeta, Operation, SessionDocument } from './document.js'
 import { lastRefreshOf, liveDocument } from './expiry.js'
 import { clientChanges } from './client-info.js'
+import { channels, hintOf } from './channels.js'
 
 /** A set this large is pruned when a session joins it, so ended sessions never pile up. */
 const PRUNE_AT = 64
@@ -47,9 +47,9 @@ export class UserIndex {
    * claims an entry that is missing), and returns the metadata the write must carry, if any.
    * Costs a round trip only when the session is new to its user's index.
    */
-  async prepare (id: string, isNew: boolean, doc: SessionDocument, request: FastifyRequest | undefined): Promise<Operation | undefined> {
-    // a session made outside a request (app.sessions.create) has no client yet
-    const fields: DocumentMeta = this.#trackClient && request !== undefined ? clientChanges(doc, request) : {}
+  async prepare (id: string, isNew: boolean, doc: SessionDocument, origin: SessionOrigin | undefined): Promise<Operation | undefined> {
+    // a session made outside a request and its headers (app.sessions.create) has no client yet
+    const fields: DocumentMeta = this.#trackClient && origin !== undefined ? clientChanges(doc, origin) : {}
     if (this.#userKey !== undefined) {
       const user = userOf(Object.hasOwn(doc.d, this.#userKey) ? doc.d[this.#userKey] : undefined)
       if (user !== doc.u || (isNew && user !== undefined)) {
@@ -94,6 +94,7 @@ export class UserIndex {
       if (id === except) return true
       const deleted = await this.#store.indexDestroy(id, user)
       count += deleted
+      if (deleted === 1 && channels.destroy.hasSubscribers) channels.destroy.publish({ idHint: hintOf(id), by: 'admin' })
       return deleted === 1 ? false : undefined
     })
     await this.#prune(user, ended)

@@ -5,6 +5,7 @@ import { applyOperation, parseDocument, serializeDocument, type Operation, type 
 import { ttlOf } from './expiry.js'
 import { errors } from './errors.js'
 import { SessionMoved } from './rotation.js'
+import { channels, hintOf } from './channels.js'
 
 /** What a request hands over to be saved. */
 export interface WriteRequest {
@@ -166,6 +167,7 @@ export class SessionWriter {
       // a new session's id is already stored: never merge it into another session
       if (expected === 0) return settleBatch(batch, new errors.FST_REDIS_SESSION_BAD_ID())
       this.#stats.conflicts++
+      if (channels.conflict.hasSubscribers) channels.conflict.publish({ idHint: hintOf(id), attempt, requests: batch.length })
       const current = parseDocument(result.current)
       if (typeof current === 'string') return settleBatch(batch, new errors.FST_REDIS_SESSION_GONE())
       doc = current

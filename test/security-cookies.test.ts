@@ -167,7 +167,7 @@ function countHmacs (t: Test): () => number {
 }
 
 function sessionCookieCodec (secrets: string[]): SessionCookie {
-  return new SessionCookie('sid', secrets, defaults.cookie, () => ({}))
+  return new SessionCookie('sid', secrets, defaults.cookie, () => ({}), () => '')
 }
 
 test('a cookie that verified is remembered: the next request with it costs no HMAC', async (t) => {

@@ -1,4 +1,5 @@
-import type { FastifyPluginAsync, FastifyError, FastifyRequest } from 'fastify'
+import type { IncomingHttpHeaders } from 'node:http'
+import type { FastifyPluginAsync, FastifyError, FastifyRequest, FastifyBaseLogger } from 'fastify'
 import type { FastifyErrorConstructor } from '@fastify/error'
 import type { Redis, Cluster, RedisOptions } from 'ioredis'
 import type { TObject, Static } from '@sinclair/typebox'
@@ -82,8 +83,12 @@ export interface RedisSessionOptions {
   rolling?: boolean
   /** Store a new session even when nothing was written to it. @default false */
   saveUninitialized?: boolean
-  /** Makes session ids from the request; each must match /^[A-Za-z0-9_-]{22,128}$/. @default 32 random bytes, base64url */
-  idGenerator?: (request: FastifyRequest) => string
+  /**
+   * Makes session ids; each must match /^[A-Za-z0-9_-]{22,128}$/. Gets the request, or, for a
+   * session of `app.sessions.fromHeaders`, the `SessionOrigin` made of what its caller passed.
+   * @default 32 random bytes, base64url
+   */
+  idGenerator? (request: FastifyRequest | SessionOrigin): string
   /** Milliseconds allowed to every Redis operation the plugin awaits. @default 2000 */
   timeout?: number
   /** Largest stored session, in bytes of JSON. @default 65536 */
@@ -160,6 +165,42 @@ export interface CreatedSession {
   headers: Record<string, string>
 }
 
+/**
+ * What the plugin reads of a request: its headers (Cookie, User-Agent), ip (`trackClient`),
+ * protocol (`cookie.secure: 'auto'`) and logger. A `FastifyRequest` is one; `app.sessions.fromHeaders`
+ * makes one from what it is given.
+ */
+export interface SessionOrigin {
+  readonly headers: IncomingHttpHeaders
+  readonly ip: string | undefined
+  readonly protocol: 'http' | 'https'
+  readonly log: FastifyBaseLogger
+}
+
+/** Where the headers given to `app.sessions.fromHeaders` came from. */
+export interface FromHeadersOptions {
+  /** The client's address, kept with `trackClient` (e.g. `req.socket.remoteAddress`). Unset: none is kept. */
+  ip?: string
+  /** `'https'` when the connection is TLS: decides `Secure` with `cookie.secure: 'auto'`. @default 'http' */
+  protocol?: 'http' | 'https'
+  /** @default the app's logger */
+  log?: FastifyBaseLogger
+}
+
+/**
+ * A session outside an HTTP handler (WebSocket, server-sent events, socket.io): nothing is written
+ * unless `save()` is called, and no response carries its cookie unless the caller sends
+ * `setCookieHeader()` itself.
+ */
+export type DetachedSession = Session & Partial<SessionData> & {
+  /**
+   * The `Set-Cookie` header value an HTTP response would carry now: the signed id once a new
+   * session was saved (or its cookie was signed by an older secret), a clearing cookie after
+   * `destroy()` or a bare `regenerate()`; undefined when the client's cookie is right as it is.
+   */
+  setCookieHeader (): string | undefined
+}
+
 /** `app.sessions`: sessions seen from outside a request. */
 export interface SessionManager {
   /**
@@ -167,6 +208,11 @@ export interface SessionManager {
    * user index with `userKey`) and returns its id and signed credentials: for tests and tools.
    */
   create (data?: SessionDataInput, options?: CreateSessionOptions): Promise<CreatedSession>
+  /**
+   * The session a raw `Cookie` header names, checked as a request's would be, or a fresh one when it
+   * names none (no cookie, a bad one, an ended session): for WebSocket, SSE or socket.io handlers.
+   */
+  fromHeaders (headers: IncomingHttpHeaders, options?: FromHeadersOptions): Promise<DetachedSession>
   /** The data of a live session, or null. Does not extend its life. */
   get (id: string): Promise<(Partial<SessionData> & Record<string, unknown>) | null>
   /** Deletes a session; resolves true when there was one. */
@@ -258,6 +304,88 @@ export interface Session {
   rememberMe (remember?: boolean): void
   /** Whether `rememberMe()` made this session's cookie persistent. */
   readonly isPersistent: boolean
+}
+
+/**
+ * Session lifecycle events, published on Node's `diagnostics_channel` under these names only while
+ * a channel has subscribers. Messages carry hints (`idHint`: an id's first 8 characters), sizes,
+ * versions, durations and outcomes; never an id, a cookie or session data.
+ */
+export declare const channels: {
+  readonly load: 'fastify-session-redis:load'
+  readonly save: 'fastify-session-redis:save'
+  readonly conflict: 'fastify-session-redis:conflict'
+  readonly create: 'fastify-session-redis:create'
+  readonly destroy: 'fastify-session-redis:destroy'
+  readonly regenerate: 'fastify-session-redis:regenerate'
+  readonly expired: 'fastify-session-redis:expired'
+}
+
+/** `load`: a session cookie that verified was looked up in Redis (also `reload()`). */
+export interface SessionLoadEvent {
+  idHint: string
+  /** `found`; `missing`: no such key; `expired`: past its absolute deadline; `invalid`: unreadable or not matching `schema`. The last three are discarded. */
+  outcome: 'found' | 'missing' | 'expired' | 'invalid'
+  /** The stored version found, 0 otherwise. */
+  version: number
+  /** UTF-8 bytes of the stored document found, 0 otherwise. */
+  bytes: number
+  /** Milliseconds from the lookup to the session being ready, including any TTL fix or delete. */
+  durationMs: number
+}
+
+/** `save`: one request's (or `save()` call's) changes were written, or failed to be. */
+export interface SessionSaveEvent {
+  idHint: string
+  outcome: 'saved' | 'failed'
+  /** The error code of a failed save (`FST_REDIS_SESSION_CONFLICT`, …). */
+  code?: string
+  /** The session was not stored before this save. */
+  isNew: boolean
+  /** The version written; 0 when the save failed. */
+  version: number
+  /** UTF-8 bytes written; 0 when the save failed. */
+  bytes: number
+  /** Milliseconds from the save being asked for to its outcome, waiting for other saves included. */
+  durationMs: number
+}
+
+/** `conflict`: a write met a newer stored version (another process wrote meanwhile) and replays onto it. */
+export interface SessionConflictEvent {
+  idHint: string
+  /** 1 for the first lost race of this write. */
+  attempt: number
+  /** Requests whose changes the write carries. */
+  requests: number
+}
+
+/** `create`: a new session (or a regenerated one) was stored for the first time. */
+export interface SessionCreateEvent {
+  idHint: string
+  bytes: number
+}
+
+/** `destroy`: a stored session was deleted. */
+export interface SessionDestroyEvent {
+  idHint: string
+  /** `session`: its own `destroy()`; `admin`: `app.sessions.destroy` or `destroyAll`. */
+  by: 'session' | 'admin'
+}
+
+/** `regenerate`: a session got a new id. */
+export interface SessionRegenerateEvent {
+  /** The new id's hint. */
+  idHint: string
+  /** The old id's, when it was stored. */
+  previousHint?: string
+  /** Data keys carried over. */
+  kept: number
+}
+
+/** `expired`: a session cookie named a session Redis no longer holds, or one past its absolute deadline. */
+export interface SessionExpiredEvent {
+  idHint: string
+  reason: 'missing' | 'deadline'
 }
 
 export interface RedisSessionErrors {

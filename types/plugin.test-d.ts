@@ -1,6 +1,6 @@
 // Every types/**/*.ts file is compiled by tsd as one program, with SessionData left empty: the
 // augmented cases live in types/augmented/, one program each (run by npm run test:types).
-import Fastify, { type FastifyError, type FastifyPluginAsync } from 'fastify'
+import Fastify, { type FastifyError, type FastifyPluginAsync, type FastifyRequest } from 'fastify'
 import { Redis, Cluster } from 'ioredis'
 import { Type, type Static } from '@sinclair/typebox'
 import { expectAssignable, expectError, expectNotAssignable, expectType } from 'tsd'
@@ -63,7 +63,11 @@ expectError(app.register(redisSession, { client: 'redis://127.0.0.1', secret }))
 expectError(app.register(redisSession, { client, secret, cookie: { sameSite: 'sometimes' } }))
 expectError(app.register(redisSession, { client, secret, cookie: { secure: 'yes' } }))
 expectError(app.register(redisSession, { client, secret, idGenerator: () => 42 }))
-expectAssignable<RedisSessionOptions>({ client, secret, idGenerator: (request) => request.id.padEnd(22, '0') })
+// a session of app.sessions.fromHeaders has no FastifyRequest: the generator gets its SessionOrigin
+expectAssignable<RedisSessionOptions>({ client, secret, idGenerator: (request) => 'id' in request ? request.id.padEnd(22, '0') : `${request.protocol}-${'x'.repeat(22)}` })
+expectAssignable<RedisSessionOptions>({ client, secret, idGenerator: (request) => String(request.headers['x-tenant']).padEnd(22, '0') })
+// a generator written for requests only still compiles (it then must not be reached through fromHeaders)
+expectAssignable<RedisSessionOptions>({ client, secret, idGenerator: (request: FastifyRequest) => request.id.padEnd(22, '0') })
 expectError(app.register(redisSession, { client, secret, schema: { type: 'object', properties: {} } }))
 expectError(app.register(redisSession, { client, secret, schema: Type.String() }))
 expectError(app.register(redisSession, { client, secret, ttll: 60 }))

@@ -2,7 +2,7 @@
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import { expectAssignable, expectError, expectType } from 'tsd'
-import redisSession, { type CreateSessionOptions, type CreatedSession, type RedisSessionOptions, type SessionData, type SessionInfo, type SessionManager, type SessionStats } from 'fastify-session-redis'
+import redisSession, { channels, type CreateSessionOptions, type CreatedSession, type SessionConflictEvent, type SessionCreateEvent, type SessionDestroyEvent, type SessionExpiredEvent, type SessionLoadEvent, type SessionRegenerateEvent, type SessionSaveEvent, type DetachedSession, type RedisSessionOptions, type Session, type SessionData, type SessionInfo, type SessionManager, type SessionOrigin, type SessionStats } from 'fastify-session-redis'
 
 const app = Fastify()
 await app.register(redisSession, { client: new Redis(), secret: 'x'.repeat(32), userKey: 'userId', trackClient: true })
@@ -46,3 +46,30 @@ expectError(app.sessions.create({}, { ttl: '60' }))
 expectError(app.sessions.create({}, { rememberMe: 1 }))
 expectError(app.sessions.create({}, { persistent: true }))
 expectError(app.sessions.create('user'))
+
+// sessions outside a request
+const detached = await app.sessions.fromHeaders({ cookie: 'sid=x', 'user-agent': 'a' })
+expectType<DetachedSession>(detached)
+expectAssignable<Session>(detached)
+expectType<string | undefined>(detached.setCookieHeader())
+expectType<Promise<void>>(detached.save())
+expectType<Promise<DetachedSession>>(app.sessions.fromHeaders({}, { ip: '::1', protocol: 'https', log: app.log }))
+expectError(app.sessions.fromHeaders({}, { protocol: 'ws' }))
+expectError(app.sessions.fromHeaders({}, { ip: 1 }))
+expectError(app.sessions.fromHeaders('sid=x'))
+// a request is an origin
+app.get('/', async (request) => { expectAssignable<SessionOrigin>(request) })
+
+// lifecycle events on diagnostics_channel
+expectType<'fastify-session-redis:load'>(channels.load)
+expectType<'fastify-session-redis:expired'>(channels.expired)
+const load = {} as SessionLoadEvent
+expectType<'found' | 'missing' | 'expired' | 'invalid'>(load.outcome)
+expectType<number>(load.durationMs)
+const save = {} as SessionSaveEvent
+expectType<string | undefined>(save.code)
+expectType<'session' | 'admin'>(({} as SessionDestroyEvent).by)
+expectType<string | undefined>(({} as SessionRegenerateEvent).previousHint)
+expectType<'missing' | 'deadline'>(({} as SessionExpiredEvent).reason)
+expectType<number>(({} as SessionConflictEvent).attempt)
+expectType<number>(({} as SessionCreateEvent).bytes)

@@ -9,3 +9,4 @@ export const sameErrorCodes: Same<keyof typeof lib.errors, keyof typeof publishe
 export const errors: typeof published.errors = lib.errors
 export const plugin: typeof published.redisSession = lib.redisSession
 export const defaultExport: typeof published.default = lib.default
+export const channels: typeof published.channels = lib.channels

@@ -1,0 +1,40 @@
+import diagnostics from 'node:diagnostics_channel'
+import type {
+  SessionConflictEvent, SessionCreateEvent, SessionDestroyEvent, SessionExpiredEvent, SessionLoadEvent,
+  SessionRegenerateEvent, SessionSaveEvent
+} from '../types/index.js'
+
+/** The channel names (README "Events"), exported as `channels`. */
+export const channelNames = Object.freeze({
+  load: 'fastify-session-redis:load',
+  save: 'fastify-session-redis:save',
+  conflict: 'fastify-session-redis:conflict',
+  create: 'fastify-session-redis:create',
+  destroy: 'fastify-session-redis:destroy',
+  regenerate: 'fastify-session-redis:regenerate',
+  expired: 'fastify-session-redis:expired'
+} as const)
+
+interface Typed<M> extends diagnostics.Channel {
+  publish (message: M): void
+}
+
+/**
+ * Every publisher checks `hasSubscribers` first: with nobody listening, no message is built and no
+ * clock is read. Messages carry hints (an id's first 8 characters, sizes, versions, durations),
+ * never an id or session data.
+ */
+export const channels = {
+  load: diagnostics.channel(channelNames.load) as Typed<SessionLoadEvent>,
+  save: diagnostics.channel(channelNames.save) as Typed<SessionSaveEvent>,
+  conflict: diagnostics.channel(channelNames.conflict) as Typed<SessionConflictEvent>,
+  create: diagnostics.channel(channelNames.create) as Typed<SessionCreateEvent>,
+  destroy: diagnostics.channel(channelNames.destroy) as Typed<SessionDestroyEvent>,
+  regenerate: diagnostics.channel(channelNames.regenerate) as Typed<SessionRegenerateEvent>,
+  expired: diagnostics.channel(channelNames.expired) as Typed<SessionExpiredEvent>
+}
+
+/** As much of an id as an event may carry (as much as `app.sessions.list` shows). */
+export function hintOf (id: string): string {
+  return id.slice(0, 8)
+}
