@@ -1,38 +1,10 @@
-import { test, type Test } from 'tap'
+import type { Test } from 'tap'
 import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
-import fastifyCookie from '@fastify/cookie'
-import fastifySession from '@fastify/session'
 import fastifyFlash from '@fastify/flash'
-import redisSession from '../lib/index.js'
-import { connect, uniquePrefix, SECRET } from './helpers/app.js'
+import { bothLayers, type SessionLayer } from './helpers/layers.js'
 
 // @fastify/flash 6 keeps its messages under the session key 'flash' with get/set; run on our
 // plugin and on @fastify/session itself (the control). No socket needed: inject.
-
-interface SessionLayer {
-  name: string
-  register: (t: Test, app: FastifyInstance) => Promise<void>
-}
-
-const layers: SessionLayer[] = [
-  {
-    name: 'fastify-session-redis',
-    register: async (t, app) => {
-      await app.register(redisSession, { client: await connect(t), secret: SECRET, prefix: uniquePrefix() })
-    }
-  },
-  {
-    name: '@fastify/session (control)',
-    register: async (_t, app) => {
-      await app.register(fastifyCookie)
-      await app.register(fastifySession, { secret: SECRET, cookieName: 'sid', cookie: { secure: false } })
-    }
-  }
-]
-
-function bothLayers (name: string, flow: (t: Test, layer: SessionLayer) => Promise<void>): void {
-  for (const layer of layers) test(`${name} (${layer.name})`, (t) => flow(t, layer))
-}
 
 type Send = (method: 'GET' | 'POST', url: string, payload?: Record<string, unknown>) => Promise<LightMyRequestResponse>
 

@@ -1,40 +1,12 @@
 import { randomBytes } from 'node:crypto'
-import { test, type Test } from 'tap'
+import type { Test } from 'tap'
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
-import fastifyCookie from '@fastify/cookie'
-import fastifySession from '@fastify/session'
 import oauthPlugin, { type OAuth2Namespace } from '@fastify/oauth2'
-import redisSession from '../lib/index.js'
-import { connect, uniquePrefix, SECRET } from './helpers/app.js'
+import { bothLayers, type SessionLayer } from './helpers/layers.js'
 
 // @fastify/oauth2 8 with the state kept in the session, as its README shows for @fastify/session
 // (property style: `request.session.state = state`), against a fake provider on loopback, over real
 // HTTP, on our plugin and on @fastify/session itself (the control).
-
-interface SessionLayer {
-  name: string
-  register: (t: Test, app: FastifyInstance) => Promise<void>
-}
-
-const layers: SessionLayer[] = [
-  {
-    name: 'fastify-session-redis',
-    register: async (t, app) => {
-      await app.register(redisSession, { client: await connect(t), secret: SECRET, prefix: uniquePrefix() })
-    }
-  },
-  {
-    name: '@fastify/session (control)',
-    register: async (_t, app) => {
-      await app.register(fastifyCookie)
-      await app.register(fastifySession, { secret: SECRET, cookieName: 'sid', cookie: { secure: false } })
-    }
-  }
-]
-
-function bothLayers (name: string, flow: (t: Test, layer: SessionLayer) => Promise<void>): void {
-  for (const layer of layers) test(`${name} (${layer.name})`, (t) => flow(t, layer))
-}
 
 /** `request.session` as code written for @fastify/session uses it: a bag of properties. */
 function props (request: FastifyRequest): Record<string, unknown> {

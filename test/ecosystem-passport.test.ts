@@ -1,40 +1,11 @@
-import { test, type Test } from 'tap'
-import Fastify, { type FastifyInstance } from 'fastify'
-import fastifyCookie from '@fastify/cookie'
-import fastifySession from '@fastify/session'
+import type { Test } from 'tap'
+import Fastify from 'fastify'
 import passportModule from '@fastify/passport'
 import { Strategy as LocalStrategy } from 'passport-local'
-import redisSession from '../lib/index.js'
-import { connect, uniquePrefix, SECRET } from './helpers/app.js'
+import { bothLayers, type SessionLayer } from './helpers/layers.js'
 
 // @fastify/passport 4 + passport-local, written as its README shows for @fastify/session, run
 // over real HTTP on our plugin and on @fastify/session itself (the control): both must agree.
-
-interface SessionLayer {
-  name: string
-  register: (t: Test, app: FastifyInstance) => Promise<void>
-}
-
-const layers: SessionLayer[] = [
-  {
-    name: 'fastify-session-redis',
-    register: async (t, app) => {
-      await app.register(redisSession, { client: await connect(t), secret: SECRET, prefix: uniquePrefix() })
-    }
-  },
-  {
-    name: '@fastify/session (control)',
-    register: async (_t, app) => {
-      await app.register(fastifyCookie)
-      await app.register(fastifySession, { secret: SECRET, cookieName: 'sid', cookie: { secure: false } })
-    }
-  }
-]
-
-/** Registers the flow once per session layer. */
-function bothLayers (name: string, flow: (t: Test, layer: SessionLayer) => Promise<void>): void {
-  for (const layer of layers) test(`${name} (${layer.name})`, (t) => flow(t, layer))
-}
 
 interface Reply {
   status: number

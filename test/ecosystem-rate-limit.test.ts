@@ -1,10 +1,7 @@
 import { test, type Test } from 'tap'
 import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
-import fastifyCookie from '@fastify/cookie'
-import fastifySession from '@fastify/session'
 import rateLimit from '@fastify/rate-limit'
-import redisSession from '../lib/index.js'
-import { connect, uniquePrefix, SECRET } from './helpers/app.js'
+import { layers, type SessionLayer } from './helpers/layers.js'
 
 // @fastify/rate-limit 11 keyed by session id, on our plugin and on @fastify/session itself (the
 // control). No socket needed: inject.
@@ -13,27 +10,6 @@ import { connect, uniquePrefix, SECRET } from './helpers/app.js'
 // and fastify runs a route's own hooks after the app-level ones. The session plugin's onRequest hook
 // is app-level (fastify-plugin), so with rate-limit registered after it, the session is loaded before
 // keyGenerator runs, with the default hook ('onRequest') as with 'preHandler'. Both are run here.
-
-interface SessionLayer {
-  name: string
-  register: (t: Test, app: FastifyInstance) => Promise<void>
-}
-
-const layers: SessionLayer[] = [
-  {
-    name: 'fastify-session-redis',
-    register: async (t, app) => {
-      await app.register(redisSession, { client: await connect(t), secret: SECRET, prefix: uniquePrefix() })
-    }
-  },
-  {
-    name: '@fastify/session (control)',
-    register: async (_t, app) => {
-      await app.register(fastifyCookie)
-      await app.register(fastifySession, { secret: SECRET, cookieName: 'sid', cookie: { secure: false } })
-    }
-  }
-]
 
 type Send = (url: string) => Promise<LightMyRequestResponse>
 

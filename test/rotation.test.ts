@@ -1,9 +1,9 @@
 // rotateEvery: ids renewed on a schedule, the old id leading to the session for a grace window.
-import { test } from 'tap'
-import Fastify from 'fastify'
+import { test, type Test } from 'tap'
+import Fastify, { type LightMyRequestResponse } from 'fastify'
 import type { Redis } from 'ioredis'
 import redisSession from '../lib/index.js'
-import { SECRET, buildApp, connect, keysUnder, sessionCookie, setCookies } from './helpers/app.js'
+import { SECRET, buildApp, connect, keysUnder, sessionCookie, setCookies, type TestApp } from './helpers/app.js'
 import { Gate } from './helpers/gate.js'
 import { sign } from '@fastify/cookie'
 import { aliasText } from '../lib/rotation.js'
@@ -53,7 +53,11 @@ test('a session older than rotateEvery gets a new id; the old one leads to it fo
   t.same(setCookies(current), [], 'the new id is young: no further rotation')
 })
 
-test('a request that loaded before the rotation saves its change to the successor, and gets the new cookie', async (t) => {
+/**
+ * A request that sets `slow` and then waits at a gate, sent with a session's cookie; meanwhile the
+ * session is aged past rotateEvery and a read rotates it.
+ */
+async function rotatedWhileInFlight (t: Test): Promise<TestApp & { gate: Gate, slow: Promise<LightMyRequestResponse>, rotated: LightMyRequestResponse }> {
   const gate = new Gate()
   const { app, client, prefix } = await buildApp(t, {
     session: { rotateEvery: 60 },
@@ -71,6 +75,11 @@ test('a request that loaded before the rotation saves its change to the successo
   await gate.reached(1)
   await age(client, prefix + idOf(oldCookie), 61_000)
   const rotated = await app.inject({ url: '/read', headers: { cookie: oldCookie } })
+  return { app, client, prefix, gate, slow, rotated }
+}
+
+test('a request that loaded before the rotation saves its change to the successor, and gets the new cookie', async (t) => {
+  const { app, gate, slow, rotated } = await rotatedWhileInFlight(t)
   const newCookie = sessionCookie(rotated)
   gate.open()
   const res = await slow
@@ -176,23 +185,7 @@ test('without rolling, the old cookie leads to the successor all the same', asyn
 })
 
 test('a request in flight whose successor ended meanwhile gets GONE, and nothing is revived', async (t) => {
-  const gate = new Gate()
-  const { app, client, prefix } = await buildApp(t, {
-    session: { rotateEvery: 60 },
-    routes: (app) => {
-      app.post('/slow', async (req) => {
-        req.session.set('slow', true)
-        await gate.hold()
-        return 'ok'
-      })
-    }
-  })
-  const created = await app.inject({ method: 'POST', url: '/write', payload: { a: 1 } })
-  const oldCookie = sessionCookie(created)
-  const slow = app.inject({ method: 'POST', url: '/slow', headers: { cookie: oldCookie } })
-  await gate.reached(1)
-  await age(client, prefix + idOf(oldCookie), 61_000)
-  const rotated = await app.inject({ url: '/read', headers: { cookie: oldCookie } })
+  const { client, prefix, gate, slow, rotated } = await rotatedWhileInFlight(t)
   await client.del(prefix + idOf(sessionCookie(rotated)))
   gate.open()
   const res = await slow
