@@ -72,6 +72,14 @@ export const contestants = {
     cookieName: 'sid',
     build: (app, env) => ourPlugin(app, env, { autoPipelining: true, schema: false, plainSet: true })
   },
+  // what hashing ids at rest costs: the same plugin, keying sessions by the raw id
+  'plugin-unhashed': {
+    label: 'fastify-session-redis with `hashIds: false` (ioredis, auto-pipelining)',
+    short: 'fastify-session-redis, ids not hashed',
+    kind: 'variant',
+    cookieName: 'sid',
+    build: (app, env) => ourPlugin(app, env, { autoPipelining: true, schema: false, hashIds: false })
+  },
   // what @fastify/session's property style costs: the same plugin, data read and assigned as properties
   'plugin-props': {
     label: 'fastify-session-redis, data as properties (`req.session.n = x`; ioredis, auto-pipelining)',
@@ -130,7 +138,7 @@ function fastifySessionWith (storePackage) {
   }
 }
 
-async function ourPlugin (app, env, { autoPipelining, schema, plainSet = false }) {
+async function ourPlugin (app, env, { autoPipelining, schema, plainSet = false, hashIds = true }) {
   const { default: redisSession } = await import('../dist/index.js')
   const client = env.client(autoPipelining)
   if (plainSet) saveWithPlainSet(client)
@@ -140,7 +148,8 @@ async function ourPlugin (app, env, { autoPipelining, schema, plainSet = false }
     prefix: env.prefix,
     ttl: TTL,
     // room for the 64 KB sessions of the size scale
-    maxBytes: 1 << 20
+    maxBytes: 1 << 20,
+    hashIds
   }
   if (schema) {
     const { Type } = await import('@sinclair/typebox')

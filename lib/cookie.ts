@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { Signer } from '@fastify/cookie'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { CookieSettings } from './options.js'
@@ -19,6 +19,22 @@ export function isValidId (id: unknown): id is string {
   return typeof id === 'string' && ID_PATTERN.test(id)
 }
 
+/**
+ * The id as Redis knows it. With `hashIds`, its SHA-256 in base64url (43 characters, itself of the
+ * id format): whoever reads Redis (a dump, a replica, MONITOR) learns no id a cookie could carry.
+ */
+export function storedIdOf (hashIds: boolean): (id: string) => string {
+  return hashIds ? hashId : unhashed
+}
+
+function hashId (id: string): string {
+  return createHash('sha256').update(id).digest('base64url')
+}
+
+function unhashed (id: string): string {
+  return id
+}
+
 export function newId (generate: (request: FastifyRequest) => string, request: FastifyRequest): string {
   const id = generate(request)
   if (!isValidId(id)) throw new errors.FST_REDIS_SESSION_BAD_ID()
@@ -27,6 +43,8 @@ export function newId (generate: (request: FastifyRequest) => string, request: F
 
 export interface CookieId {
   readonly id: string
+  /** `id` as Redis knows it (`storedIdOf`), worked out once per cookie value. */
+  readonly storedId: string
   /** Signed by an older secret: re-issue it signed by the current one. */
   readonly renew: boolean
 }
@@ -39,10 +57,12 @@ export class SessionCookie {
   readonly #signer: InstanceType<typeof Signer>
   readonly #settings: CookieSettings
   readonly #parse: ParseCookie
+  readonly #storedIdOf: (id: string) => string
   readonly #verified = new Map<string, CookieId>()
 
-  constructor (name: string, secrets: string[], settings: CookieSettings, parse: ParseCookie) {
+  constructor (name: string, secrets: string[], settings: CookieSettings, parse: ParseCookie, storedIdOf: (id: string) => string) {
     this.name = name
+    this.#storedIdOf = storedIdOf
     this.#signer = new Signer(secrets, 'sha256')
     this.#settings = settings
     this.#parse = parse
@@ -62,7 +82,7 @@ export class SessionCookie {
     if (known !== undefined) return known
     const { valid, renew, value: id } = this.#signer.unsign(value)
     if (!valid || !isValidId(id)) return null
-    const verified = Object.freeze({ id, renew })
+    const verified = Object.freeze({ id, renew, storedId: this.#storedIdOf(id) })
     if (this.#verified.size >= REMEMBERED_COOKIES) this.#verified.delete(this.#verified.keys().next().value as string)
     this.#verified.set(value, verified)
     return verified

@@ -6,7 +6,7 @@ import type { RedisSessionOptions } from '../types/index.js'
 import { resolveOptions } from './options.js'
 import { SessionStore } from './store.js'
 import { SessionWriter } from './writer.js'
-import { SessionCookie } from './cookie.js'
+import { SessionCookie, storedIdOf } from './cookie.js'
 import { SessionSchema } from './schema.js'
 import { newStats } from './stats.js'
 import type { SessionContext } from './context.js'
@@ -29,16 +29,18 @@ const plugin: FastifyPluginAsync<RedisSessionOptions> = async (fastify, opts) =>
   const stats = newStats()
   const store = new SessionStore(config.client, config.prefix, config.timeout, stats)
   const schema = config.schema === undefined ? undefined : new SessionSchema(config.schema)
+  const storedId = storedIdOf(config.hashIds)
   const ctx: SessionContext = {
     config,
     store,
     writer: new SessionWriter(store, config.ttl, config.maxBytes, stats, schema),
-    cookie: new SessionCookie(config.cookieName, config.secrets, config.cookie, (header) => fastify.parseCookie(header)),
+    cookie: new SessionCookie(config.cookieName, config.secrets, config.cookie, (header) => fastify.parseCookie(header), storedId),
     stats,
+    storedIdOf: storedId,
     schema,
     index: config.userKey === undefined && !config.trackClient ? undefined : new UserIndex(store, config)
   }
-  fastify.decorate('sessions', new SessionManager(store, config.userKey === undefined ? undefined : ctx.index, stats, config.ttl))
+  fastify.decorate('sessions', new SessionManager(store, config.userKey === undefined ? undefined : ctx.index, stats, config.ttl, storedId))
 
   const hooks = sessionHooks(ctx, optedOut)
   fastify.decorateRequest(hooks.kSession, null)

@@ -30,7 +30,8 @@ const SettingsSchema = Type.Object({
   timeout: Type.Integer({ minimum: 1 }),
   maxBytes: Type.Integer({ minimum: 256 }),
   userKey: Type.Optional(Type.String({ minLength: 1 })),
-  trackClient: Type.Boolean()
+  trackClient: Type.Boolean(),
+  hashIds: Type.Boolean()
 }, { additionalProperties: false })
 
 type Settings = Static<typeof SettingsSchema>
@@ -47,7 +48,8 @@ export const defaults: Settings = {
   saveUninitialized: false,
   timeout: 2000,
   maxBytes: 65536,
-  trackClient: false
+  trackClient: false,
+  hashIds: true
 }
 
 const checkSettings = TypeCompiler.Compile(SettingsSchema)

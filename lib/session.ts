@@ -22,6 +22,8 @@ export class RedisSession extends SessionApi implements Session {
   readonly #work: WorkingDocument
   /** Minted on first use: a request that never touches its fresh session pays nothing for it. */
   #id: string | undefined
+  /** `#id` as Redis knows it (hashed with `hashIds`), worked out once, when first needed. */
+  #storedId: string | undefined
   /** The stored version this request builds on; 0 when not stored yet. */
   #base = 0
   #expiresAt = 0
@@ -52,7 +54,7 @@ export class RedisSession extends SessionApi implements Session {
   /** The stored session the cookie names, or a fresh one (with a new id) when there is none. */
   static load (ctx: SessionContext, request: FastifyRequest, cookie: CookieId): Promise<RedisSession> {
     const session = new RedisSession(ctx, request)
-    return session.#load(cookie.id).then((found) => {
+    return session.#load(cookie.id, cookie.storedId).then((found) => {
       if (found) session.#sendCookie = cookie.renew || (ctx.config.cookie.maxAge !== undefined && ctx.config.rolling)
       return session
     })
@@ -64,6 +66,12 @@ export class RedisSession extends SessionApi implements Session {
   get id (): string {
     this.#id ??= newId(this.#ctx.config.idGenerator, this.#request)
     return this.#id
+  }
+
+  /** The id under which the store keeps this session: every store call takes it, never `id`. */
+  get #redisId (): string {
+    this.#storedId ??= this.#ctx.storedIdOf(this.id)
+    return this.#storedId
   }
 
   get sessionId (): string { return this.id }
@@ -104,7 +112,7 @@ export class RedisSession extends SessionApi implements Session {
     const { config, store } = this.#ctx
     this.#work.pull()
     if (this.isModified() || (this.#base === 0 && config.saveUninitialized)) return this.#save().then((written) => { this.#stored(written) })
-    if (this.#touched && !config.rolling && this.#base !== 0) return store.expire(this.id, this.#ttlOf(this.#work.doc))
+    if (this.#touched && !config.rolling && this.#base !== 0) return store.expire(this.#redisId, this.#ttlOf(this.#work.doc))
     return null
   }
 
@@ -115,26 +123,26 @@ export class RedisSession extends SessionApi implements Session {
     else if (this.#clearCookie) cookie.clear(this.#request, reply)
   }
 
-  /** Loads `id`; resolves whether it holds a usable session (otherwise this one starts over, fresh). */
-  #load (id: string): Promise<boolean> {
+  /** Loads `id` (stored as `storedId`); resolves whether it holds a usable session (otherwise this one starts over, fresh). */
+  #load (id: string, storedId: string): Promise<boolean> {
     const { store, config } = this.#ctx
     const now = Date.now()
-    return store.load(id, now, config.ttl, config.rolling).then((loaded) => {
-      const outcome = this.#adopt(id, loaded, now)
+    return store.load(storedId, now, config.ttl, config.rolling).then((loaded) => {
+      const outcome = this.#adopt(id, storedId, loaded, now)
       if (outcome === 'discard') {
-        return store.remove(id).then(() => {
+        return store.remove(storedId).then(() => {
           this.#startOver()
           return false
         })
       }
       // a rolling read set the configured TTL; a session's own TTL or a near deadline needs another
-      if (outcome === 'refresh') return store.expire(id, this.#ttlOf(this.#work.doc)).then(() => true)
+      if (outcome === 'refresh') return store.expire(storedId, this.#ttlOf(this.#work.doc)).then(() => true)
       return outcome === 'found'
     })
   }
 
   /** Takes a loaded text as this session's state, and says what Redis must still be told. */
-  #adopt (id: string, loaded: LoadedText | null, now: number): 'found' | 'missing' | 'discard' | 'refresh' {
+  #adopt (id: string, storedId: string, loaded: LoadedText | null, now: number): 'found' | 'missing' | 'discard' | 'refresh' {
     const { config, schema, stats } = this.#ctx
     if (loaded === null) {
       this.#startOver()
@@ -148,6 +156,7 @@ export class RedisSession extends SessionApi implements Session {
     stats.loaded++
     this.#work.replace(doc)
     this.#id = id
+    this.#storedId = storedId
     this.#base = doc.v
     this.#mustWrite = false
     if (!config.rolling) {
@@ -166,7 +175,7 @@ export class RedisSession extends SessionApi implements Session {
     let doc = this.#work.doc
     if (wasStored) {
       // GETDEL: changes other requests saved since this one loaded come along, and the old id dies at once
-      const stored = await this.#ctx.store.take(this.id)
+      const stored = await this.#ctx.store.take(this.#redisId)
       const parsed = stored === null ? stored : parseDocument(stored)
       if (parsed !== null && typeof parsed !== 'string') {
         for (const op of this.#work.ops) applyOperation(parsed, op)
@@ -181,6 +190,7 @@ export class RedisSession extends SessionApi implements Session {
     for (const key of keep ?? []) if (Object.hasOwn(doc.d, key)) fresh.d[key] = doc.d[key]
     this.#startOver(fresh)
     this.#id = newId(this.#ctx.config.idGenerator, this.#request)
+    this.#storedId = undefined
     this.#mustWrite = Object.keys(fresh.d).length > 0
     // the browser's cookie names a deleted session: replaced once this one is written, else cleared
     this.#clearCookie = wasStored
@@ -188,12 +198,12 @@ export class RedisSession extends SessionApi implements Session {
 
   protected async reloadNow (): Promise<void> {
     if (this.#base === 0) this.#startOver()
-    else await this.#load(this.id)
+    else await this.#load(this.id, this.#redisId)
   }
 
   protected async destroyNow (): Promise<void> {
     if (this.#base !== 0) {
-      await this.#ctx.store.remove(this.id)
+      await this.#ctx.store.remove(this.#redisId)
       this.#ctx.stats.destroyed++
       this.#clearCookie = true
     }
@@ -210,7 +220,7 @@ export class RedisSession extends SessionApi implements Session {
   #save (): Promise<Written> {
     try {
       this.#work.pull()
-      return saveDocument(this.#ctx, this.id, this.#base, this.#work, this.#request)
+      return saveDocument(this.#ctx, this.#redisId, this.#base, this.#work, this.#request)
     } catch (err) {
       return Promise.reject(err)
     }
@@ -233,6 +243,7 @@ export class RedisSession extends SessionApi implements Session {
   #startOver (doc: SessionDocument = this.#blank()): void {
     this.#work.replace(doc)
     this.#id = undefined
+    this.#storedId = undefined
     this.#base = 0
     this.#mustWrite = false
     this.#sendCookie = false

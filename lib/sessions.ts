@@ -4,7 +4,7 @@ import type { SessionStats } from './stats.js'
 import { isValidId } from './cookie.js'
 import { parseDocument } from './document.js'
 import { liveDocument } from './expiry.js'
-import { userOf, type UserIndex } from './user-index.js'
+import { HINT_LENGTH, userOf, type UserIndex } from './user-index.js'
 import { errors } from './errors.js'
 
 type Data = Partial<SessionData> & Record<string, unknown>
@@ -15,20 +15,22 @@ export class SessionManager implements SessionManagerApi {
   readonly #index: UserIndex | undefined
   readonly #stats: SessionStats
   readonly #ttl: number
+  readonly #storedIdOf: (id: string) => string
 
-  /** `index` only when `userKey` is set. */
-  constructor (store: SessionStore, index: UserIndex | undefined, stats: SessionStats, ttl: number) {
+  /** `index` only when `userKey` is set; `storedIdOf` turns an id into the form Redis holds. */
+  constructor (store: SessionStore, index: UserIndex | undefined, stats: SessionStats, ttl: number, storedIdOf: (id: string) => string) {
     this.#store = store
     this.#index = index
     this.#stats = stats
     this.#ttl = ttl
+    this.#storedIdOf = storedIdOf
   }
 
   async get (id: string): Promise<Data | null> {
     if (!isValidId(id)) return null
     const now = Date.now()
     // rolling off: looking at a session must not keep it alive
-    const loaded = await this.#store.load(id, now, this.#ttl, false)
+    const loaded = await this.#store.load(this.#storedIdOf(id), now, this.#ttl, false)
     if (loaded === null) return null
     const doc = liveDocument(loaded.text, now)
     return doc === undefined ? null : doc.d as Data
@@ -36,11 +38,12 @@ export class SessionManager implements SessionManagerApi {
 
   async destroy (id: string): Promise<boolean> {
     if (!isValidId(id)) return false
-    const text = await this.#store.take(id)
+    const storedId = this.#storedIdOf(id)
+    const text = await this.#store.take(storedId)
     if (text === null) return false
     this.#stats.destroyed++
     const doc = parseDocument(text)
-    if (this.#index !== undefined && typeof doc !== 'string' && doc.u !== undefined) await this.#index.forget(id, doc.u)
+    if (this.#index !== undefined && typeof doc !== 'string' && doc.u !== undefined) await this.#index.forget(storedId, doc.u)
     return true
   }
 
@@ -59,9 +62,14 @@ export class SessionManager implements SessionManagerApi {
 
   async destroyAll (user: string | number, options: { except?: string } = {}): Promise<number> {
     const { index, name } = this.#indexFor(user)
-    const count = await index.destroyAll(name, options.except)
+    const except = options.except === undefined ? undefined : this.#storedIdOf(options.except)
+    const count = await index.destroyAll(name, except)
     this.#stats.destroyed += count
     return count
+  }
+
+  idHint (id: string): string {
+    return this.#storedIdOf(id).slice(0, HINT_LENGTH)
   }
 
   #indexFor (user: string | number): { index: UserIndex, name: string } {

@@ -94,8 +94,10 @@ function globEscape (text: string): string {
 }
 
 /**
- * Every Redis command the plugin sends, each bounded by the configured timeout. Keys: a session
- * is `${prefix}${id}`, a user's index (a sorted set of session ids) `${prefix}user:${user}`.
+ * Every Redis command the plugin sends, each bounded by the configured timeout. Every `id` here is
+ * a stored id (`storedIdOf` in lib/cookie.ts: the id's hash with `hashIds`), never one a cookie
+ * carries. Keys: a session is `${prefix}${id}`, a user's index (a sorted set of stored ids)
+ * `${prefix}user:${user}`.
  */
 export class SessionStore {
   readonly #client: Redis | Cluster

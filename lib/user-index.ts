@@ -13,6 +13,8 @@ const PRUNE_AT = 64
  * bounded by `timeout`: an entry younger than this whose session is not (yet) stored is kept.
  */
 const GRACE_TIMEOUTS = 12
+/** Characters of a stored id that `list` shows as `idHint`: enough to tell sessions apart, too few to use one. */
+export const HINT_LENGTH = 8
 /** Sessions inspected at once by `list` and `destroyAll`. */
 const BATCH = 100
 
@@ -24,8 +26,9 @@ export function userOf (value: unknown): string | undefined {
 }
 
 /**
- * The per-user index: one sorted set of session ids per user, scored by when each joined (the
- * store names and writes it). Also where a save picks up the `trackClient` metadata.
+ * The per-user index: one sorted set of stored ids (hashed with `hashIds`, never the raw id) per
+ * user, scored by when each joined (the store names and writes it). Also where a save picks up the
+ * `trackClient` metadata. Every id here is a stored id.
  */
 export class UserIndex {
   readonly #store: SessionStore
@@ -132,7 +135,7 @@ export class UserIndex {
     const doc = liveDocument(loaded.text, now)
     if (doc === undefined || doc.u !== user) return undefined
     const expiry = now + loaded.pttl
-    const info: SessionInfo = { idHint: id.slice(0, 8), createdAt: doc.c, expiresAt: Math.min(doc.a, expiry) }
+    const info: SessionInfo = { idHint: id.slice(0, HINT_LENGTH), createdAt: doc.c, expiresAt: Math.min(doc.a, expiry) }
     const lastSeen = lastRefreshOf(doc, this.#ttl, expiry, now)
     if (lastSeen !== undefined) info.lastSeen = lastSeen
     if (doc.ip !== undefined) info.ip = doc.ip

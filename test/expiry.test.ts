@@ -1,6 +1,6 @@
 import { test } from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { buildApp, sessionCookie, setCookies } from './helpers/app.js'
+import { buildApp, sessionCookie, setCookies, sessionKey } from './helpers/app.js'
 
 async function storedTtl (client: { ttl (key: string): Promise<number> }, key: string): Promise<number> {
   return await client.ttl(key)
@@ -15,7 +15,7 @@ async function expiresWithin (client: { ttl (key: string): Promise<number> }, ke
 test('the idle timeout slides: a read pushes the expiry forward in the same round trip', async (t) => {
   const { app, client, prefix } = await buildApp(t, { session: { ttl: 100 } })
   const res = await app.inject({ method: 'POST', url: '/write', payload: { a: 1 } })
-  const key = prefix + res.json().id
+  const key = sessionKey(prefix, res.json().id)
   t.ok(await storedTtl(client, key) > 95)
   await client.expire(key, 10)
   await app.inject({ url: '/read', headers: { cookie: sessionCookie(res) } })
@@ -35,7 +35,7 @@ test('an idle session expires by itself', async (t) => {
 test('the absolute deadline caps every TTL and is never extended', async (t) => {
   const { app, client, prefix } = await buildApp(t, { session: { ttl: 600, absoluteTtl: 30 } })
   const res = await app.inject({ method: 'POST', url: '/write', payload: { a: 1 } })
-  const key = prefix + res.json().id
+  const key = sessionKey(prefix, res.json().id)
   t.ok(await expiresWithin(client, key, 30), 'the write is capped')
   await app.inject({ method: 'POST', url: '/write', headers: { cookie: sessionCookie(res) }, payload: { b: 2 } })
   t.ok(await expiresWithin(client, key, 30), 'a later write too')
@@ -46,7 +46,7 @@ test('the absolute deadline caps every TTL and is never extended', async (t) => 
 test('a session past its absolute deadline is never returned, whatever Redis still holds', async (t) => {
   const { app, client, prefix } = await buildApp(t, { session: { absoluteTtl: 1, ttl: 600 } })
   const res = await app.inject({ method: 'POST', url: '/write', payload: { a: 1 } })
-  const key = prefix + res.json().id
+  const key = sessionKey(prefix, res.json().id)
   await client.expire(key, 600)
   await sleep(1100)
   const read = await app.inject({ url: '/read', headers: { cookie: sessionCookie(res) } })
@@ -69,7 +69,7 @@ test('a save after the absolute deadline passed mid-request is refused, not stor
   const late = await app.inject({ method: 'POST', url: '/late', headers: { cookie: sessionCookie(res) } })
   t.equal(late.statusCode, 409)
   t.equal(late.json().code, 'FST_REDIS_SESSION_GONE')
-  t.equal(await client.exists(prefix + res.json().id), 0, 'the expired session was not written back')
+  t.equal(await client.exists(sessionKey(prefix, res.json().id)), 0, 'the expired session was not written back')
 })
 
 test('rolling: false leaves the TTL alone on reads; touch() refreshes it without rewriting', async (t) => {
@@ -80,7 +80,7 @@ test('rolling: false leaves the TTL alone on reads; touch() refreshes it without
     }
   })
   const res = await app.inject({ method: 'POST', url: '/write', payload: { a: 1 } })
-  const key = prefix + res.json().id
+  const key = sessionKey(prefix, res.json().id)
   await client.expire(key, 10)
   const before = await client.get(key)
   const read = await app.inject({ url: '/read', headers: { cookie: sessionCookie(res) } })
@@ -101,7 +101,7 @@ test('touch() on a rolling or a new session costs nothing extra', async (t) => {
   t.same(setCookies(res), [])
   const written = await app.inject({ method: 'POST', url: '/write', payload: { a: 1 } })
   await app.inject({ url: '/touch', headers: { cookie: sessionCookie(written) } })
-  t.ok(await client.ttl(prefix + written.json().id) > 86000)
+  t.ok(await client.ttl(sessionKey(prefix, written.json().id)) > 86000)
 })
 
 test('a persistent cookie (cookie.maxAge) is re-sent on every read and never outlives the session', async (t) => {

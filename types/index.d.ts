@@ -87,11 +87,19 @@ export interface RedisSessionOptions {
   userKey?: string
   /** Keep the client's ip and user agent, as of the session's last save, for `app.sessions.list`. @default false */
   trackClient?: boolean
+  /**
+   * Key each session by the SHA-256 of its id, never the id itself, so that a read of Redis (a dump,
+   * a replica, MONITOR) gives no id a cookie could carry. Changing it ends every stored session. @default true
+   */
+  hashIds?: boolean
 }
 
 /** One of a user's live sessions, as `app.sessions.list` shows it. */
 export interface SessionInfo {
-  /** The id's first 8 characters: enough to tell sessions apart, too few to use one. */
+  /**
+   * 8 characters of the id as Redis holds it (of its hash, with `hashIds`): enough to tell sessions
+   * apart, too few to use one. `app.sessions.idHint(id)` gives the same for an id you hold.
+   */
   idHint: string
   /** Epoch milliseconds. */
   createdAt: number
@@ -137,6 +145,8 @@ export interface SessionManager {
   list (user: string | number): Promise<SessionInfo[]>
   /** Deletes every session of the user except `except` (a full id); resolves how many (needs `userKey`). */
   destroyAll (user: string | number, options?: { except?: string }): Promise<number>
+  /** The `idHint` that `list` shows for the session with this (full) id, such as `request.session.id`. */
+  idHint (id: string): string
 }
 
 /** `request.session`: the session, with its data keys also readable and writable as properties. */
