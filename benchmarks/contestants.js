@@ -164,16 +164,16 @@ async function ourPlugin (app, env, { autoPipelining, schema, plainSet = false, 
 }
 
 /**
- * Replaces the save script's EVALSHA with `SET key document EX ttl`, which the plugin reads as a
- * successful save: everything else (load, operations, serializing, the writer) stays as it is.
- * The save is the only script call with four arguments after its key (version, document, ttl,
- * configured ttl).
+ * Replaces the save script's EVALSHA with `SET key document PX ttl` (or `PXAT`), which the plugin
+ * reads as a successful save: everything else (load, operations, serializing, the writer) stays
+ * as it is. The save is the only script call with five arguments after its key (version,
+ * document, 'PX' or 'PXAT', its value, configured ttl).
  */
 function saveWithPlainSet (client) {
   const evalsha = client.evalsha
   client.evalsha = function plainSetSave (sha, numberOfKeys, key, ...args) {
-    if (args.length !== 4) return evalsha.call(this, sha, numberOfKeys, key, ...args)
-    return client.set(key, args[1], 'EX', args[2]).then(() => 1)
+    if (args.length !== 5) return evalsha.call(this, sha, numberOfKeys, key, ...args)
+    return client.set(key, args[1], args[2], args[3]).then(() => 1)
   }
 }
 

@@ -4,7 +4,7 @@ import { cookieOverrides, type CookieSettings } from './options.js'
 import type { LoadedText } from './store.js'
 import type { Written } from './writer.js'
 import { saveDocument, type SessionContext } from './context.js'
-import { secondsLeft, ttlOf } from './expiry.js'
+import { keyExpiry, secondsLeft, type KeyExpiry } from './expiry.js'
 import { newId, type CookieId } from './cookie.js'
 import { applyOperation, newDocument, parseDocument, type SessionDocument } from './document.js'
 import { WorkingDocument } from './working-document.js'
@@ -112,7 +112,7 @@ export class RedisSession extends SessionApi implements Session {
     const { config, store } = this.#ctx
     this.#work.pull()
     if (this.isModified() || (this.#base === 0 && config.saveUninitialized)) return this.#save().then((written) => { this.#stored(written) })
-    if (this.#touched && !config.rolling && this.#base !== 0) return store.expire(this.#redisId, this.#ttlOf(this.#work.doc))
+    if (this.#touched && !config.rolling && this.#base !== 0) return store.expire(this.#redisId, this.#keyExpiry(this.#work.doc))
     return null
   }
 
@@ -136,7 +136,7 @@ export class RedisSession extends SessionApi implements Session {
         })
       }
       // a rolling read set the configured TTL; a session's own TTL or a near deadline needs another
-      if (outcome === 'refresh') return store.expire(storedId, this.#ttlOf(this.#work.doc)).then(() => true)
+      if (outcome === 'refresh') return store.expire(storedId, this.#keyExpiry(this.#work.doc)).then(() => true)
       return outcome === 'found'
     })
   }
@@ -163,9 +163,9 @@ export class RedisSession extends SessionApi implements Session {
       this.#expiresAt = Math.min(doc.a, now + loaded.pttl)
       return 'found'
     }
-    const ttl = this.#ttlOf(doc)
-    this.#expiresAt = Math.min(doc.a, now + ttl * 1000)
-    return ttl === config.ttl ? 'found' : 'refresh'
+    const expiry = this.#keyExpiry(doc)
+    this.#expiresAt = expiry.at
+    return expiry.mode === 'PX' && expiry.value === config.ttl * 1000 ? 'found' : 'refresh'
   }
 
   protected async regenerateNow (keep: readonly string[] | undefined): Promise<void> {
@@ -254,13 +254,13 @@ export class RedisSession extends SessionApi implements Session {
     return newDocument(Date.now(), this.#ctx.config.absoluteTtl)
   }
 
-  #ttlOf (doc: SessionDocument): number {
-    return ttlOf(doc, this.#ctx.config.ttl, Date.now())
+  #keyExpiry (doc: SessionDocument): KeyExpiry {
+    return keyExpiry(doc, this.#ctx.config.ttl, Date.now())
   }
 
   /** When the session would expire if written or refreshed now: epoch ms. */
   #expiryOf (doc: SessionDocument): number {
-    return Date.now() + this.#ttlOf(doc) * 1000
+    return this.#keyExpiry(doc).at
   }
 }
 

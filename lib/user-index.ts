@@ -66,8 +66,8 @@ export class UserIndex {
 
   async #add (user: string, id: string, deadline: number): Promise<void> {
     const now = Date.now()
-    // a second beyond the deadline: the store rounds the session's own TTL up to whole seconds
-    const size = await this.#store.indexAdd(user, id, now, deadline - now + 1000)
+    // no session key outlives its deadline (lib/expiry.ts, keyExpiry)
+    const size = await this.#store.indexAdd(user, id, now, deadline - now)
     if (size > PRUNE_AT) await this.list(user, now)
   }
 

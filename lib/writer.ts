@@ -2,7 +2,7 @@ import type { SessionStore } from './store.js'
 import type { SessionStats } from './stats.js'
 import type { SessionSchema } from './schema.js'
 import { applyOperation, parseDocument, serializeDocument, type Operation, type SessionDocument } from './document.js'
-import { ttlOf } from './expiry.js'
+import { keyExpiry } from './expiry.js'
 import { errors } from './errors.js'
 
 /** What a request hands over to be saved. */
@@ -19,8 +19,7 @@ export interface Written {
   text: string
   /** The object that was serialized: the caller's own `doc` only on the uncontended path. */
   doc: SessionDocument
-  /** The TTL the key was written with, in seconds, and when it expires by it (epoch ms). */
-  ttl: number
+  /** When the key expires (epoch ms). */
   expiresAt: number
 }
 
@@ -146,18 +145,18 @@ export class SessionWriter {
         return this.#commit(id, lane, batch.slice(0, 1))
       }
       const now = Date.now()
-      const ttl = ttlOf(doc, this.#ttl, now)
-      if (ttl <= 0) return settleBatch(batch, new errors.FST_REDIS_SESSION_GONE())
+      const expiry = keyExpiry(doc, this.#ttl, now)
+      if (expiry.at <= now) return settleBatch(batch, new errors.FST_REDIS_SESSION_GONE())
       let result
       try {
-        result = await this.#store.save(id, expected, text, ttl, this.#ttl)
+        result = await this.#store.save(id, expected, text, expiry, this.#ttl)
       } catch (err) {
         return settleBatch(batch, err as Error)
       }
       if (result.status === 'saved') {
         lane.latest = { version: doc.v, text }
         this.#stats.saved += batch.length
-        return settleBatch(batch, undefined, { version: doc.v, text, doc, ttl, expiresAt: now + ttl * 1000 })
+        return settleBatch(batch, undefined, { version: doc.v, text, doc, expiresAt: expiry.at })
       }
       if (result.status === 'gone') return settleBatch(batch, new errors.FST_REDIS_SESSION_GONE())
       // a new session's id is already stored: never merge it into another session

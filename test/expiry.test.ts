@@ -43,6 +43,42 @@ test('the absolute deadline caps every TTL and is never extended', async (t) => 
   t.ok(await expiresWithin(client, key, 30), 'and a read')
 })
 
+test('near its absolute deadline, the key lives to the millisecond no longer than the session: write, read, touch', async (t) => {
+  const { app, client, prefix } = await buildApp(t, {
+    session: { ttl: 600, absoluteTtl: 3 },
+    routes: (app) => {
+      app.get('/touch', async (req) => { req.session.touch(); return 'ok' })
+    }
+  })
+  const still = await buildApp(t, {
+    client,
+    session: { prefix, ttl: 600, absoluteTtl: 3, rolling: false },
+    routes: (app) => {
+      app.get('/touch', async (req) => { req.session.touch(); return 'ok' })
+    }
+  })
+  const res = await app.inject({ method: 'POST', url: '/write', payload: { a: 1 } })
+  const key = sessionKey(prefix, res.json().id)
+  const deadline = JSON.parse(await client.get(key) as string).a
+  const cookie = sessionCookie(res)
+  const created = Date.now()
+  const first = await client.pttl(key)
+  t.ok(first > 0 && first <= deadline - created, `a new session: PTTL ${first} ms, at most the ${deadline - created} ms left`)
+  const steps: Array<[string, () => Promise<unknown>]> = [
+    ['a change', () => app.inject({ method: 'POST', url: '/write', headers: { cookie }, payload: { b: 2 } })],
+    ['a rolling read', () => app.inject({ url: '/read', headers: { cookie } })],
+    ['touch() without rolling', () => still.app.inject({ url: '/touch', headers: { cookie } })]
+  ]
+  for (const [name, step] of steps) {
+    await client.pexpire(key, 600_000)
+    await step()
+    const before = Date.now()
+    const pttl = await client.pttl(key)
+    t.ok(pttl < 600_000, `${name}: the step set the expiry`)
+    t.ok(pttl > 0 && pttl <= deadline - before, `${name}: PTTL ${pttl} ms, at most the ${deadline - before} ms left`)
+  }
+})
+
 test('a session past its absolute deadline is never returned, whatever Redis still holds', async (t) => {
   const { app, client, prefix } = await buildApp(t, { session: { absoluteTtl: 1, ttl: 600 } })
   const res = await app.inject({ method: 'POST', url: '/write', payload: { a: 1 } })

@@ -105,7 +105,7 @@ export interface SessionInfo {
   createdAt: number
   /** Epoch milliseconds: the earlier of the idle and absolute deadlines. */
   expiresAt: number
-  /** Epoch milliseconds, to the second: when the idle timeout last restarted; absent while the absolute deadline is nearer. */
+  /** Epoch milliseconds, to a few ms: when the idle timeout last restarted; absent while the absolute deadline is nearer. */
   lastSeen?: number
   /** With `trackClient`: `request.ip` at the last save. */
   ip?: string
