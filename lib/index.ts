@@ -33,7 +33,7 @@ const plugin: FastifyPluginAsync<RedisSessionOptions> = async (fastify, opts) =>
   const ctx: SessionContext = {
     config,
     store,
-    writer: new SessionWriter(store, config.ttl, config.maxBytes, stats, schema),
+    writer: new SessionWriter(store, config.ttl, config.timeout, config.maxBytes, stats, schema),
     cookie: new SessionCookie(config.cookieName, config.secrets, config.cookie, (header) => fastify.parseCookie(header), storedId),
     stats,
     storedIdOf: storedId,

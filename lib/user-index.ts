@@ -9,8 +9,9 @@ import { clientChanges } from './client-info.js'
 /** A set this large is pruned when a session joins it, so ended sessions never pile up. */
 const PRUNE_AT = 64
 /**
- * A session joins its index before its first write, which may take up to ten attempts, each
- * bounded by `timeout`: an entry younger than this whose session is not (yet) stored is kept.
+ * A session joins its index before its first write, whose retries stop once `timeout` has passed
+ * (the last attempt itself bounded by `timeout`): an entry younger than this whose session is not
+ * (yet) stored is kept.
  */
 const GRACE_TIMEOUTS = 12
 /** Characters of a stored id that `list` shows as `idHint`: enough to tell sessions apart, too few to use one. */

@@ -54,27 +54,30 @@ class Lane {
   }
 }
 
-const MAX_ATTEMPTS = 10
-// at most about 0.2 s of pauses in all, well inside the default timeout
-const MAX_PAUSE_MS = 32
+// The pause before each retry after the second attempt: random in [0, 2^attempt ms) (full jitter),
+// at most this long, so that processes that keep colliding spread out over time
+const MAX_PAUSE_MS = 100
 
 /**
  * Saves sessions without losing concurrent changes. Within this process, saves of one id are
  * grouped: every request waiting while a save is in flight is merged into the next one write.
  * Across processes, the save script writes only over the version a writer started from; on a
- * conflict it returns the stored document and the batch's operations are replayed onto it.
+ * conflict it returns the stored document and the batch's operations are replayed onto it, again
+ * and again until `timeout` ms have passed since the first attempt.
  */
 export class SessionWriter {
   readonly #lanes = new Map<string, Lane>()
   readonly #store: SessionStore
   readonly #ttl: number
+  readonly #timeout: number
   readonly #maxBytes: number
   readonly #stats: SessionStats
   readonly #schema: SessionSchema | undefined
 
-  constructor (store: SessionStore, ttl: number, maxBytes: number, stats: SessionStats, schema: SessionSchema | undefined) {
+  constructor (store: SessionStore, ttl: number, timeout: number, maxBytes: number, stats: SessionStats, schema: SessionSchema | undefined) {
     this.#store = store
     this.#ttl = ttl
+    this.#timeout = timeout
     this.#maxBytes = maxBytes
     this.#stats = stats
     this.#schema = schema
@@ -133,7 +136,11 @@ export class SessionWriter {
   /** Settles every waiter of the batch; never throws. */
   async #commit (id: string, lane: Lane, batch: Waiter[]): Promise<void> {
     let { doc, expected, replay } = this.#start(lane, batch)
-    for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+    const started = performance.now()
+    let attempt = 0
+    let elapsed = 0
+    while (elapsed < this.#timeout) {
+      attempt++
       for (const waiter of replay) for (const op of waiter.ops) applyOperation(doc, op)
       doc.v = expected + 1
       const text = serializeDocument(doc)
@@ -167,10 +174,11 @@ export class SessionWriter {
       doc = current
       expected = current.v
       replay = batch
+      elapsed = performance.now() - started
       // lost again: other processes are writing this session too; a random pause spreads the retries
-      if (attempt > 1) await pause(Math.random() * Math.min(2 ** attempt, MAX_PAUSE_MS))
+      if (attempt > 1 && elapsed < this.#timeout) await pause(Math.min(Math.random() * Math.min(2 ** attempt, MAX_PAUSE_MS), this.#timeout - elapsed))
     }
-    settleBatch(batch, new errors.FST_REDIS_SESSION_CONFLICT(MAX_ATTEMPTS))
+    settleBatch(batch, new errors.FST_REDIS_SESSION_CONFLICT(attempt, Math.round(elapsed)))
   }
 }
 

@@ -275,33 +275,38 @@ test('a session overwritten by something unreadable while a request changed it: 
   await assertFresh(t, app, cookie, id)
 })
 
-test('a writer that loses to another instance on every attempt gives up after 10 with FST_REDIS_SESSION_CONFLICT', async (t) => {
+test('a writer that loses to another instance on every attempt retries until timeout, then gives up with FST_REDIS_SESSION_CONFLICT', async (t) => {
   const prefix = uniquePrefix()
   const url = await sharedRedisUrl()
   const loser = await connect(t, url)
-  const { app: first, client } = await buildApp(t, { client: loser, session: { prefix } })
+  const timeout = 300
+  const { app: first, client } = await buildApp(t, { client: loser, session: { prefix, timeout } })
   const { app: second } = await buildApp(t, { client: await connect(t, url), session: { prefix } })
   const created = await first.inject({ method: 'POST', url: '/write', payload: { n: 0 } })
   const cookie = sessionCookie(created)
   const key = sessionKey(prefix, created.json().id)
 
   // Before each of the first instance's save attempts, the second instance saves an increment, so
-  // every attempt meets a newer version than the one it expects. Bounded: after 20 rivals it stops.
+  // every attempt meets a newer version than the one it expects. Bounded: after 1000 rivals they
+  // stop (the loser would then succeed), far more than fit in the timeout.
   // (the first instance's only scripts on this key are its saves: it reads with GETEX)
   const scripted = loser as unknown as { evalsha: (...args: unknown[]) => Promise<unknown> }
   const evalsha = scripted.evalsha
   const rivals: number[] = []
   scripted.evalsha = async (...args: unknown[]) => {
-    if (args[2] === key && rivals.length < 20) rivals.push((await second.inject(post('/increment', cookie))).statusCode)
+    if (args[2] === key && rivals.length < 1000) rivals.push((await second.inject(post('/increment', cookie))).statusCode)
     return await evalsha.apply(loser, args)
   }
 
   const res = await first.inject(post('/write', cookie, { mine: true }))
   t.equal(res.statusCode, 503)
   t.equal(res.json().code, 'FST_REDIS_SESSION_CONFLICT')
-  t.same(rivals, Array(10).fill(200), 'ten attempts, each beaten by a save of the other instance')
+  t.ok(rivals.length > 2 && rivals.length < 1000, `${rivals.length} attempts: more than a few, ended by the timeout, not by the rivals`)
+  t.match(res.json().message, new RegExp(`every one of ${rivals.length} attempts in \\d+ ms`), 'the error counts the attempts')
+  t.same(rivals, Array(rivals.length).fill(200), 'each attempt beaten by a save of the other instance')
+  t.equal(first.sessions.stats().conflicts, rivals.length, 'each one a conflict')
   const stored = JSON.parse(await client.get(key) as string)
-  t.same({ v: stored.v, d: stored.d }, { v: 11, d: { n: 10 } }, 'every rival landed; the loser wrote nothing')
+  t.same({ v: stored.v, d: stored.d }, { v: rivals.length + 1, d: { n: rivals.length } }, 'every rival landed; the loser wrote nothing')
 })
 
 test('parallel writes that together exceed maxBytes: each either lands whole or fails with 507', async (t) => {

@@ -190,20 +190,3 @@ test('parallel sets of one key with large values: one value wins whole, the stor
   t.ok(sent.has(stored.d.big as string), 'the stored value is one of those written')
   t.same(Object.keys(stored.d).sort(), ['big', 'n'])
 })
-
-test('8 instances, 400 parallel increments: each 200 landed exactly once, each give-up left no trace', async (t) => {
-  const client = await privateClient(t)
-  const prefix = uniquePrefix()
-  const url = `redis://127.0.0.1:${client.options.port}`
-  const apps: FastifyInstance[] = []
-  // a generous timeout: a save that timed out might still land, and this test counts exactly
-  for (let i = 0; i < 8; i++) apps.push((await buildApp(t, { client: await connect(t, url), session: { prefix, timeout: 60_000 } })).app)
-  const { cookie, id } = await counterSession(apps[0])
-
-  const responses = await Promise.all(Array.from({ length: 400 }, (_, i) => apps[i % 8].inject({ method: 'POST', url: '/increment', headers: { cookie } })))
-  const landed = responses.filter(res => res.statusCode === 200).length
-  t.same(statusCodes(responses).filter(code => code !== 200), landed === 400 ? [] : [503])
-  t.ok(responses.every(res => res.statusCode === 200 || res.json().code === 'FST_REDIS_SESSION_CONFLICT'))
-  t.comment(`8 instances: ${400 - landed} of 400 saves gave up after 10 attempts`)
-  t.equal((await storedDocument(client, sessionKey(prefix, id))).d.n, landed)
-})

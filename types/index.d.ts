@@ -223,7 +223,7 @@ export interface Session {
 export interface RedisSessionErrors {
   FST_REDIS_SESSION_INVALID_OPTION: FastifyErrorConstructor<{ code: 'FST_REDIS_SESSION_INVALID_OPTION', statusCode: 500 }, [string, string]>
   FST_REDIS_SESSION_STORE_UNAVAILABLE: FastifyErrorConstructor<{ code: 'FST_REDIS_SESSION_STORE_UNAVAILABLE', statusCode: 503 }, [string, { cause: unknown }?]>
-  FST_REDIS_SESSION_CONFLICT: FastifyErrorConstructor<{ code: 'FST_REDIS_SESSION_CONFLICT', statusCode: 503 }, [number]>
+  FST_REDIS_SESSION_CONFLICT: FastifyErrorConstructor<{ code: 'FST_REDIS_SESSION_CONFLICT', statusCode: 503 }, [attempts: number, ms: number]>
   FST_REDIS_SESSION_GONE: FastifyErrorConstructor<{ code: 'FST_REDIS_SESSION_GONE', statusCode: 409 }, []>
   FST_REDIS_SESSION_INVALID_KEY: FastifyErrorConstructor<{ code: 'FST_REDIS_SESSION_INVALID_KEY', statusCode: 500 }, [string]>
   FST_REDIS_SESSION_INVALID_VALUE: FastifyErrorConstructor<{ code: 'FST_REDIS_SESSION_INVALID_VALUE', statusCode: 500 }, [string, string]>
