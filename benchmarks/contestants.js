@@ -72,6 +72,14 @@ export const contestants = {
     cookieName: 'sid',
     build: (app, env) => ourPlugin(app, env, { autoPipelining: true, schema: false, plainSet: true })
   },
+  // what hashing ids at rest costs: the same plugin, keying sessions by the raw id
+  'plugin-unhashed': {
+    label: 'fastify-session-redis with `hashIds: false` (ioredis, auto-pipelining)',
+    short: 'fastify-session-redis, ids not hashed',
+    kind: 'variant',
+    cookieName: 'sid',
+    build: (app, env) => ourPlugin(app, env, { autoPipelining: true, schema: false, hashIds: false })
+  },
   // what @fastify/session's property style costs: the same plugin, data read and assigned as properties
   'plugin-props': {
     label: 'fastify-session-redis, data as properties (`req.session.n = x`; ioredis, auto-pipelining)',
@@ -130,7 +138,7 @@ function fastifySessionWith (storePackage) {
   }
 }
 
-async function ourPlugin (app, env, { autoPipelining, schema, plainSet = false }) {
+async function ourPlugin (app, env, { autoPipelining, schema, plainSet = false, hashIds = true }) {
   const { default: redisSession } = await import('../dist/index.js')
   const client = env.client(autoPipelining)
   if (plainSet) saveWithPlainSet(client)
@@ -140,7 +148,8 @@ async function ourPlugin (app, env, { autoPipelining, schema, plainSet = false }
     prefix: env.prefix,
     ttl: TTL,
     // room for the 64 KB sessions of the size scale
-    maxBytes: 1 << 20
+    maxBytes: 1 << 20,
+    hashIds
   }
   if (schema) {
     const { Type } = await import('@sinclair/typebox')
@@ -155,16 +164,16 @@ async function ourPlugin (app, env, { autoPipelining, schema, plainSet = false }
 }
 
 /**
- * Replaces the save script's EVALSHA with `SET key document EX ttl`, which the plugin reads as a
- * successful save: everything else (load, operations, serializing, the writer) stays as it is.
- * The save is the only script call with four arguments after its key (version, document, ttl,
- * configured ttl).
+ * Replaces the save script's EVALSHA with `SET key document PX ttl` (or `PXAT`), which the plugin
+ * reads as a successful save: everything else (load, operations, serializing, the writer) stays
+ * as it is. The save is the only script call with five arguments after its key (version,
+ * document, 'PX' or 'PXAT', its value, configured ttl).
  */
 function saveWithPlainSet (client) {
   const evalsha = client.evalsha
   client.evalsha = function plainSetSave (sha, numberOfKeys, key, ...args) {
-    if (args.length !== 4) return evalsha.call(this, sha, numberOfKeys, key, ...args)
-    return client.set(key, args[1], 'EX', args[2]).then(() => 1)
+    if (args.length !== 5) return evalsha.call(this, sha, numberOfKeys, key, ...args)
+    return client.set(key, args[1], args[2], args[3]).then(() => 1)
   }
 }
 

@@ -141,6 +141,10 @@ export function targets (runs, main, names) {
     if (ours === 'plugin-ap' && names.includes('plugin-set')) {
       add('write', 'write ÷ the same save as a plain SET EX', 'plugin-set', 0.95, 'the cost of the no-lost-updates guarantee')
     }
+    if (ours === 'plugin-ap' && names.includes('plugin-unhashed')) {
+      add('read', 'read ÷ the same with hashIds: false', 'plugin-unhashed', 0.95, 'the cost of hashing ids at rest')
+      add('write', 'write ÷ the same with hashIds: false', 'plugin-unhashed', 0.95, 'the cost of hashing ids at rest')
+    }
     const commands = main.get(`untouched/${ours}`)?.commands ?? null
     rows.push({ ours, what: 'no cookie, untouched: Redis commands/request', value: commands, goal: 0, met: commands === null ? null : commands === 0, exact: true })
   }

@@ -34,7 +34,11 @@ export const channels = {
   expired: diagnostics.channel(channelNames.expired) as Typed<SessionExpiredEvent>
 }
 
-/** As much of an id as an event may carry (as much as `app.sessions.list` shows). */
+/**
+ * As much of a stored id (`storedIdOf` in lib/cookie.ts: the id's hash with `hashIds`) as an event
+ * may carry, or `app.sessions.list` and `app.sessions.idHint` show: enough to tell sessions apart,
+ * too few to use one. Every caller passes a stored id, never the id a cookie carries.
+ */
 export function hintOf (id: string): string {
   return id.slice(0, 8)
 }

@@ -18,19 +18,22 @@ export interface SessionContext {
   writer: SessionWriter
   cookie: SessionCookie
   stats: SessionStats
+  /** An id as Redis knows it: hashed with `hashIds`. */
+  storedIdOf: (id: string) => string
   schema: SessionSchema | undefined
   /** Set with `userKey` or `trackClient`. */
   index?: UserIndex
 }
 
 /**
- * Writes a request's working document of session `id`, built on stored version `base` (joining
- * the user index first when there is one); `origin` is undefined for `app.sessions.create`. The writer takes callbacks, one less promise per save
- * on its batched path; this is the one place where that becomes a promise.
+ * Writes a working document of the session stored as `storedId`, built on stored version `base`
+ * (joining the user index first when there is one); `origin` is undefined for `app.sessions.create`.
+ * The writer takes callbacks, one less promise per save on its batched path; this is the one place
+ * where that becomes a promise.
  */
-export function saveDocument (ctx: SessionContext, id: string, base: number, work: WorkingDocument, origin: SessionOrigin | undefined): Promise<Written> {
+export function saveDocument (ctx: SessionContext, storedId: string, base: number, work: WorkingDocument, origin: SessionOrigin | undefined): Promise<Written> {
   const write = (): Promise<Written> => new Promise((resolve, reject) => {
-    ctx.writer.write(id, { base, doc: work.doc, ops: work.ops }, (outcome) => {
+    ctx.writer.write(storedId, { base, doc: work.doc, ops: work.ops }, (outcome) => {
       if (outcome instanceof Error) reject(outcome)
       else resolve(outcome)
     })
@@ -39,12 +42,12 @@ export function saveDocument (ctx: SessionContext, id: string, base: number, wor
   const started = channels.save.hasSubscribers ? performance.now() : -1
   const saving = ctx.index === undefined
     ? write()
-    : ctx.index.prepare(id, base === 0, work.doc, origin).then((meta) => {
+    : ctx.index.prepare(storedId, base === 0, work.doc, origin).then((meta) => {
       if (meta !== undefined) work.record(meta)
       return write()
     })
   if (started < 0) return saving
-  const event = (): SessionSaveEvent => ({ idHint: hintOf(id), outcome: 'saved', isNew: base === 0, version: 0, bytes: 0, durationMs: performance.now() - started })
+  const event = (): SessionSaveEvent => ({ idHint: hintOf(storedId), outcome: 'saved', isNew: base === 0, version: 0, bytes: 0, durationMs: performance.now() - started })
   return saving.then((written) => {
     channels.save.publish({ ...event(), version: written.version, bytes: Buffer.byteLength(written.text) })
     return written

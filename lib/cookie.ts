@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { Signer } from '@fastify/cookie'
 import type { FastifyReply } from 'fastify'
 import type { SessionOrigin } from '../types/index.js'
@@ -20,6 +20,22 @@ export function isValidId (id: unknown): id is string {
   return typeof id === 'string' && ID_PATTERN.test(id)
 }
 
+/**
+ * The id as Redis knows it. With `hashIds`, its SHA-256 in base64url (43 characters, itself of the
+ * id format): whoever reads Redis (a dump, a replica, MONITOR) learns no id a cookie could carry.
+ */
+export function storedIdOf (hashIds: boolean): (id: string) => string {
+  return hashIds ? hashId : unhashed
+}
+
+function hashId (id: string): string {
+  return createHash('sha256').update(id).digest('base64url')
+}
+
+function unhashed (id: string): string {
+  return id
+}
+
 export function newId (generate: (origin: SessionOrigin) => string, origin: SessionOrigin): string {
   const id = generate(origin)
   if (!isValidId(id)) throw new errors.FST_REDIS_SESSION_BAD_ID()
@@ -28,6 +44,8 @@ export function newId (generate: (origin: SessionOrigin) => string, origin: Sess
 
 export interface CookieId {
   readonly id: string
+  /** `id` as Redis knows it (`storedIdOf`), worked out once per cookie value. */
+  readonly storedId: string
   /** Signed by an older secret: re-issue it signed by the current one. */
   readonly renew: boolean
 }
@@ -56,13 +74,15 @@ export class SessionCookie {
   readonly #settings: CookieSettings
   readonly #parse: ParseCookie
   readonly #serialize: SerializeCookie
+  readonly #storedIdOf: (id: string) => string
   readonly #verified = new Map<string, CookieId>()
   readonly #useCookie: boolean
   /** The header's name, lower-cased as Node gives request headers; undefined with idFrom 'cookie'. */
   readonly #header: string | undefined
 
-  constructor (name: string, secrets: string[], settings: CookieSettings, parse: ParseCookie, serialize: SerializeCookie, transport: Transport = { idFrom: 'cookie', header: '' }) {
+  constructor (name: string, secrets: string[], settings: CookieSettings, parse: ParseCookie, serialize: SerializeCookie, storedIdOf: (id: string) => string, transport: Transport = { idFrom: 'cookie', header: '' }) {
     this.name = name
+    this.#storedIdOf = storedIdOf
     this.#signer = new Signer(secrets, 'sha256')
     this.#settings = settings
     this.#parse = parse
@@ -105,7 +125,7 @@ export class SessionCookie {
     if (known !== undefined) return known
     const { valid, renew, value: id } = this.#signer.unsign(value)
     if (!valid || !isValidId(id)) return null
-    const verified = Object.freeze({ id, renew })
+    const verified = Object.freeze({ id, renew, storedId: this.#storedIdOf(id) })
     if (this.#verified.size >= REMEMBERED_COOKIES) this.#verified.delete(this.#verified.keys().next().value as string)
     this.#verified.set(value, verified)
     return verified

@@ -6,8 +6,8 @@ export const errors = {
     'FST_REDIS_SESSION_INVALID_OPTION', 'fastify-session-redis: option "%s" %s', 500),
   FST_REDIS_SESSION_STORE_UNAVAILABLE: createError<'FST_REDIS_SESSION_STORE_UNAVAILABLE', 503, [string, { cause: unknown }?]>(
     'FST_REDIS_SESSION_STORE_UNAVAILABLE', 'Session store unavailable: %s', 503),
-  FST_REDIS_SESSION_CONFLICT: createError<'FST_REDIS_SESSION_CONFLICT', 503, [number]>(
-    'FST_REDIS_SESSION_CONFLICT', 'Session changed concurrently; gave up after %d attempts', 503),
+  FST_REDIS_SESSION_CONFLICT: createError<'FST_REDIS_SESSION_CONFLICT', 503, [number, number]>(
+    'FST_REDIS_SESSION_CONFLICT', 'Session changed concurrently; other writers won every one of %d attempts in %d ms, and the timeout has passed; nothing was saved', 503),
   FST_REDIS_SESSION_GONE: createError<'FST_REDIS_SESSION_GONE', 409, []>(
     'FST_REDIS_SESSION_GONE', 'Session ended (destroyed, regenerated or expired) before this request could save its changes', 409),
   FST_REDIS_SESSION_INVALID_KEY: createError<'FST_REDIS_SESSION_INVALID_KEY', 500, [string]>(

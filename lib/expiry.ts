@@ -1,9 +1,9 @@
 import { parseDocument, type SessionDocument } from './document.js'
 
 // The one home of the time rules. The Lua scripts in store.ts repeat them where Redis itself
-// must decide (LOAD_SCRIPT: the deadline; SAVE_SCRIPT: the TTL of a document put back).
+// must decide (LOAD_SCRIPT: the deadline; SAVE_SCRIPT: the expiry of a document put back).
 
-/** Whole seconds to the absolute deadline, rounded up; 0 once it has passed. */
+/** Whole seconds to the absolute deadline, rounded up; 0 once it has passed. For the cookie's Max-Age only. */
 export function secondsLeft (doc: SessionDocument, now: number): number {
   return Math.max(0, Math.ceil((doc.a - now) / 1000))
 }
@@ -13,9 +13,27 @@ export function idleTtlOf (doc: SessionDocument, configuredTtl: number): number 
   return doc.t === 0 ? configuredTtl : doc.t
 }
 
-/** Seconds the stored key should live when written or refreshed now: the idle TTL, capped by the absolute deadline. */
-export function ttlOf (doc: SessionDocument, configuredTtl: number, now: number): number {
-  return Math.min(idleTtlOf(doc, configuredTtl), secondsLeft(doc, now))
+/**
+ * When the stored key is to expire, as Redis is told it: `PX` and the idle TTL in ms while that
+ * ends first, else `PXAT` and the absolute deadline itself, so that however long the command takes
+ * to reach Redis, the key never outlives the deadline. `at`: the epoch ms it comes to.
+ */
+export class KeyExpiry {
+  readonly mode: 'PX' | 'PXAT'
+  readonly value: number
+  readonly at: number
+
+  constructor (mode: 'PX' | 'PXAT', value: number, at: number) {
+    this.mode = mode
+    this.value = value
+    this.at = at
+  }
+}
+
+/** The key's expiry when written or refreshed now: the idle TTL, capped by the absolute deadline (`at` ≤ now once it passed). */
+export function keyExpiry (doc: SessionDocument, configuredTtl: number, now: number): KeyExpiry {
+  const idle = idleTtlOf(doc, configuredTtl) * 1000
+  return now + idle < doc.a ? new KeyExpiry('PX', idle, now + idle) : new KeyExpiry('PXAT', doc.a, doc.a)
 }
 
 /** The stored text as a document, or undefined when it cannot be trusted or is past its absolute deadline. */
@@ -26,9 +44,9 @@ export function liveDocument (text: string, now: number): SessionDocument | unde
 
 /**
  * When a session whose key expires at `expiresAt` was last refreshed, if that can be told. Every
- * refresh sets the TTL to the idle TTL unless the absolute deadline is nearer (then rounded up to
- * whole seconds): a key expiring over a second before the deadline was last refreshed one idle
- * TTL before it expires.
+ * refresh sets the TTL to the idle TTL unless the absolute deadline is nearer (then the key expires
+ * at the deadline itself, which `expiresAt`, read as a PTTL, misses by a few ms at most): a key
+ * expiring over a second before the deadline was last refreshed one idle TTL before it expires.
  */
 export function lastRefreshOf (doc: SessionDocument, configuredTtl: number, expiresAt: number, now: number): number | undefined {
   if (expiresAt >= doc.a - 1000) return undefined

@@ -6,7 +6,7 @@ import type { RedisSessionOptions } from '../types/index.js'
 import { resolveOptions } from './options.js'
 import { SessionStore } from './store.js'
 import { SessionWriter } from './writer.js'
-import { SessionCookie } from './cookie.js'
+import { SessionCookie, storedIdOf } from './cookie.js'
 import { SessionSchema } from './schema.js'
 import { newStats } from './stats.js'
 import type { SessionContext } from './context.js'
@@ -29,12 +29,14 @@ const plugin: FastifyPluginAsync<RedisSessionOptions> = async (fastify, opts) =>
   const stats = newStats()
   const store = new SessionStore(config.client, config.prefix, config.timeout, stats)
   const schema = config.schema === undefined ? undefined : new SessionSchema(config.schema)
+  const storedId = storedIdOf(config.hashIds)
   const ctx: SessionContext = {
     config,
     store,
-    writer: new SessionWriter(store, config.ttl, config.maxBytes, stats, schema),
-    cookie: new SessionCookie(config.cookieName, config.secrets, config.cookie, (header) => fastify.parseCookie(header), (name, value, options) => fastify.serializeCookie(name, value, options), config),
+    writer: new SessionWriter(store, config.ttl, config.timeout, config.maxBytes, stats, schema),
+    cookie: new SessionCookie(config.cookieName, config.secrets, config.cookie, (header) => fastify.parseCookie(header), (name, value, options) => fastify.serializeCookie(name, value, options), storedId, config),
     stats,
+    storedIdOf: storedId,
     schema,
     index: config.userKey === undefined && !config.trackClient ? undefined : new UserIndex(store, config)
   }

@@ -35,7 +35,8 @@ const SettingsSchema = Type.Object({
   userKey: Type.Optional(Type.String({ minLength: 1 })),
   rotateEvery: Type.Optional(Type.Integer({ minimum: 1 })),
   rotateGrace: Type.Integer({ minimum: 1 }),
-  trackClient: Type.Boolean()
+  trackClient: Type.Boolean(),
+  hashIds: Type.Boolean()
 }, { additionalProperties: false })
 
 type Settings = Static<typeof SettingsSchema>
@@ -55,7 +56,8 @@ export const defaults: Settings = {
   timeout: 2000,
   maxBytes: 65536,
   rotateGrace: 30,
-  trackClient: false
+  trackClient: false,
+  hashIds: true
 }
 
 const checkSettings = TypeCompiler.Compile(SettingsSchema)

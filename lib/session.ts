@@ -4,7 +4,7 @@ import { cookieOverrides, type CookieSettings } from './options.js'
 import type { LoadedText } from './store.js'
 import type { Written } from './writer.js'
 import { saveDocument, type SessionContext } from './context.js'
-import { secondsLeft, ttlOf } from './expiry.js'
+import { keyExpiry, secondsLeft, type KeyExpiry } from './expiry.js'
 import { newId, type CookieId } from './cookie.js'
 import { SessionMoved, aliasText, isAlias, successorOf } from './rotation.js'
 import { applyOperation, newDocument, parseDocument, serializeDocument, type SessionDocument } from './document.js'
@@ -27,6 +27,8 @@ export class RedisSession extends SessionApi implements Session {
   readonly #work: WorkingDocument
   /** Minted on first use: a request that never touches its fresh session pays nothing for it. */
   #id: string | undefined
+  /** `#id` as Redis knows it (hashed with `hashIds`), worked out once, when first needed. */
+  #storedId: string | undefined
   /** The stored version this request builds on; 0 when not stored yet. */
   #base = 0
   #expiresAt = 0
@@ -37,7 +39,7 @@ export class RedisSession extends SessionApi implements Session {
   /** The client holds the cookie of a session this request destroyed or regenerated. */
   #clearCookie = false
   #touched = false
-  /** The id this request came with, when it led here as an alias of a rotated-away id. */
+  /** The stored id of the id this request came with, when it led here as an alias of a rotated-away id. */
   #via: string | undefined
   /** Cookie attributes set by `options()` for this response. */
   #cookieOptions: Partial<CookieSettings> | undefined
@@ -59,7 +61,7 @@ export class RedisSession extends SessionApi implements Session {
   /** The stored session the cookie names, or a fresh one (with a new id) when there is none. */
   static load (ctx: SessionContext, origin: SessionOrigin, cookie: CookieId): Promise<RedisSession> {
     const session = new RedisSession(ctx, origin)
-    return session.#load(cookie.id, true).then((found) => {
+    return session.#load(cookie.id, cookie.storedId, true).then((found) => {
       if (!found) return session
       // a persistent cookie's Max-Age follows the expiry that a rolling read just pushed forward
       session.#sendCookie ||= cookie.renew || (ctx.config.rolling && (ctx.config.cookie.maxAge !== undefined || session.isPersistent))
@@ -75,6 +77,12 @@ export class RedisSession extends SessionApi implements Session {
   get id (): string {
     this.#id ??= newId(this.#ctx.config.idGenerator, this.#origin)
     return this.#id
+  }
+
+  /** The id under which the store keeps this session: every store call takes it, never `id`. */
+  get #redisId (): string {
+    this.#storedId ??= this.#ctx.storedIdOf(this.id)
+    return this.#storedId
   }
 
   get sessionId (): string { return this.id }
@@ -120,7 +128,7 @@ export class RedisSession extends SessionApi implements Session {
     const { config, store } = this.#ctx
     this.#work.pull()
     if (this.isModified() || (this.#base === 0 && config.saveUninitialized)) return this.#save().then((written) => { this.#stored(written) })
-    if (this.#touched && !config.rolling && this.#base !== 0) return store.expire(this.id, this.#ttlOf(this.#work.doc))
+    if (this.#touched && !config.rolling && this.#base !== 0) return store.expire(this.#redisId, this.#keyExpiry(this.#work.doc))
     return null
   }
 
@@ -145,32 +153,32 @@ export class RedisSession extends SessionApi implements Session {
   }
 
   /**
-   * Loads `id`; resolves whether it holds a usable session (otherwise this one starts over, fresh).
+   * Loads `id` (stored as `storedId`); resolves whether it holds a usable session (otherwise this one starts over, fresh).
    * An id rotated away less than the grace window ago leads to its successor, once.
    */
-  #load (id: string, follow: boolean): Promise<boolean> {
+  #load (id: string, storedId: string, follow: boolean): Promise<boolean> {
     const { store, config } = this.#ctx
     const now = Date.now()
     // the clock is read only while someone listens (README "Events")
     const started = channels.load.hasSubscribers ? performance.now() : -1
-    return store.load(id, now, config.ttl, config.rolling).then((loaded) => {
-      if (loaded !== null && isAlias(loaded.text)) return this.#loadSuccessor(id, loaded.text, follow)
-      const outcome = this.#adopt(id, loaded, now)
+    return store.load(storedId, now, config.ttl, config.rolling).then((loaded) => {
+      if (loaded !== null && isAlias(loaded.text)) return this.#loadSuccessor(id, storedId, loaded.text, follow)
+      const outcome = this.#adopt(id, storedId, loaded, now)
       if ((outcome === 'missing' || outcome === 'expired') && channels.expired.hasSubscribers) {
-        channels.expired.publish({ idHint: hintOf(id), reason: outcome === 'missing' ? 'missing' : 'deadline' })
+        channels.expired.publish({ idHint: hintOf(storedId), reason: outcome === 'missing' ? 'missing' : 'deadline' })
       }
       let ready: Promise<boolean> | boolean = outcome === 'found'
       if (outcome === 'invalid' || outcome === 'expired') {
-        ready = store.remove(id).then(() => {
+        ready = store.remove(storedId).then(() => {
           this.#startOver()
           return false
         })
       // a rolling read set the configured TTL; a session's own TTL or a near deadline needs another
-      } else if (outcome === 'refresh') ready = store.expire(id, this.#ttlOf(this.#work.doc)).then(() => true)
+      } else if (outcome === 'refresh') ready = store.expire(storedId, this.#keyExpiry(this.#work.doc)).then(() => true)
       if (started < 0) return ready
       return Promise.resolve(ready).then((found) => {
         channels.load.publish({
-          idHint: hintOf(id),
+          idHint: hintOf(storedId),
           outcome: outcome === 'refresh' ? 'found' : outcome,
           version: found ? this.#base : 0,
           bytes: found && loaded !== null ? Buffer.byteLength(loaded.text) : 0,
@@ -181,7 +189,8 @@ export class RedisSession extends SessionApi implements Session {
     })
   }
 
-  #loadSuccessor (oldId: string, alias: string, follow: boolean): Promise<boolean> {
+  /** `oldId` (stored as `oldStoredId`) holds `alias`: the alias is decrypted with the raw old id. */
+  #loadSuccessor (oldId: string, oldStoredId: string, alias: string, follow: boolean): Promise<boolean> {
     const next = follow ? successorOf(alias, oldId) : undefined
     if (next === undefined) {
       this.#startOver()
@@ -190,31 +199,35 @@ export class RedisSession extends SessionApi implements Session {
     const { store, config } = this.#ctx
     // the client gets the new id in its cookie
     this.#sendCookie = true
-    this.#via = oldId
-    const ended = config.rolling ? store.endAliasAt(oldId, next.until) : Promise.resolve()
-    return Promise.all([ended, this.#load(next.id, false)]).then(([, found]) => found)
+    this.#via = oldStoredId
+    const ended = config.rolling ? store.endAliasAt(oldStoredId, next.until) : Promise.resolve()
+    return Promise.all([ended, this.#load(next.id, this.#ctx.storedIdOf(next.id), false)]).then(([, found]) => found)
   }
 
   /** Moves this loaded session to a new id, the old one becoming an alias for the grace window. */
   async #rotate (): Promise<void> {
-    const { config, store, stats } = this.#ctx
+    const { config, store, stats, storedIdOf } = this.#ctx
     const oldId = this.id
     const now = Date.now()
     const doc = { ...this.#work.doc, c: now }
     const successor = newId(config.idGenerator, this.#origin)
+    const successorStored = storedIdOf(successor)
     const grace = config.rotateGrace * 1000
-    const ttl = this.#ttlOf(doc)
-    const moved = await store.rotate(oldId, doc.v, successor, serializeDocument(doc), ttl, aliasText(oldId, successor, now + grace), grace)
+    // in ms, to the same instant a save would give the key (never past the absolute deadline)
+    const ttl = Math.max(1, keyExpiry(doc, config.ttl, now).at - now)
+    // keyed by stored ids; the alias itself is sealed with the raw old id, which only the client holds
+    const moved = await store.rotate(this.#redisId, doc.v, successorStored, serializeDocument(doc), ttl, aliasText(oldId, successor, now + grace), grace)
     // lost to a save or another rotation meanwhile: this request goes on as it is, the next one rotates
     if (!moved) return
     stats.rotated++
     this.#work.replace(doc)
     this.#id = successor
+    this.#storedId = successorStored
     this.#sendCookie = true
   }
 
   /** Takes a loaded text as this session's state, and says what Redis must still be told. */
-  #adopt (id: string, loaded: LoadedText | null, now: number): 'found' | 'missing' | 'invalid' | 'expired' | 'refresh' {
+  #adopt (id: string, storedId: string, loaded: LoadedText | null, now: number): 'found' | 'missing' | 'invalid' | 'expired' | 'refresh' {
     const { config, schema, stats } = this.#ctx
     if (loaded === null) {
       this.#startOver()
@@ -229,26 +242,28 @@ export class RedisSession extends SessionApi implements Session {
     stats.loaded++
     this.#work.replace(doc)
     this.#id = id
+    this.#storedId = storedId
     this.#base = doc.v
     this.#mustWrite = false
     if (!config.rolling) {
       this.#expiresAt = Math.min(doc.a, now + loaded.pttl)
       return 'found'
     }
-    const ttl = this.#ttlOf(doc)
-    this.#expiresAt = Math.min(doc.a, now + ttl * 1000)
-    return ttl === config.ttl ? 'found' : 'refresh'
+    const expiry = this.#keyExpiry(doc)
+    this.#expiresAt = expiry.at
+    return expiry.mode === 'PX' && expiry.value === config.ttl * 1000 ? 'found' : 'refresh'
   }
 
   protected async regenerateNow (keep: readonly string[] | undefined): Promise<void> {
     this.#work.pull()
     const carried = keep !== undefined && keep.length > 0
     const wasStored = this.#base !== 0
-    const previous = wasStored ? this.id : undefined
+    // a stored id, as every event carries
+    const previous = wasStored ? this.#redisId : undefined
     let doc = this.#work.doc
     if (wasStored) {
       // GETDEL: changes other requests saved since this one loaded come along, and the old id dies at once
-      const stored = await this.#ctx.store.take(this.id)
+      const stored = await this.#ctx.store.take(this.#redisId)
       const parsed = stored === null ? stored : parseDocument(stored)
       if (parsed !== null && typeof parsed !== 'string') {
         for (const op of this.#work.ops) applyOperation(parsed, op)
@@ -262,11 +277,11 @@ export class RedisSession extends SessionApi implements Session {
     const fresh = this.#blank()
     for (const key of keep ?? []) if (Object.hasOwn(doc.d, key)) fresh.d[key] = doc.d[key]
     this.#startOver(fresh)
-    const id = this.#id = newId(this.#ctx.config.idGenerator, this.#origin)
+    this.#id = newId(this.#ctx.config.idGenerator, this.#origin)
     const kept = Object.keys(fresh.d).length
     this.#mustWrite = kept > 0
     if (channels.regenerate.hasSubscribers) {
-      const event: SessionRegenerateEvent = { idHint: hintOf(id), kept }
+      const event: SessionRegenerateEvent = { idHint: hintOf(this.#redisId), kept }
       if (previous !== undefined) event.previousHint = hintOf(previous)
       channels.regenerate.publish(event)
     }
@@ -276,19 +291,19 @@ export class RedisSession extends SessionApi implements Session {
 
   protected async reloadNow (): Promise<void> {
     if (this.#base === 0) this.#startOver()
-    else await this.#load(this.id, true)
+    else await this.#load(this.id, this.#redisId, true)
   }
 
   protected async destroyNow (): Promise<void> {
     if (this.#base !== 0) {
-      const { store } = this.#ctx
-      const held = await store.take(this.id)
+      const { store, storedIdOf } = this.#ctx
+      const held = await store.take(this.#redisId)
       // rotated away meanwhile: the successor is this session too
       const next = held !== null && isAlias(held) ? successorOf(held, this.id) : undefined
-      if (next !== undefined) await store.remove(next.id)
+      if (next !== undefined) await store.remove(storedIdOf(next.id))
       if (this.#via !== undefined) await store.remove(this.#via)
       this.#ctx.stats.destroyed++
-      if (channels.destroy.hasSubscribers) channels.destroy.publish({ idHint: hintOf(this.id), by: 'session' })
+      if (channels.destroy.hasSubscribers) channels.destroy.publish({ idHint: hintOf(this.#redisId), by: 'session' })
       this.#clearCookie = true
     }
     this.#startOver()
@@ -304,7 +319,7 @@ export class RedisSession extends SessionApi implements Session {
   #save (): Promise<Written> {
     try {
       this.#work.pull()
-      return saveDocument(this.#ctx, this.id, this.#base, this.#work, this.#origin).catch((err: Error) => {
+      return saveDocument(this.#ctx, this.#redisId, this.#base, this.#work, this.#origin).catch((err: Error) => {
         if (err instanceof SessionMoved) return this.#saveToSuccessor(err.alias)
         throw err
       })
@@ -316,7 +331,8 @@ export class RedisSession extends SessionApi implements Session {
   /** The id was rotated away while this request held it: its changes go to the successor instead. */
   async #saveToSuccessor (alias: string): Promise<Written> {
     const next = successorOf(alias, this.id)
-    const loaded = next === undefined ? null : await this.#ctx.store.load(next.id, Date.now(), this.#ctx.config.ttl, false)
+    const nextStored = next === undefined ? undefined : this.#ctx.storedIdOf(next.id)
+    const loaded = nextStored === undefined ? null : await this.#ctx.store.load(nextStored, Date.now(), this.#ctx.config.ttl, false)
     const doc = loaded === null ? loaded : parseDocument(loaded.text)
     if (next === undefined || doc === null || typeof doc === 'string') throw new errors.FST_REDIS_SESSION_GONE()
     const ops = this.#work.ops
@@ -324,16 +340,17 @@ export class RedisSession extends SessionApi implements Session {
     this.#work.replace(doc)
     this.#work.ops = ops
     this.#id = next.id
+    this.#storedId = nextStored
     this.#base = doc.v
     this.#sendCookie = true
-    return await saveDocument(this.#ctx, next.id, doc.v, this.#work, this.#origin)
+    return await saveDocument(this.#ctx, this.#redisId, doc.v, this.#work, this.#origin)
   }
 
   /** What a successful write changes: the stored version to build on, and the cookie of a new session. */
   #stored (written: Written): void {
     if (this.#base === 0) {
       this.#ctx.stats.created++
-      if (channels.create.hasSubscribers) channels.create.publish({ idHint: hintOf(this.id), bytes: Buffer.byteLength(written.text) })
+      if (channels.create.hasSubscribers) channels.create.publish({ idHint: hintOf(this.#redisId), bytes: Buffer.byteLength(written.text) })
       this.#sendCookie = true
       this.#clearCookie = false
     }
@@ -349,6 +366,7 @@ export class RedisSession extends SessionApi implements Session {
   #startOver (doc: SessionDocument = this.#blank()): void {
     this.#work.replace(doc)
     this.#id = undefined
+    this.#storedId = undefined
     this.#base = 0
     this.#mustWrite = false
     this.#sendCookie = false
@@ -359,13 +377,13 @@ export class RedisSession extends SessionApi implements Session {
     return newDocument(Date.now(), this.#ctx.config.absoluteTtl)
   }
 
-  #ttlOf (doc: SessionDocument): number {
-    return ttlOf(doc, this.#ctx.config.ttl, Date.now())
+  #keyExpiry (doc: SessionDocument): KeyExpiry {
+    return keyExpiry(doc, this.#ctx.config.ttl, Date.now())
   }
 
   /** When the session would expire if written or refreshed now: epoch ms. */
   #expiryOf (doc: SessionDocument): number {
-    return Date.now() + this.#ttlOf(doc) * 1000
+    return this.#keyExpiry(doc).at
   }
 }
 

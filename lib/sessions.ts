@@ -25,6 +25,7 @@ export class SessionManager implements SessionManagerApi {
   readonly #index: UserIndex | undefined
   readonly #stats: SessionStats
   readonly #ttl: number
+  readonly #storedIdOf: (id: string) => string
 
   /** `log`: the app's, for sessions whose caller gives none. */
   constructor (ctx: SessionContext, log: FastifyBaseLogger) {
@@ -35,6 +36,7 @@ export class SessionManager implements SessionManagerApi {
     this.#index = ctx.config.userKey === undefined ? undefined : ctx.index
     this.#stats = ctx.stats
     this.#ttl = ctx.config.ttl
+    this.#storedIdOf = ctx.storedIdOf
   }
 
   /**
@@ -52,7 +54,7 @@ export class SessionManager implements SessionManagerApi {
     if (options.ttl !== undefined) work.ttl(options.ttl)
     work.persist(options.rememberMe ?? false)
     const id = defaultIdGenerator()
-    await saveDocument(ctx, id, 0, work, undefined)
+    await saveDocument(ctx, ctx.storedIdOf(id), 0, work, undefined)
     this.#stats.created++
     return { id, ...ctx.cookie.credentials(id) }
   }
@@ -69,7 +71,7 @@ export class SessionManager implements SessionManagerApi {
     if (!isValidId(id)) return null
     const now = Date.now()
     // rolling off: looking at a session must not keep it alive
-    const loaded = await this.#store.load(id, now, this.#ttl, false)
+    const loaded = await this.#store.load(this.#storedIdOf(id), now, this.#ttl, false)
     if (loaded === null) return null
     const doc = liveDocument(loaded.text, now)
     return doc === undefined ? null : doc.d as Data
@@ -77,12 +79,13 @@ export class SessionManager implements SessionManagerApi {
 
   async destroy (id: string): Promise<boolean> {
     if (!isValidId(id)) return false
-    const text = await this.#store.take(id)
+    const storedId = this.#storedIdOf(id)
+    const text = await this.#store.take(storedId)
     if (text === null) return false
     this.#stats.destroyed++
-    if (channels.destroy.hasSubscribers) channels.destroy.publish({ idHint: hintOf(id), by: 'admin' })
+    if (channels.destroy.hasSubscribers) channels.destroy.publish({ idHint: hintOf(storedId), by: 'admin' })
     const doc = parseDocument(text)
-    if (this.#index !== undefined && typeof doc !== 'string' && doc.u !== undefined) await this.#index.forget(id, doc.u)
+    if (this.#index !== undefined && typeof doc !== 'string' && doc.u !== undefined) await this.#index.forget(storedId, doc.u)
     return true
   }
 
@@ -101,9 +104,14 @@ export class SessionManager implements SessionManagerApi {
 
   async destroyAll (user: string | number, options: { except?: string } = {}): Promise<number> {
     const { index, name } = this.#indexFor(user)
-    const count = await index.destroyAll(name, options.except)
+    const except = options.except === undefined ? undefined : this.#storedIdOf(options.except)
+    const count = await index.destroyAll(name, except)
     this.#stats.destroyed += count
     return count
+  }
+
+  idHint (id: string): string {
+    return hintOf(this.#storedIdOf(id))
   }
 
   #indexFor (user: string | number): { index: UserIndex, name: string } {

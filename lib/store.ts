@@ -5,6 +5,7 @@ import { isAlias } from './rotation.js'
 import { Deadlines } from './deadlines.js'
 import type { SessionStats } from './stats.js'
 import { isValidId } from './cookie.js'
+import type { KeyExpiry } from './expiry.js'
 
 // Without rolling: returns the document and its PTTL, leaving the TTL alone. A document past its
 // absolute deadline (`liveDocument` in lib/expiry.ts) is deleted, not returned.
@@ -24,14 +25,14 @@ return {doc, redis.call('PTTL', KEYS[1])}
 // Writes the document only if the stored version is the one the writer started from
 // ('0': the key must not exist, so a destroyed session is never written back).
 // SET … GET writes and reads the previous value in one call, so the common case costs Redis one
-// command; when the check fails, the same atomic step puts the previous value back, with the TTL
-// its own metadata gives (the rule of `ttlOf` in lib/expiry.ts; a value that is no session document
-// gets this write's TTL), and deletes it once it is past its deadline.
+// command; when the check fails, the same atomic step puts the previous value back, with the
+// expiry its own metadata gives (the rule of `keyExpiry` in lib/expiry.ts, in ms; a value that is
+// no session document gets this write's), and deletes it once it is past its deadline.
 // An alias left by a rotation (lib/rotation.ts) is put back as it was, to end when it ends.
 // Returns 1 when written, 0 when the session is gone, or the stored document (or alias) on a conflict.
-// ARGV: expected version, document, ttl (s), configured ttl (s)
+// ARGV: expected version, document, 'PX' or 'PXAT', its value (ms), configured ttl (ms)
 export const SAVE_SCRIPT = script(`
-local cur = redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3], 'GET')
+local cur = redis.call('SET', KEYS[1], ARGV[2], ARGV[3], ARGV[4], 'GET')
 if not cur then
   if ARGV[1] == '0' then return 1 end
   redis.call('DEL', KEYS[1])
@@ -43,18 +44,23 @@ if untilMs then
   redis.call('SET', KEYS[1], cur, 'PXAT', untilMs)
   return cur
 end
-local ttl = tonumber(ARGV[3])
 local a, t = string.match(cur, '^{"v":%d+,"a":(%d+),"t":(%d+),')
-if a then
-  local now = redis.call('TIME')
-  local left = math.ceil((tonumber(a) - now[1] * 1000 - math.floor(now[2] / 1000)) / 1000)
-  ttl = math.min(t == '0' and tonumber(ARGV[4]) or tonumber(t), left)
+if not a then
+  redis.call('SET', KEYS[1], cur, ARGV[3], ARGV[4])
+  return cur
 end
-if ttl <= 0 then
+local now = redis.call('TIME')
+local idle = t == '0' and tonumber(ARGV[5]) or tonumber(t) * 1000
+local left = tonumber(a) - (now[1] * 1000 + math.floor(now[2] / 1000))
+if left <= 0 then
   redis.call('DEL', KEYS[1])
   return 0
 end
-redis.call('SET', KEYS[1], cur, 'EX', ttl)
+if idle < left then
+  redis.call('SET', KEYS[1], cur, 'PX', idle)
+else
+  redis.call('SET', KEYS[1], cur, 'PXAT', a)
+end
 return cur
 `)
 
@@ -111,8 +117,10 @@ function globEscape (text: string): string {
 }
 
 /**
- * Every Redis command the plugin sends, each bounded by the configured timeout. Keys: a session
- * is `${prefix}${id}`, a user's index (a sorted set of session ids) `${prefix}user:${user}`.
+ * Every Redis command the plugin sends, each bounded by the configured timeout. Every `id` here is
+ * a stored id (`storedIdOf` in lib/cookie.ts: the id's hash with `hashIds`), never one a cookie
+ * carries. Keys: a session is `${prefix}${id}`, a user's index (a sorted set of stored ids)
+ * `${prefix}user:${user}`.
  */
 export class SessionStore {
   readonly #client: Redis | Cluster
@@ -141,12 +149,13 @@ export class SessionStore {
 
   /**
    * The stored text and its remaining life in ms, or null when there is none. Rolling, the read
-   * itself sets the TTL to `ttl` (GETEX); the caller corrects it when the session's own TTL or its
-   * absolute deadline calls for less.
+   * itself sets the TTL to `ttl` seconds (GETEX … PX); the caller corrects it when the session's own
+   * TTL or its absolute deadline calls for less.
    */
   load (id: string, now: number, ttl: number, rolling: boolean): Promise<LoadedText | null> {
     if (rolling) {
-      return this.#bounded('load', this.#client.getex(this.#key(id), 'EX', ttl), (text) => text === null ? null : { text, pttl: ttl * 1000 })
+      const pttl = ttl * 1000
+      return this.#bounded('load', this.#client.getex(this.#key(id), 'PX', pttl), (text) => text === null ? null : { text, pttl })
     }
     return this.#script('load', LOAD_SCRIPT, this.#key(id), [now], (reply) => {
       if (reply === null) return null
@@ -155,9 +164,9 @@ export class SessionStore {
     })
   }
 
-  /** `ttl` is this document's; `configuredTtl` lets the script work out a conflicting document's own. */
-  save (id: string, expectedVersion: number, doc: string, ttl: number, configuredTtl: number): Promise<SaveResult> {
-    return this.#script('save', SAVE_SCRIPT, this.#key(id), [expectedVersion, doc, ttl, configuredTtl], (reply) => {
+  /** `expiry` is this document's; `configuredTtl` (s) lets the script work out a conflicting document's own. */
+  save (id: string, expectedVersion: number, doc: string, expiry: KeyExpiry, configuredTtl: number): Promise<SaveResult> {
+    return this.#script('save', SAVE_SCRIPT, this.#key(id), [expectedVersion, doc, expiry.mode, expiry.value, configuredTtl * 1000], (reply) => {
       if (reply === 1) return SAVED
       if (reply === 0) return GONE
       const current = String(reply)
@@ -170,8 +179,8 @@ export class SessionStore {
    * old key into `alias` for `graceMs`, provided it still holds `version`. False, and nothing
    * changed, when either step finds the ground moved.
    */
-  async rotate (oldId: string, version: number, newId: string, text: string, ttl: number, alias: string, graceMs: number): Promise<boolean> {
-    const stored = await this.#bounded('rotate', this.#client.set(this.#key(newId), text, 'EX', ttl, 'NX'), same)
+  async rotate (oldId: string, version: number, newId: string, text: string, ttlMs: number, alias: string, graceMs: number): Promise<boolean> {
+    const stored = await this.#bounded('rotate', this.#client.set(this.#key(newId), text, 'PX', ttlMs, 'NX'), same)
     if (stored === null) return false
     const moved = await this.#script('rotate', ALIAS_SCRIPT, this.#key(oldId), [version, alias, graceMs], Number)
     if (moved === 1) return true
@@ -193,8 +202,10 @@ export class SessionStore {
     return this.#bounded('remove', this.#client.del(this.#key(id)), same)
   }
 
-  expire (id: string, ttl: number): Promise<unknown> {
-    return this.#bounded('expire', this.#client.expire(this.#key(id), ttl), same)
+  expire (id: string, expiry: KeyExpiry): Promise<unknown> {
+    const key = this.#key(id)
+    const command = expiry.mode === 'PX' ? this.#client.pexpire(key, expiry.value) : this.#client.pexpireat(key, expiry.value)
+    return this.#bounded('expire', command, same)
   }
 
   /** Adds a session to the user's index, which is made to live at least `ms` more; returns the index's size. */

@@ -9,8 +9,9 @@ import { channels, hintOf } from './channels.js'
 /** A set this large is pruned when a session joins it, so ended sessions never pile up. */
 const PRUNE_AT = 64
 /**
- * A session joins its index before its first write, which may take up to ten attempts, each
- * bounded by `timeout`: an entry younger than this whose session is not (yet) stored is kept.
+ * A session joins its index before its first write, whose retries stop once `timeout` has passed
+ * (the last attempt itself bounded by `timeout`): an entry younger than this whose session is not
+ * (yet) stored is kept.
  */
 const GRACE_TIMEOUTS = 12
 /** Sessions inspected at once by `list` and `destroyAll`. */
@@ -24,8 +25,9 @@ export function userOf (value: unknown): string | undefined {
 }
 
 /**
- * The per-user index: one sorted set of session ids per user, scored by when each joined (the
- * store names and writes it). Also where a save picks up the `trackClient` metadata.
+ * The per-user index: one sorted set of stored ids (hashed with `hashIds`, never the raw id) per
+ * user, scored by when each joined (the store names and writes it). Also where a save picks up the
+ * `trackClient` metadata. Every id here is a stored id.
  */
 export class UserIndex {
   readonly #store: SessionStore
@@ -64,8 +66,8 @@ export class UserIndex {
 
   async #add (user: string, id: string, deadline: number): Promise<void> {
     const now = Date.now()
-    // a second beyond the deadline: the store rounds the session's own TTL up to whole seconds
-    const size = await this.#store.indexAdd(user, id, now, deadline - now + 1000)
+    // no session key outlives its deadline (lib/expiry.ts, keyExpiry)
+    const size = await this.#store.indexAdd(user, id, now, deadline - now)
     if (size > PRUNE_AT) await this.list(user, now)
   }
 
@@ -134,7 +136,7 @@ export class UserIndex {
     const doc = liveDocument(loaded.text, now)
     if (doc === undefined || doc.u !== user) return undefined
     const expiry = now + loaded.pttl
-    const info: SessionInfo = { idHint: id.slice(0, 8), createdAt: doc.c, expiresAt: Math.min(doc.a, expiry) }
+    const info: SessionInfo = { idHint: hintOf(id), createdAt: doc.c, expiresAt: Math.min(doc.a, expiry) }
     const lastSeen = lastRefreshOf(doc, this.#ttl, expiry, now)
     if (lastSeen !== undefined) info.lastSeen = lastSeen
     if (doc.ip !== undefined) info.ip = doc.ip

@@ -2,7 +2,7 @@ import type { SessionStore } from './store.js'
 import type { SessionStats } from './stats.js'
 import type { SessionSchema } from './schema.js'
 import { applyOperation, parseDocument, serializeDocument, type Operation, type SessionDocument } from './document.js'
-import { ttlOf } from './expiry.js'
+import { keyExpiry } from './expiry.js'
 import { errors } from './errors.js'
 import { SessionMoved } from './rotation.js'
 import { channels, hintOf } from './channels.js'
@@ -21,8 +21,7 @@ export interface Written {
   text: string
   /** The object that was serialized: the caller's own `doc` only on the uncontended path. */
   doc: SessionDocument
-  /** The TTL the key was written with, in seconds, and when it expires by it (epoch ms). */
-  ttl: number
+  /** When the key expires (epoch ms). */
   expiresAt: number
 }
 
@@ -57,27 +56,30 @@ class Lane {
   }
 }
 
-const MAX_ATTEMPTS = 10
-// at most about 0.2 s of pauses in all, well inside the default timeout
-const MAX_PAUSE_MS = 32
+// The pause before each retry after the second attempt: random in [0, 2^attempt ms) (full jitter),
+// at most this long, so that processes that keep colliding spread out over time
+const MAX_PAUSE_MS = 100
 
 /**
  * Saves sessions without losing concurrent changes. Within this process, saves of one id are
  * grouped: every request waiting while a save is in flight is merged into the next one write.
  * Across processes, the save script writes only over the version a writer started from; on a
- * conflict it returns the stored document and the batch's operations are replayed onto it.
+ * conflict it returns the stored document and the batch's operations are replayed onto it, again
+ * and again until `timeout` ms have passed since the first attempt.
  */
 export class SessionWriter {
   readonly #lanes = new Map<string, Lane>()
   readonly #store: SessionStore
   readonly #ttl: number
+  readonly #timeout: number
   readonly #maxBytes: number
   readonly #stats: SessionStats
   readonly #schema: SessionSchema | undefined
 
-  constructor (store: SessionStore, ttl: number, maxBytes: number, stats: SessionStats, schema: SessionSchema | undefined) {
+  constructor (store: SessionStore, ttl: number, timeout: number, maxBytes: number, stats: SessionStats, schema: SessionSchema | undefined) {
     this.#store = store
     this.#ttl = ttl
+    this.#timeout = timeout
     this.#maxBytes = maxBytes
     this.#stats = stats
     this.#schema = schema
@@ -136,7 +138,11 @@ export class SessionWriter {
   /** Settles every waiter of the batch; never throws. */
   async #commit (id: string, lane: Lane, batch: Waiter[]): Promise<void> {
     let { doc, expected, replay } = this.#start(lane, batch)
-    for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+    const started = performance.now()
+    let attempt = 0
+    let elapsed = 0
+    while (elapsed < this.#timeout) {
+      attempt++
       for (const waiter of replay) for (const op of waiter.ops) applyOperation(doc, op)
       doc.v = expected + 1
       const text = serializeDocument(doc)
@@ -148,18 +154,18 @@ export class SessionWriter {
         return this.#commit(id, lane, batch.slice(0, 1))
       }
       const now = Date.now()
-      const ttl = ttlOf(doc, this.#ttl, now)
-      if (ttl <= 0) return settleBatch(batch, new errors.FST_REDIS_SESSION_GONE())
+      const expiry = keyExpiry(doc, this.#ttl, now)
+      if (expiry.at <= now) return settleBatch(batch, new errors.FST_REDIS_SESSION_GONE())
       let result
       try {
-        result = await this.#store.save(id, expected, text, ttl, this.#ttl)
+        result = await this.#store.save(id, expected, text, expiry, this.#ttl)
       } catch (err) {
         return settleBatch(batch, err as Error)
       }
       if (result.status === 'saved') {
         lane.latest = { version: doc.v, text }
         this.#stats.saved += batch.length
-        return settleBatch(batch, undefined, { version: doc.v, text, doc, ttl, expiresAt: now + ttl * 1000 })
+        return settleBatch(batch, undefined, { version: doc.v, text, doc, expiresAt: expiry.at })
       }
       if (result.status === 'gone') return settleBatch(batch, new errors.FST_REDIS_SESSION_GONE())
       // rotated meanwhile: each request follows the alias itself, with its own operations
@@ -173,10 +179,11 @@ export class SessionWriter {
       doc = current
       expected = current.v
       replay = batch
+      elapsed = performance.now() - started
       // lost again: other processes are writing this session too; a random pause spreads the retries
-      if (attempt > 1) await pause(Math.random() * Math.min(2 ** attempt, MAX_PAUSE_MS))
+      if (attempt > 1 && elapsed < this.#timeout) await pause(Math.min(Math.random() * Math.min(2 ** attempt, MAX_PAUSE_MS), this.#timeout - elapsed))
     }
-    settleBatch(batch, new errors.FST_REDIS_SESSION_CONFLICT(MAX_ATTEMPTS))
+    settleBatch(batch, new errors.FST_REDIS_SESSION_CONFLICT(attempt, Math.round(elapsed)))
   }
 }
 

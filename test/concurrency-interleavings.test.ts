@@ -1,7 +1,7 @@
 import { test, type Test } from 'tap'
 import type { FastifyInstance, FastifyRequest, InjectOptions, LightMyRequestResponse } from 'fastify'
 import type { Redis } from 'ioredis'
-import { buildApp, connect, keysUnder, sessionCookie, setCookies, sharedRedisUrl, uniquePrefix } from './helpers/app.js'
+import { buildApp, connect, keysUnder, sessionCookie, setCookies, sharedRedisUrl, uniquePrefix, sessionKey } from './helpers/app.js'
 import { Gate } from './helpers/gate.js'
 
 /** What a held request does to its session before it waits at the gate. */
@@ -112,7 +112,7 @@ test('destroy() racing with 50 requests that change the session: each is 200 or 
   })
   const responses = await Promise.all(requests)
   assertOkOrGone(t, responses)
-  t.equal(await client.exists(prefix + id), 0, 'the old id is dead')
+  t.equal(await client.exists(sessionKey(prefix, id)), 0, 'the old id is dead')
   // requests that loaded after the logout started sessions of their own, without alice's data
   await assertNobodyHoldsAlice(t, client, prefix)
   await assertFresh(t, app, cookie, id)
@@ -128,7 +128,7 @@ test('regenerate() while 50 requests that changed the session are in flight: the
   const newId = login.json().id
   gate.open()
   t.same(outcomes(await Promise.all(held)), ['FST_REDIS_SESSION_GONE'])
-  t.same(await keysUnder(client, prefix), [prefix + newId], 'only the new id is stored')
+  t.same(await keysUnder(client, prefix), [sessionKey(prefix, newId)], 'only the new id is stored')
   const read = await app.inject({ url: '/read', headers: { cookie: sessionCookie(login) } })
   t.same(read.json().data, { user: 'alice', n: 0 })
   await assertFresh(t, app, cookie, id)
@@ -143,10 +143,10 @@ test('regenerate() racing with 50 increments: the new session holds exactly the 
   const newId = login.json().id
   assertOkOrGone(t, responses)
   const landed = responses.filter(res => res.statusCode === 200 && res.json().id === id).length
-  t.equal(await client.exists(prefix + id), 0, 'the old id is dead')
-  const stored = JSON.parse(await client.get(prefix + newId) as string)
+  t.equal(await client.exists(sessionKey(prefix, id)), 0, 'the old id is dead')
+  const stored = JSON.parse(await client.get(sessionKey(prefix, newId)) as string)
   t.same(stored.d, { user: 'alice', n: landed })
-  await assertNobodyHoldsAlice(t, client, prefix, prefix + newId)
+  await assertNobodyHoldsAlice(t, client, prefix, sessionKey(prefix, newId))
 })
 
 test('regenerate() carries this request\'s changes and those other requests saved meanwhile to the new id', async (t) => {
@@ -159,7 +159,7 @@ test('regenerate() carries this request\'s changes and those other requests save
 
   const login = await held
   t.equal(login.statusCode, 200)
-  t.equal(await client.exists(prefix + id), 0)
+  t.equal(await client.exists(sessionKey(prefix, id)), 0)
   const read = await app.inject({ url: '/read', headers: { cookie: sessionCookie(login) } })
   t.same(read.json().data, { user: 'alice', n: 1, mine: true })
 })
@@ -185,7 +185,7 @@ test('regenerate() of a session found corrupt answers 409 and stores nothing', a
   const { cookie, id } = await aliceSession(app)
   const held = app.inject(post('/held/regenerate', cookie))
   await gate.reached(1)
-  await client.set(prefix + id, 'not a session', 'KEEPTTL')
+  await client.set(sessionKey(prefix, id), 'not a session', 'KEEPTTL')
   gate.open()
 
   const res = await held
@@ -203,7 +203,7 @@ test('two logins of one session at once: one regenerate wins, the other gets 409
   const responses = await Promise.all(held)
   t.same(responses.map(res => res.statusCode).sort(), [200, 409])
   const winner = responses.find(res => res.statusCode === 200) as LightMyRequestResponse
-  t.same(await keysUnder(client, prefix), [prefix + winner.json().id])
+  t.same(await keysUnder(client, prefix), [sessionKey(prefix, winner.json().id)])
   const read = await app.inject({ url: '/read', headers: { cookie: sessionCookie(winner) } })
   t.same(read.json().data, { user: 'alice', n: 0 })
 })
@@ -229,9 +229,9 @@ async function replayAcross (t: Test, setup: InjectOptions, change: string, riva
   gate.open()
   const held = await pending
   t.equal(held.statusCode, 200)
-  const stored = JSON.parse(await client.get(prefix + id) as string)
+  const stored = JSON.parse(await client.get(sessionKey(prefix, id)) as string)
   t.equal(stored.v, 3, 'created, the rival write, the replayed write')
-  return { held, stored, pttl: await client.pttl(prefix + id), cookie, second }
+  return { held, stored, pttl: await client.pttl(sessionKey(prefix, id)), cookie, second }
 }
 
 test('replay across instances: a delete lands on top of the other instance\'s write', async (t) => {
@@ -266,42 +266,47 @@ test('a session overwritten by something unreadable while a request changed it: 
   const { cookie, id } = await aliceSession(app)
   const held = app.inject(post('/held/increment', cookie))
   await gate.reached(1)
-  await client.set(prefix + id, '{"v":7,"garbage', 'KEEPTTL')
+  await client.set(sessionKey(prefix, id), '{"v":7,"garbage', 'KEEPTTL')
   gate.open()
 
   const res = await held
   t.equal(res.json().code, 'FST_REDIS_SESSION_GONE')
-  t.equal(await client.get(prefix + id), '{"v":7,"garbage')
+  t.equal(await client.get(sessionKey(prefix, id)), '{"v":7,"garbage')
   await assertFresh(t, app, cookie, id)
 })
 
-test('a writer that loses to another instance on every attempt gives up after 10 with FST_REDIS_SESSION_CONFLICT', async (t) => {
+test('a writer that loses to another instance on every attempt retries until timeout, then gives up with FST_REDIS_SESSION_CONFLICT', async (t) => {
   const prefix = uniquePrefix()
   const url = await sharedRedisUrl()
   const loser = await connect(t, url)
-  const { app: first, client } = await buildApp(t, { client: loser, session: { prefix } })
+  const timeout = 300
+  const { app: first, client } = await buildApp(t, { client: loser, session: { prefix, timeout } })
   const { app: second } = await buildApp(t, { client: await connect(t, url), session: { prefix } })
   const created = await first.inject({ method: 'POST', url: '/write', payload: { n: 0 } })
   const cookie = sessionCookie(created)
-  const key = prefix + created.json().id
+  const key = sessionKey(prefix, created.json().id)
 
   // Before each of the first instance's save attempts, the second instance saves an increment, so
-  // every attempt meets a newer version than the one it expects. Bounded: after 20 rivals it stops.
+  // every attempt meets a newer version than the one it expects. Bounded: after 1000 rivals they
+  // stop (the loser would then succeed), far more than fit in the timeout.
   // (the first instance's only scripts on this key are its saves: it reads with GETEX)
   const scripted = loser as unknown as { evalsha: (...args: unknown[]) => Promise<unknown> }
   const evalsha = scripted.evalsha
   const rivals: number[] = []
   scripted.evalsha = async (...args: unknown[]) => {
-    if (args[2] === key && rivals.length < 20) rivals.push((await second.inject(post('/increment', cookie))).statusCode)
+    if (args[2] === key && rivals.length < 1000) rivals.push((await second.inject(post('/increment', cookie))).statusCode)
     return await evalsha.apply(loser, args)
   }
 
   const res = await first.inject(post('/write', cookie, { mine: true }))
   t.equal(res.statusCode, 503)
   t.equal(res.json().code, 'FST_REDIS_SESSION_CONFLICT')
-  t.same(rivals, Array(10).fill(200), 'ten attempts, each beaten by a save of the other instance')
+  t.ok(rivals.length > 2 && rivals.length < 1000, `${rivals.length} attempts: more than a few, ended by the timeout, not by the rivals`)
+  t.match(res.json().message, new RegExp(`every one of ${rivals.length} attempts in \\d+ ms`), 'the error counts the attempts')
+  t.same(rivals, Array(rivals.length).fill(200), 'each attempt beaten by a save of the other instance')
+  t.equal(first.sessions.stats().conflicts, rivals.length, 'each one a conflict')
   const stored = JSON.parse(await client.get(key) as string)
-  t.same({ v: stored.v, d: stored.d }, { v: 11, d: { n: 10 } }, 'every rival landed; the loser wrote nothing')
+  t.same({ v: stored.v, d: stored.d }, { v: rivals.length + 1, d: { n: rivals.length } }, 'every rival landed; the loser wrote nothing')
 })
 
 test('parallel writes that together exceed maxBytes: each either lands whole or fails with 507', async (t) => {
@@ -315,7 +320,7 @@ test('parallel writes that together exceed maxBytes: each either lands whole or 
 
   const responses = await Promise.all(held)
   t.same(outcomes(responses).sort(), [200, 'FST_REDIS_SESSION_TOO_LARGE'].sort())
-  const text = await client.get(prefix + id) as string
+  const text = await client.get(sessionKey(prefix, id)) as string
   t.ok(Buffer.byteLength(text) <= 4096)
   const landed = responses.flatMap((res, i) => res.statusCode === 200 ? ['k' + i] : [])
   t.same(Object.keys(JSON.parse(text).d).sort(), ['n', 'user', ...landed].sort(), 'exactly the writes that answered 200 are stored')
@@ -329,5 +334,5 @@ test('a new session whose id is already stored is refused, never merged into the
   t.equal(second.statusCode, 500)
   t.equal(second.json().code, 'FST_REDIS_SESSION_BAD_ID')
   t.same(setCookies(second), [], 'no cookie for someone else\'s session')
-  t.same(JSON.parse(await client.get(prefix + first.json().id) as string).d, { user: 'alice' })
+  t.same(JSON.parse(await client.get(sessionKey(prefix, first.json().id)) as string).d, { user: 'alice' })
 })

@@ -2,7 +2,7 @@ import { test, type Test } from 'tap'
 import type { AddressInfo } from 'node:net'
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
 import type { Redis } from 'ioredis'
-import { buildApp, connect, sessionCookie, uniquePrefix, type BuildOptions } from './helpers/app.js'
+import { buildApp, connect, sessionCookie, uniquePrefix, type BuildOptions, sessionKey } from './helpers/app.js'
 import { startRedis, type RedisServer } from './helpers/redis-server.js'
 
 const PARALLEL = 100
@@ -88,7 +88,7 @@ test('100 parallel increments on one app: n is exactly 100', async (t) => {
   t.same(statusCodes(responses), [200])
   const { writes, conflicts } = await saveCounts(client, t, 'one app')
   assertPluginCounters(t, [app], conflicts)
-  const stored = await storedDocument(client, prefix + id)
+  const stored = await storedDocument(client, sessionKey(prefix, id))
   t.equal(stored.d.n, PARALLEL)
   t.equal(stored.v, 1 + writes, 'the version counts the writes')
   t.ok(writes < PARALLEL, 'saves waiting behind one in flight were merged into fewer writes')
@@ -104,7 +104,7 @@ test('100 parallel increments over two app instances on one Redis: n is exactly 
   t.same(statusCodes(responses), [200])
   const { writes, conflicts } = await saveCounts(client, t, 'two apps')
   assertPluginCounters(t, [a, b], conflicts)
-  const stored = await storedDocument(client, prefix + id)
+  const stored = await storedDocument(client, sessionKey(prefix, id))
   t.equal(stored.d.n, PARALLEL)
   t.equal(stored.v, 1 + writes)
 })
@@ -124,7 +124,7 @@ test('100 parallel fetch calls to a listening server: n is exactly 100', async (
   }))
   t.same(statusCodes(responses), [200])
   assertPluginCounters(t, [app], (await saveCounts(client, t, 'listening server')).conflicts)
-  t.equal((await storedDocument(client, prefix + id)).d.n, PARALLEL)
+  t.equal((await storedDocument(client, sessionKey(prefix, id))).d.n, PARALLEL)
 })
 
 test('100 parallel requests each setting its own key: all 100 keys land', async (t) => {
@@ -136,7 +136,7 @@ test('100 parallel requests each setting its own key: all 100 keys land', async 
   t.same(statusCodes(responses), [200])
   const expected: Record<string, number> = { n: 0 }
   for (let i = 0; i < PARALLEL; i++) expected['k' + i] = i
-  t.same((await storedDocument(client, prefix + id)).d, expected)
+  t.same((await storedDocument(client, sessionKey(prefix, id))).d, expected)
   const read = await b.inject({ url: '/read', headers: { cookie } })
   t.same(read.json().data, expected)
 })
@@ -166,7 +166,7 @@ test('parallel sets of one key with large values: one value wins whole, the stor
   const client = await privateClient(t)
   const [a, b, prefix] = await twoApps(t, client)
   const { cookie, id } = await counterSession(a)
-  const key = prefix + id
+  const key = sessionKey(prefix, id)
   // 24 kB each, told apart by every character
   const values = Array.from({ length: PARALLEL }, (_, i) => String(i).padStart(3, '0').repeat(8000))
   const sent = new Set(values)
@@ -189,21 +189,4 @@ test('parallel sets of one key with large values: one value wins whole, the stor
   const stored = await storedDocument(client, key)
   t.ok(sent.has(stored.d.big as string), 'the stored value is one of those written')
   t.same(Object.keys(stored.d).sort(), ['big', 'n'])
-})
-
-test('8 instances, 400 parallel increments: each 200 landed exactly once, each give-up left no trace', async (t) => {
-  const client = await privateClient(t)
-  const prefix = uniquePrefix()
-  const url = `redis://127.0.0.1:${client.options.port}`
-  const apps: FastifyInstance[] = []
-  // a generous timeout: a save that timed out might still land, and this test counts exactly
-  for (let i = 0; i < 8; i++) apps.push((await buildApp(t, { client: await connect(t, url), session: { prefix, timeout: 60_000 } })).app)
-  const { cookie, id } = await counterSession(apps[0])
-
-  const responses = await Promise.all(Array.from({ length: 400 }, (_, i) => apps[i % 8].inject({ method: 'POST', url: '/increment', headers: { cookie } })))
-  const landed = responses.filter(res => res.statusCode === 200).length
-  t.same(statusCodes(responses).filter(code => code !== 200), landed === 400 ? [] : [503])
-  t.ok(responses.every(res => res.statusCode === 200 || res.json().code === 'FST_REDIS_SESSION_CONFLICT'))
-  t.comment(`8 instances: ${400 - landed} of 400 saves gave up after 10 attempts`)
-  t.equal((await storedDocument(client, prefix + id)).d.n, landed)
 })

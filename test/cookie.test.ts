@@ -1,7 +1,7 @@
 import { test } from 'tap'
 import Fastify from 'fastify'
 import redisSession from '../lib/index.js'
-import { SECRET, buildApp, connect, keysUnder, sessionCookie, setCookies } from './helpers/app.js'
+import { SECRET, buildApp, connect, keysUnder, sessionCookie, setCookies, sessionKey } from './helpers/app.js'
 
 /** The attributes of one Set-Cookie header, lower-cased names, in order. */
 function attributes (header: string): string[] {
@@ -135,7 +135,7 @@ test('a custom idGenerator is used, and an id of the wrong format is refused bef
   const good = await buildApp(t, { session: { idGenerator: () => `custom-id-${String(++n).padStart(16, '0')}` } })
   const res = await good.app.inject({ method: 'POST', url: '/write', payload: { a: 1 } })
   t.equal(res.json().id, 'custom-id-0000000000000001')
-  t.equal(await good.client.exists(good.prefix + 'custom-id-0000000000000001'), 1)
+  t.equal(await good.client.exists(sessionKey(good.prefix, 'custom-id-0000000000000001')), 1)
   const bad = await buildApp(t, { session: { idGenerator: () => 'bad:id*with{chars}-long-enough' } })
   const refused = await bad.app.inject({ method: 'POST', url: '/write', payload: { a: 1 } })
   t.equal(refused.statusCode, 500)

@@ -4,6 +4,7 @@ import { test } from 'tap'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import { Redis } from 'ioredis'
 import { startRedis } from './helpers/redis-server.js'
+import { sessionKey } from './helpers/app.js'
 import { findChromium, startDemo, type DemoProcess } from './helpers/demo.js'
 
 const chromiumPath = findChromium()
@@ -89,7 +90,7 @@ test('the demo app in a real browser', { skip }, async (t) => {
   })
 
   await t.test('the page shows the document exactly as Redis holds it', async (t) => {
-    const stored = await redis.get(PREFIX + await sessionId(page))
+    const stored = await redis.get(sessionKey(PREFIX, await sessionId(page)))
     t.ok(stored)
     t.equal(await page.textContent('#stored'), stored)
     t.match(JSON.parse(stored!), { d: { user: 'Ada', views: 3 } })
@@ -115,7 +116,7 @@ test('the demo app in a real browser', { skip }, async (t) => {
     t.same(await shown(page), { path: '/', flashes: ['This session now expires after 15 s without a request.'] })
     t.match(await page.textContent('#ttl'), /^15 s/)
     const id = await sessionId(page)
-    const pttl = await redis.pttl(PREFIX + id)
+    const pttl = await redis.pttl(sessionKey(PREFIX, id))
     t.ok(pttl > 10_000 && pttl <= 15_000, `Redis holds it for at most 15 s (PTTL ${pttl})`)
 
     // the countdown is inline JavaScript that sends nothing, so the page may stay open meanwhile
@@ -123,7 +124,7 @@ test('the demo app in a real browser', { skip }, async (t) => {
     const wait = Math.min(Math.max(expiresAt - Date.now() + 1000, 16_000), 20_000)
     await page.waitForTimeout(wait)
     t.equal(await page.textContent('#countdown'), '(expired: reload to see)')
-    t.equal(await redis.exists(PREFIX + id), 0, 'Redis dropped it by itself')
+    t.equal(await redis.exists(sessionKey(PREFIX, id)), 0, 'Redis dropped it by itself')
 
     await page.reload()
     t.same(await shown(page), { path: '/login', flashes: [EXPIRED] })
@@ -136,10 +137,10 @@ test('the demo app in a real browser', { skip }, async (t) => {
   await t.test('logout destroys the session and says so', async (t) => {
     await logIn(page, url, 'Bob')
     const id = await sessionId(page)
-    t.equal(await redis.exists(PREFIX + id), 1)
+    t.equal(await redis.exists(sessionKey(PREFIX, id)), 1)
     await Promise.all([page.waitForURL(`${url}/login`), page.click('main form[action="/logout"] button')])
     t.same(await shown(page), { path: '/login', flashes: ['You are logged out.'] })
-    t.equal(await redis.exists(PREFIX + id), 0, 'the old session is gone from Redis')
+    t.equal(await redis.exists(sessionKey(PREFIX, id)), 0, 'the old session is gone from Redis')
     t.not(await sessionId(page), id, 'the browser holds another id')
     await page.goto(`${url}/members`)
     t.same(await shown(page), { path: '/login', flashes: ['Log in to see the members page.'] })
@@ -162,7 +163,7 @@ test('the demo app in a real browser', { skip }, async (t) => {
     const ids = [await sessionId(page), await sessionId(otherPage)]
     await Promise.all([page.waitForURL(`${url}/login`), button.click()])
     t.same(await shown(page), { path: '/login', flashes: ['You are logged out on every device.'] })
-    for (const id of ids) t.equal(await redis.exists(PREFIX + id), 0, 'both sessions are gone from Redis')
+    for (const id of ids) t.equal(await redis.exists(sessionKey(PREFIX, id)), 0, 'both sessions are gone from Redis')
     await otherPage.goto(`${url}/`)
     t.same(await shown(otherPage), { path: '/login', flashes: [EXPIRED] }, 'the other browser is logged out too')
   })

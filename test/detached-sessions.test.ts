@@ -3,7 +3,7 @@ import http from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { Writable } from 'node:stream'
 import { Signer } from '@fastify/cookie'
-import { buildApp, connect, sessionCookie, sharedRedisUrl, SECRET, OLD_SECRET } from './helpers/app.js'
+import { buildApp, connect, sessionCookie, sharedRedisUrl, SECRET, OLD_SECRET, sessionKey } from './helpers/app.js'
 import { monitorRedis } from './helpers/monitor.js'
 import type { SessionOrigin } from '../types/index.js'
 
@@ -29,7 +29,7 @@ test('fromHeaders opens the session a Cookie header names: read, change, save', 
   t.equal(session.setCookieHeader(), undefined, 'the client already holds the right cookie')
   const read = await app.inject({ url: '/read', headers: { cookie } })
   t.same(read.json().data, { user: 'ann', room: 'lobby', n: 1 })
-  t.equal(JSON.parse(await client.get(prefix + id) as string).v, 2)
+  t.equal(JSON.parse(await client.get(sessionKey(prefix, id)) as string).v, 2)
 })
 
 test('a bad or missing cookie gives a fresh session, and a forged one costs no Redis command', async (t) => {
@@ -64,8 +64,8 @@ test('a bad or missing cookie gives a fresh session, and a forged one costs no R
   t.not(missing.id, 'S'.repeat(43))
   missing.set('a', 1)
   await missing.save()
-  t.equal(await client.exists(prefix + 'S'.repeat(43)), 0, 'no key under the client\'s id')
-  t.equal(await client.exists(prefix + missing.id), 1)
+  t.equal(await client.exists(sessionKey(prefix, 'S'.repeat(43))), 0, 'no key under the client\'s id')
+  t.equal(await client.exists(sessionKey(prefix, missing.id)), 1)
 })
 
 test('a fresh session outside HTTP is stored by save(), and setCookieHeader() gives its cookie', async (t) => {
@@ -75,7 +75,7 @@ test('a fresh session outside HTTP is stored by save(), and setCookieHeader() gi
   t.equal(session.setCookieHeader(), undefined, 'nothing to send before it is stored')
   await session.save()
   t.equal(session.isNew, false)
-  t.equal(await client.exists(prefix + session.id), 1)
+  t.equal(await client.exists(sessionKey(prefix, session.id)), 1)
   const header = session.setCookieHeader() as string
   t.match(header, /^sid=[^;]+; Max-Age=600; Path=\/; HttpOnly; SameSite=Lax$/)
   t.notMatch(header, /Secure/, 'plain HTTP by default, with secure: auto')
@@ -102,12 +102,12 @@ test('setCookieHeader() after destroy, regenerate, and for a cookie signed by an
   await session.regenerate(['user'])
   await session.save()
   t.not(session.id, id)
-  t.equal(await client.exists(prefix + id), 0)
+  t.equal(await client.exists(sessionKey(prefix, id)), 0)
   t.equal(session.setCookieHeader()?.split(';')[0], `sid=${new Signer(SECRET).sign(session.id)}`)
 
   const again = await app.sessions.fromHeaders({ cookie: `sid=${new Signer(SECRET).sign(session.id)}` })
   await again.destroy()
-  t.equal(await client.exists(prefix + session.id), 0)
+  t.equal(await client.exists(sessionKey(prefix, session.id)), 0)
   t.equal(again.setCookieHeader(), 'sid=; Max-Age=0; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; SameSite=Lax')
   t.equal(again.isNew, true, 'a fresh session afterwards')
 })
@@ -127,7 +127,7 @@ test('saves from fromHeaders sessions and from requests on one session lose no i
   const all: Array<Promise<void>> = []
   for (let i = 0; i < 50; i++) all.push(i % 2 === 0 ? outside() : inside())
   await Promise.all(all)
-  t.equal(JSON.parse(await client.get(prefix + id) as string).d.n, 50)
+  t.equal(JSON.parse(await client.get(sessionKey(prefix, id)) as string).d.n, 50)
 
   // and a second app instance (another process, say) writing the same session meanwhile
   const other = await buildApp(t, { session: { prefix } })
@@ -140,7 +140,7 @@ test('saves from fromHeaders sessions and from requests on one session lose no i
     }))
   }
   await Promise.all(both)
-  t.equal(JSON.parse(await client.get(prefix + id) as string).d.n, 90)
+  t.equal(JSON.parse(await client.get(sessionKey(prefix, id)) as string).d.n, 90)
 })
 
 test('a WebSocket-style upgrade on the app\'s own server: the session of the handshake, and a new one\'s cookie in the 101', async (t) => {

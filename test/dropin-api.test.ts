@@ -1,7 +1,7 @@
 // The session API as code written for @fastify/session calls it: regenerate(keep), Node-style
 // callbacks, property-style data, data() and options().
 import { test } from 'tap'
-import { buildApp, keysUnder, sessionCookie, setCookies } from './helpers/app.js'
+import { buildApp, keysUnder, sessionCookie, setCookies, sessionKey } from './helpers/app.js'
 
 test('regenerate(keep) keeps only the listed keys, under a new id; the old id is gone', async (t) => {
   const { app, client, prefix } = await buildApp(t, {
@@ -18,7 +18,7 @@ test('regenerate(keep) keeps only the listed keys, under a new id; the old id is
   const login = await app.inject({ method: 'POST', url: '/login', headers: { cookie: sessionCookie(first) } })
   const { before, after } = login.json()
   t.not(after, before)
-  t.equal(await client.exists(prefix + before), 0, 'old key deleted')
+  t.equal(await client.exists(sessionKey(prefix, before)), 0, 'old key deleted')
   const read = await app.inject({ url: '/read', headers: { cookie: sessionCookie(login) } })
   t.same(read.json().data, { cart: [1], user: 'ann' }, 'csrf dropped, cart kept, user added')
 })
@@ -48,7 +48,7 @@ test('regenerate() of a session that ended meanwhile: an empty session when keep
   const { app, client, prefix } = await buildApp(t, {
     routes: (app) => {
       app.post('/regenerate', async (req) => {
-        await client.del(prefix + req.session.id)
+        await client.del(sessionKey(prefix, req.session.id))
         const keep = (req.body as { keep: string[] }).keep
         await req.session.regenerate(keep)
         return { data: req.session.toJSON() }
@@ -95,7 +95,7 @@ test('callback forms of regenerate, save, destroy and reload are called, with th
         })
       })
       app.post('/failing', (req, reply) => {
-        client.del(prefix + req.session.id).then(() => {
+        client.del(sessionKey(prefix, req.session.id)).then(() => {
           req.session.regenerate(['a'], (err) => {
             reply.send({ code: (err as { code?: string } | undefined)?.code })
           })
@@ -161,7 +161,7 @@ test('property-style data is saved, read, deleted and listed like get/set', asyn
   const assign = await app.inject({ method: 'POST', url: '/assign' })
   t.same(assign.json(), { viaGet: { id: 7 }, modified: true })
   const cookie = sessionCookie(assign)
-  const stored = JSON.parse(await client.get(prefix + assign.cookies[0].value.split('.')[0]) as string)
+  const stored = JSON.parse(await client.get(sessionKey(prefix, assign.cookies[0].value.split('.')[0])) as string)
   t.same(stored.d, { user: { id: 7 }, state: 'abc' }, 'stored in Redis')
   const props = await app.inject({ url: '/props', headers: { cookie } })
   t.same(props.json(), { user: { id: 7 }, state: 'abc', keys: ['user', 'state'] })
@@ -212,10 +212,10 @@ test('setting the same primitive again is no change; an object always counts', a
   })
   const first = await app.inject({ method: 'POST', url: '/write', payload: { n: 1, s: 'x', list: [1] } })
   const id = first.json().id
-  const before = await client.get(prefix + id)
+  const before = await client.get(sessionKey(prefix, id))
   const same = await app.inject({ method: 'POST', url: '/same', headers: { cookie: sessionCookie(first) } })
   t.same(same.json(), { primitives: false, object: true })
-  t.not(await client.get(prefix + id), before, 'the object counted as a change, so the version moved')
+  t.not(await client.get(sessionKey(prefix, id)), before, 'the object counted as a change, so the version moved')
 })
 
 test('expiresAt follows setTtl() and touch() within the request', async (t) => {

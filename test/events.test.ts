@@ -1,6 +1,6 @@
 import { test, type Test } from 'tap'
 import diagnostics from 'node:diagnostics_channel'
-import { buildApp, sessionCookie } from './helpers/app.js'
+import { buildApp, sessionCookie, sessionKey, hashedId } from './helpers/app.js'
 import { channels } from '../lib/index.js'
 
 type Name = keyof typeof channels
@@ -63,8 +63,9 @@ test('create, load, save, regenerate and destroy of real requests, with hints on
   const created = await app.inject({ method: 'POST', url: '/increment' })
   const cookie = sessionCookie(created)
   const id = (await app.inject({ url: '/read', headers: { cookie } })).json().id as string
-  const hint = id.slice(0, 8)
-  const stored = await client.get(prefix + id) as string
+  const hint = hashedId(id).slice(0, 8)
+  t.not(hint, id.slice(0, 8), 'a hint of the hashed id: nothing of the id itself')
+  const stored = await client.get(sessionKey(prefix, id)) as string
   const bytes = Buffer.byteLength(stored)
   const seen = events.take()
   t.same(shapes(t, seen), [
@@ -74,7 +75,7 @@ test('create, load, save, regenerate and destroy of real requests, with hints on
   ])
 
   await app.inject({ method: 'POST', url: '/increment', headers: { cookie } })
-  const after = Buffer.byteLength(await client.get(prefix + id) as string)
+  const after = Buffer.byteLength(await client.get(sessionKey(prefix, id)) as string)
   t.same(shapes(t, events.take()), [
     ['load', { idHint: hint, outcome: 'found', version: 1, bytes }],
     ['save', { idHint: hint, outcome: 'saved', isNew: false, version: 2, bytes: after }]
@@ -90,11 +91,11 @@ test('create, load, save, regenerate and destroy of real requests, with hints on
   const newId = login.json().id as string
   const seenLogin = shapes(t, events.take())
   t.same(seenLogin.map(([name]) => name), ['load', 'regenerate', 'save', 'create'])
-  t.same(seenLogin[1], ['regenerate', { idHint: newId.slice(0, 8), previousHint: hint, kept: 1 }])
+  t.same(seenLogin[1], ['regenerate', { idHint: hashedId(newId).slice(0, 8), previousHint: hint, kept: 1 }])
   t.same(seenLogin[2][1].isNew, true)
 
   await app.inject({ method: 'POST', url: '/logout', headers: { cookie: sessionCookie(login) } })
-  t.same(shapes(t, events.take()).map(([name, message]) => [name, message]).slice(1), [['destroy', { idHint: newId.slice(0, 8), by: 'session' }]])
+  t.same(shapes(t, events.take()).map(([name, message]) => [name, message]).slice(1), [['destroy', { idHint: hashedId(newId).slice(0, 8), by: 'session' }]])
 
   // a session never stored has no previous id to hint at; nothing kept, nothing stored
   await app.inject({ method: 'POST', url: '/fresh-login' })
@@ -120,21 +121,21 @@ test('expired: a missing session and one past its deadline; invalid: one that ca
     return { cookie: sessionCookie(res), id: res.json().id }
   }
   const missing = await login()
-  await client.del(prefix + missing.id)
+  await client.del(sessionKey(prefix, missing.id))
   const past = await login()
-  await client.set(prefix + past.id, `{"v":1,"a":${Date.now() - 1000},"t":0,"c":0,"f":{},"d":{}}`)
+  await client.set(sessionKey(prefix, past.id), `{"v":1,"a":${Date.now() - 1000},"t":0,"c":0,"f":{},"d":{}}`)
   const corrupt = await login()
-  await client.set(prefix + corrupt.id, 'not json')
+  await client.set(sessionKey(prefix, corrupt.id), 'not json')
   events.take()
   for (const { cookie } of [missing, past, corrupt]) await app.inject({ url: '/read', headers: { cookie } })
   t.same(shapes(t, events.take()), [
-    ['expired', { idHint: missing.id.slice(0, 8), reason: 'missing' }],
-    ['load', { idHint: missing.id.slice(0, 8), outcome: 'missing', version: 0, bytes: 0 }],
-    ['expired', { idHint: past.id.slice(0, 8), reason: 'deadline' }],
-    ['load', { idHint: past.id.slice(0, 8), outcome: 'expired', version: 0, bytes: 0 }],
-    ['load', { idHint: corrupt.id.slice(0, 8), outcome: 'invalid', version: 0, bytes: 0 }]
+    ['expired', { idHint: hashedId(missing.id).slice(0, 8), reason: 'missing' }],
+    ['load', { idHint: hashedId(missing.id).slice(0, 8), outcome: 'missing', version: 0, bytes: 0 }],
+    ['expired', { idHint: hashedId(past.id).slice(0, 8), reason: 'deadline' }],
+    ['load', { idHint: hashedId(past.id).slice(0, 8), outcome: 'expired', version: 0, bytes: 0 }],
+    ['load', { idHint: hashedId(corrupt.id).slice(0, 8), outcome: 'invalid', version: 0, bytes: 0 }]
   ])
-  t.equal(await client.exists(prefix + past.id), 0, 'deleted')
+  t.equal(await client.exists(sessionKey(prefix, past.id)), 0, 'deleted')
 })
 
 test('conflict: a save that met a newer version replays; a failed save names its code', async (t) => {
@@ -148,10 +149,10 @@ test('conflict: a save that met a newer version replays; a failed save names its
   held.increment('n')
   await held.save()
   t.equal(held.get('n'), 3)
-  const hint = held.id.slice(0, 8)
+  const hint = hashedId(held.id).slice(0, 8)
   t.same(shapes(t, events.take()).map(([name, message]) => [name, message]), [
     ['conflict', { idHint: hint, attempt: 1, requests: 1 }],
-    ['save', { idHint: hint, outcome: 'saved', isNew: false, version: 3, bytes: Buffer.byteLength(await client.get(prefix + held.id) as string) }]
+    ['save', { idHint: hint, outcome: 'saved', isNew: false, version: 3, bytes: Buffer.byteLength(await client.get(sessionKey(prefix, held.id)) as string) }]
   ])
 
   const big = await app.inject({ method: 'POST', url: '/write', headers: { cookie }, payload: { blob: 'x'.repeat(500) } })
@@ -169,8 +170,8 @@ test('destroy by app.sessions: destroy and destroyAll', async (t) => {
   t.equal(await app.sessions.destroy(ids[0]), true)
   t.equal(await app.sessions.destroyAll('ann'), 2)
   const destroyed = shapes(t, events.take())
-  t.same(destroyed[0], ['destroy', { idHint: ids[0].slice(0, 8), by: 'admin' }])
-  t.same(destroyed.slice(1).map(([, message]) => message.idHint).sort(), ids.slice(1).map(id => id.slice(0, 8)).sort())
+  t.same(destroyed[0], ['destroy', { idHint: hashedId(ids[0]).slice(0, 8), by: 'admin' }])
+  t.same(destroyed.slice(1).map(([, message]) => message.idHint).sort(), ids.slice(1).map(id => hashedId(id).slice(0, 8)).sort())
   t.same(destroyed.map(([name, message]) => [name, message.by]), [['destroy', 'admin'], ['destroy', 'admin'], ['destroy', 'admin']])
 })
 

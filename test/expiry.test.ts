@@ -1,6 +1,6 @@
 import { test } from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { buildApp, sessionCookie, setCookies } from './helpers/app.js'
+import { buildApp, sessionCookie, setCookies, sessionKey } from './helpers/app.js'
 
 async function storedTtl (client: { ttl (key: string): Promise<number> }, key: string): Promise<number> {
   return await client.ttl(key)
@@ -15,7 +15,7 @@ async function expiresWithin (client: { ttl (key: string): Promise<number> }, ke
 test('the idle timeout slides: a read pushes the expiry forward in the same round trip', async (t) => {
   const { app, client, prefix } = await buildApp(t, { session: { ttl: 100 } })
   const res = await app.inject({ method: 'POST', url: '/write', payload: { a: 1 } })
-  const key = prefix + res.json().id
+  const key = sessionKey(prefix, res.json().id)
   t.ok(await storedTtl(client, key) > 95)
   await client.expire(key, 10)
   await app.inject({ url: '/read', headers: { cookie: sessionCookie(res) } })
@@ -35,7 +35,7 @@ test('an idle session expires by itself', async (t) => {
 test('the absolute deadline caps every TTL and is never extended', async (t) => {
   const { app, client, prefix } = await buildApp(t, { session: { ttl: 600, absoluteTtl: 30 } })
   const res = await app.inject({ method: 'POST', url: '/write', payload: { a: 1 } })
-  const key = prefix + res.json().id
+  const key = sessionKey(prefix, res.json().id)
   t.ok(await expiresWithin(client, key, 30), 'the write is capped')
   await app.inject({ method: 'POST', url: '/write', headers: { cookie: sessionCookie(res) }, payload: { b: 2 } })
   t.ok(await expiresWithin(client, key, 30), 'a later write too')
@@ -43,10 +43,46 @@ test('the absolute deadline caps every TTL and is never extended', async (t) => 
   t.ok(await expiresWithin(client, key, 30), 'and a read')
 })
 
+test('near its absolute deadline, the key lives to the millisecond no longer than the session: write, read, touch', async (t) => {
+  const { app, client, prefix } = await buildApp(t, {
+    session: { ttl: 600, absoluteTtl: 3 },
+    routes: (app) => {
+      app.get('/touch', async (req) => { req.session.touch(); return 'ok' })
+    }
+  })
+  const still = await buildApp(t, {
+    client,
+    session: { prefix, ttl: 600, absoluteTtl: 3, rolling: false },
+    routes: (app) => {
+      app.get('/touch', async (req) => { req.session.touch(); return 'ok' })
+    }
+  })
+  const res = await app.inject({ method: 'POST', url: '/write', payload: { a: 1 } })
+  const key = sessionKey(prefix, res.json().id)
+  const deadline = JSON.parse(await client.get(key) as string).a
+  const cookie = sessionCookie(res)
+  const created = Date.now()
+  const first = await client.pttl(key)
+  t.ok(first > 0 && first <= deadline - created, `a new session: PTTL ${first} ms, at most the ${deadline - created} ms left`)
+  const steps: Array<[string, () => Promise<unknown>]> = [
+    ['a change', () => app.inject({ method: 'POST', url: '/write', headers: { cookie }, payload: { b: 2 } })],
+    ['a rolling read', () => app.inject({ url: '/read', headers: { cookie } })],
+    ['touch() without rolling', () => still.app.inject({ url: '/touch', headers: { cookie } })]
+  ]
+  for (const [name, step] of steps) {
+    await client.pexpire(key, 600_000)
+    await step()
+    const before = Date.now()
+    const pttl = await client.pttl(key)
+    t.ok(pttl < 600_000, `${name}: the step set the expiry`)
+    t.ok(pttl > 0 && pttl <= deadline - before, `${name}: PTTL ${pttl} ms, at most the ${deadline - before} ms left`)
+  }
+})
+
 test('a session past its absolute deadline is never returned, whatever Redis still holds', async (t) => {
   const { app, client, prefix } = await buildApp(t, { session: { absoluteTtl: 1, ttl: 600 } })
   const res = await app.inject({ method: 'POST', url: '/write', payload: { a: 1 } })
-  const key = prefix + res.json().id
+  const key = sessionKey(prefix, res.json().id)
   await client.expire(key, 600)
   await sleep(1100)
   const read = await app.inject({ url: '/read', headers: { cookie: sessionCookie(res) } })
@@ -69,7 +105,7 @@ test('a save after the absolute deadline passed mid-request is refused, not stor
   const late = await app.inject({ method: 'POST', url: '/late', headers: { cookie: sessionCookie(res) } })
   t.equal(late.statusCode, 409)
   t.equal(late.json().code, 'FST_REDIS_SESSION_GONE')
-  t.equal(await client.exists(prefix + res.json().id), 0, 'the expired session was not written back')
+  t.equal(await client.exists(sessionKey(prefix, res.json().id)), 0, 'the expired session was not written back')
 })
 
 test('rolling: false leaves the TTL alone on reads; touch() refreshes it without rewriting', async (t) => {
@@ -80,7 +116,7 @@ test('rolling: false leaves the TTL alone on reads; touch() refreshes it without
     }
   })
   const res = await app.inject({ method: 'POST', url: '/write', payload: { a: 1 } })
-  const key = prefix + res.json().id
+  const key = sessionKey(prefix, res.json().id)
   await client.expire(key, 10)
   const before = await client.get(key)
   const read = await app.inject({ url: '/read', headers: { cookie: sessionCookie(res) } })
@@ -101,7 +137,7 @@ test('touch() on a rolling or a new session costs nothing extra', async (t) => {
   t.same(setCookies(res), [])
   const written = await app.inject({ method: 'POST', url: '/write', payload: { a: 1 } })
   await app.inject({ url: '/touch', headers: { cookie: sessionCookie(written) } })
-  t.ok(await client.ttl(prefix + written.json().id) > 86000)
+  t.ok(await client.ttl(sessionKey(prefix, written.json().id)) > 86000)
 })
 
 test('a persistent cookie (cookie.maxAge) is re-sent on every read and never outlives the session', async (t) => {

@@ -1,7 +1,7 @@
 import { test } from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
-import { buildApp } from './helpers/app.js'
+import { buildApp, sessionKey } from './helpers/app.js'
 import { startRedis, waitFor } from './helpers/redis-server.js'
 
 const TIMEOUT = 300
@@ -136,5 +136,5 @@ test('Redis killed under load, then restarted: every answer is a correct 2xx or 
   const res = await fetch(`${address}/write`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"after":"restart"}' })
   t.equal(res.status, 200)
   const { id } = await res.json() as { id: string }
-  t.equal(await client.get(prefix + id).then(text => JSON.parse(text!).d.after), 'restart')
+  t.equal(await client.get(sessionKey(prefix, id)).then(text => JSON.parse(text!).d.after), 'restart')
 })

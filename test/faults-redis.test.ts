@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { sign } from '@fastify/cookie'
 import { Redis } from 'ioredis'
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
-import { SECRET, buildApp, keysUnder, sessionCookie, setCookies } from './helpers/app.js'
+import { SECRET, buildApp, keysUnder, sessionCookie, setCookies, sessionKey } from './helpers/app.js'
 import { startRedis, waitFor, type RedisServer } from './helpers/redis-server.js'
 
 const TIMEOUT = 300
@@ -83,7 +83,7 @@ test('Redis down when the app starts: registration succeeds, session requests ge
     const written = await untilOk(app, { method: 'POST', url: '/write', payload: { back: i } })
     const read = await app.inject({ url: '/read', headers: { cookie: sessionCookie(written) } })
     t.same(read.json().data, { back: i }, `${modes[i][0]}: the same app works once Redis is back`)
-    t.equal(await check.exists(prefix + (written.json().id as string)), 1, `${modes[i][0]}: the write landed`)
+    t.equal(await check.exists(sessionKey(prefix, written.json().id as string)), 1, `${modes[i][0]}: the write landed`)
   }
 })
 
@@ -159,7 +159,7 @@ test('a save that fails turns the response into an error, and the stored session
   })
   const created = await app.inject({ method: 'POST', url: '/write', payload: { user: 'alice' } })
   const cookie = sessionCookie(created)
-  const key = prefix + (created.json().id as string)
+  const key = sessionKey(prefix, created.json().id as string)
   const stored = await client.get(key)
 
   for (const url of ['/change', '/change-and-redirect', '/save-now', '/logout', '/login']) {
@@ -195,7 +195,7 @@ test('a save stalled past the timeout is reported as failed; Redis may still app
   })
   const created = await app.inject({ method: 'POST', url: '/write', payload: { user: 'alice' } })
   const cookie = sessionCookie(created)
-  const key = prefix + (created.json().id as string)
+  const key = sessionKey(prefix, created.json().id as string)
   failedAtTimeout(t, await timed(app, { method: 'POST', url: '/change', headers: { cookie } }), 'the stalled save')
   // once the pause ends the queued save runs: the document is one whole version, old or new, never a mix
   const read = await untilOk(app, { url: '/read', headers: { cookie } })

@@ -1,7 +1,7 @@
 import { test } from 'tap'
 import { sign, unsign } from '@fastify/cookie'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
-import { OLD_SECRET, SECRET, buildApp, sessionCookie, setCookies, sharedRedisUrl } from './helpers/app.js'
+import { OLD_SECRET, SECRET, buildApp, sessionCookie, setCookies, sharedRedisUrl, sessionKey } from './helpers/app.js'
 import { monitorRedis } from './helpers/monitor.js'
 
 const H = 'x-session-id'
@@ -33,7 +33,7 @@ test('idFrom: header: a new session is sent in the header, signed, and read back
   t.equal(idOf(value), created.json().id, 'the same signed value the cookie would hold')
   t.same(setCookies(created), [], 'no Set-Cookie')
   t.equal(created.headers['cache-control'], 'no-store')
-  t.ok(await client.get(prefix + created.json().id))
+  t.ok(await client.get(sessionKey(prefix, created.json().id)))
 
   const read = await app.inject({ url: '/read', headers: { [H]: value } })
   t.same(read.json(), { id: created.json().id, isNew: false, data: { user: 'alice' } })
@@ -117,7 +117,7 @@ test('idFrom: header: regenerate sends the new id; destroy, and a regenerate tha
   const second = header(login)
   t.equal(idOf(second), login.json().id, 'the new id')
   t.not(login.json().id, created.json().id)
-  t.equal(await client.exists(prefix + created.json().id), 0, 'the old id is gone')
+  t.equal(await client.exists(sessionKey(prefix, created.json().id)), 0, 'the old id is gone')
   const read = await app.inject({ url: '/read', headers: { [H]: second } })
   t.same(read.json().data, { user: 'alice' })
 
@@ -125,7 +125,7 @@ test('idFrom: header: regenerate sends the new id; destroy, and a regenerate tha
   t.equal(logout.headers[H], '', 'sent empty: the client drops its id')
   t.equal(logout.headers['cache-control'], 'no-store')
   t.same(setCookies(logout), [])
-  t.equal(await client.exists(prefix + login.json().id), 0)
+  t.equal(await client.exists(sessionKey(prefix, login.json().id)), 0)
 
   const again = await app.inject({ method: 'POST', url: '/write', payload: { user: 'bob' } })
   const bare = await app.inject({ method: 'POST', url: '/regenerate', headers: { [H]: header(again) } })

@@ -1,5 +1,5 @@
 import { test } from 'tap'
-import { buildApp, sessionCookie, setCookies, keysUnder } from './helpers/app.js'
+import { buildApp, sessionCookie, setCookies, keysUnder, sessionKey } from './helpers/app.js'
 import { Gate } from './helpers/gate.js'
 
 test('regenerate(keep) gives a new id with the kept data and deletes the old key', async (t) => {
@@ -21,7 +21,7 @@ test('regenerate(keep) gives a new id with the kept data and deletes the old key
   t.not(body.after, oldId)
   t.equal(body.isNew, true)
   t.equal(body.modified, true)
-  t.equal(await client.exists(prefix + oldId), 0, 'old key deleted')
+  t.equal(await client.exists(sessionKey(prefix, oldId)), 0, 'old key deleted')
   const read = await app.inject({ url: '/read', headers: { cookie: sessionCookie(login) } })
   t.same(read.json().data, { cart: [1, 2], user: { id: 42 } })
   t.equal(read.json().id, body.after)
@@ -41,14 +41,14 @@ test('regenerate(keep) on a brand-new session just issues a new id', async (t) =
     }
   })
   const res = await app.inject({ method: 'POST', url: '/login' })
-  t.same(await keysUnder(client, prefix), [prefix + res.json().id])
+  t.same(await keysUnder(client, prefix), [sessionKey(prefix, res.json().id)])
 })
 
 test('regenerate(keep) of a session that vanished meanwhile fails with GONE instead of reviving it', async (t) => {
   const { app, client, prefix } = await buildApp(t, {
     routes: (app) => {
       app.post('/login', async (req) => {
-        await client.del(prefix + req.session.id)
+        await client.del(sessionKey(prefix, req.session.id))
         req.session.set('b', 2)
         await req.session.regenerate(['b'])
         return { id: req.session.id }
@@ -73,10 +73,10 @@ test('regenerate() resets the absolute deadline', async (t) => {
     }
   })
   const first = await app.inject({ method: 'POST', url: '/write', payload: { a: 1 } })
-  const oldDoc = JSON.parse(await client.get(prefix + first.json().id) as string)
-  await client.set(prefix + first.json().id, JSON.stringify({ ...oldDoc, c: oldDoc.c - 1000_000, a: oldDoc.a - 1000_000 }), 'EX', 60)
+  const oldDoc = JSON.parse(await client.get(sessionKey(prefix, first.json().id)) as string)
+  await client.set(sessionKey(prefix, first.json().id), JSON.stringify({ ...oldDoc, c: oldDoc.c - 1000_000, a: oldDoc.a - 1000_000 }), 'EX', 60)
   const login = await app.inject({ method: 'POST', url: '/login', headers: { cookie: sessionCookie(first) } })
-  const doc = JSON.parse(await client.get(prefix + login.json().id) as string)
+  const doc = JSON.parse(await client.get(sessionKey(prefix, login.json().id)) as string)
   t.equal(doc.c, login.json().createdAt)
   t.equal(doc.a - doc.c, 3600_000)
 })
@@ -100,7 +100,7 @@ test('destroy() deletes the key, clears the cookie and leaves a fresh session', 
   const first = await app.inject({ method: 'POST', url: '/write', payload: { user: 'ann' } })
   const logout = await app.inject({ method: 'POST', url: '/logout', headers: { cookie: sessionCookie(first) } })
   t.same(logout.json(), { data: {}, isNew: true })
-  t.equal(await client.exists(prefix + first.json().id), 0)
+  t.equal(await client.exists(sessionKey(prefix, first.json().id)), 0)
   const [clearing] = setCookies(logout)
   t.match(clearing, /^sid=;/)
   t.match(clearing, /Max-Age=0/)
@@ -131,7 +131,7 @@ test('reload() drops unsaved changes and reads what is stored', async (t) => {
     routes: (app) => {
       app.post('/reload', async (req) => {
         req.session.set('local', true)
-        await client.set(prefix + req.session.id, (await client.get(prefix + req.session.id) as string).replace('"x":1', '"x":2'), 'KEEPTTL')
+        await client.set(sessionKey(prefix, req.session.id), (await client.get(sessionKey(prefix, req.session.id)) as string).replace('"x":1', '"x":2'), 'KEEPTTL')
         await req.session.reload()
         return { data: req.session.toJSON(), modified: req.session.isModified() }
       })
@@ -141,7 +141,7 @@ test('reload() drops unsaved changes and reads what is stored', async (t) => {
         return { data: req.session.toJSON() }
       })
       app.post('/reload-gone', async (req) => {
-        await client.del(prefix + req.session.id)
+        await client.del(sessionKey(prefix, req.session.id))
         await req.session.reload()
         return { isNew: req.session.isNew }
       })
@@ -165,7 +165,7 @@ test('save() writes at once; later changes are saved at the end of the request',
       app.post('/save', async (req) => {
         req.session.set('a', 1)
         await req.session.save()
-        const stored = await client.get(prefix + req.session.id)
+        const stored = await client.get(sessionKey(prefix, req.session.id))
         req.session.set('b', 2)
         return { stored, isNew: req.session.isNew, modified: req.session.isModified(), data: req.session.toJSON() }
       })
@@ -285,7 +285,7 @@ test('a route with config.session false neither loads nor sets a session', async
     }
   })
   const first = await app.inject({ method: 'POST', url: '/write', payload: { a: 1 } })
-  await client.del(prefix + first.json().id)
+  await client.del(sessionKey(prefix, first.json().id))
   const res = await app.inject({ url: '/static', headers: { cookie: sessionCookie(first) } })
   t.same(res.json(), { session: null })
   t.same(setCookies(res), [], 'no cookie, not even a clearing one')
@@ -383,7 +383,7 @@ test('setTtl() is kept with the session and validated', async (t) => {
     }
   })
   const res = await app.inject({ method: 'POST', url: '/short' })
-  const key = prefix + res.json().id
+  const key = sessionKey(prefix, res.json().id)
   const own = await client.ttl(key)
   t.ok(own > 0 && own <= 30, 'the session\'s own ttl')
   t.match(await client.get(key), /"t":30,/)

@@ -1,6 +1,6 @@
 import { test } from 'tap'
 import { Redis } from 'ioredis'
-import { buildApp, connect, sessionCookie, uniquePrefix, SECRET } from './helpers/app.js'
+import { buildApp, connect, sessionCookie, uniquePrefix, SECRET, sessionKey, hashedId } from './helpers/app.js'
 import { accountApp, Browser } from './helpers/scale.js'
 import { startRedis } from './helpers/redis-server.js'
 
@@ -8,20 +8,20 @@ test('app.sessions.get returns the data of a live session, without extending it'
   const { app, client, prefix } = await buildApp(t)
   const res = await app.inject({ method: 'POST', url: '/write', payload: { cart: [1, 2] } })
   const id = res.json().id
-  await client.expire(prefix + id, 100)
+  await client.expire(sessionKey(prefix, id), 100)
   t.same(await app.sessions.get(id), { cart: [1, 2] })
-  const pttl = await client.pttl(prefix + id)
+  const pttl = await client.pttl(sessionKey(prefix, id))
   t.ok(pttl > 0 && pttl <= 100_000, 'TTL untouched')
   t.equal(await app.sessions.get('x'.repeat(43)), null, 'unknown id')
   t.equal(await app.sessions.get('not an id'), null, 'malformed id: no Redis call')
   const garbage = 'G'.repeat(43)
-  await client.set(prefix + garbage, 'not json')
+  await client.set(sessionKey(prefix, garbage), 'not json')
   t.equal(await app.sessions.get(garbage), null, 'corrupt document')
   const reordered = 'R'.repeat(43)
-  await client.set(prefix + reordered, '{"a":1,"v":1,"t":0,"c":0,"d":{"x":1}}')
+  await client.set(sessionKey(prefix, reordered), '{"a":1,"v":1,"t":0,"c":0,"d":{"x":1}}')
   t.equal(await app.sessions.get(reordered), null, 'past its absolute deadline')
   const badMeta = 'B'.repeat(43)
-  await client.set(prefix + badMeta, `{"v":1,"a":${Date.now() + 60_000},"t":0,"c":0,"u":5,"d":{}}`)
+  await client.set(sessionKey(prefix, badMeta), `{"v":1,"a":${Date.now() + 60_000},"t":0,"c":0,"u":5,"d":{}}`)
   t.equal(await app.sessions.get(badMeta), null, 'index metadata of the wrong type')
 })
 
@@ -33,8 +33,8 @@ test('app.sessions.destroy deletes one session; its cookie then gets a fresh one
   const id = (await browser.send(app, 'POST', '/login', { userId: 3 })).json().id
   t.equal(await app.sessions.destroy(id), true)
   t.equal(app.sessions.stats().destroyed, 1)
-  t.equal(await client.exists(prefix + id), 0)
-  t.equal(await client.zscore(`${prefix}user:3`, id), null, 'and its index entry')
+  t.equal(await client.exists(sessionKey(prefix, id)), 0)
+  t.equal(await client.zscore(`${prefix}user:3`, hashedId(id)), null, 'and its index entry')
   t.equal(await app.sessions.destroy(id), false, 'already gone')
   t.equal(await app.sessions.destroy('bad id'), false)
   t.equal(app.sessions.stats().destroyed, 1)
@@ -48,9 +48,9 @@ test('app.sessions.destroy of a session stored without a user or unreadable', as
   const id = (await app.inject({ method: 'POST', url: '/write', payload: { a: 1 } })).json().id
   t.equal(await app.sessions.destroy(id), true)
   const garbage = 'G'.repeat(43)
-  await client.set(prefix + garbage, 'not json')
+  await client.set(sessionKey(prefix, garbage), 'not json')
   t.equal(await app.sessions.destroy(garbage), true)
-  t.equal(await client.exists(prefix + garbage), 0)
+  t.equal(await client.exists(sessionKey(prefix, garbage)), 0)
 })
 
 test('app.sessions.count counts the sessions under the prefix only (SCAN)', async (t) => {

@@ -1,5 +1,5 @@
 import { test } from 'tap'
-import { connect, uniquePrefix, sharedRedisUrl } from './helpers/app.js'
+import { connect, uniquePrefix, sharedRedisUrl, sessionKey, hashedId } from './helpers/app.js'
 import { accountApp, Browser } from './helpers/scale.js'
 import { monitorRedis } from './helpers/monitor.js'
 import { waitFor } from './helpers/redis-server.js'
@@ -18,7 +18,8 @@ test('a logged-in session joins its user\'s index; list shows each device', asyn
 
   const list = await app.sessions.list(42)
   t.equal(list.length, 2)
-  t.same(list.map(s => s.idHint).sort(), [phoneId.slice(0, 8), laptopId.slice(0, 8)].sort())
+  t.same(list.map(s => s.idHint).sort(), [hashedId(phoneId).slice(0, 8), hashedId(laptopId).slice(0, 8)].sort(), 'hints of the hashed ids')
+  t.equal(app.sessions.idHint(phoneId), hashedId(phoneId).slice(0, 8), 'idHint(id) gives the hint of an id one holds')
   t.same(list.map(s => s.userAgent).sort(), ['laptop/2.0', 'phone/1.0'])
   for (const info of list) {
     t.equal(info.ip, '127.0.0.1')
@@ -37,7 +38,7 @@ test('a logged-in session joins its user\'s index; list shows each device', asyn
   t.equal(await client.type(key), 'zset')
   const setTtl = await client.pttl(key)
   for (const id of [phoneId, laptopId]) {
-    const sessionTtl = await client.pttl(prefix + id)
+    const sessionTtl = await client.pttl(sessionKey(prefix, id))
     t.ok(sessionTtl > 0 && setTtl >= sessionTtl, 'the index outlives the session')
   }
   t.ok(setTtl > 0 && setTtl <= 604_801_000, 'and no longer than the absolute deadline allows')
@@ -150,11 +151,12 @@ test('entries of ended sessions are pruned, never returned; young ones wait for 
   await loggedOut.send(app, 'POST', '/logout')
   const moved = new Browser()
   const movedId = (await moved.send(app, 'POST', '/login', { userId: 'u1' })).json().id
-  await client.set(prefix + movedId, (await client.get(prefix + movedId))!.replace('"u":"u1"', '"u":"u2"'))
+  await client.set(sessionKey(prefix, movedId), (await client.get(sessionKey(prefix, movedId)))!.replace('"u":"u1"', '"u":"u2"'))
   const old = String(Date.now() - 60_000)
   const missing = 'M'.repeat(43)
   const young = 'Y'.repeat(43)
-  await client.zadd(key, old, missing, String(Date.now()), young, old, 'not an id', old, outId, old, movedId)
+  await client.zadd(key, old, missing, String(Date.now()), young, old, 'not an id', old, hashedId(outId), old, hashedId(movedId))
+  // entries are stored ids: a session's key is the prefix and its entry
   const corrupt = 'C'.repeat(43)
   await client.set(prefix + corrupt, '{"v":1,"a":1,"t":0,"c":0,"u":"u1","d":{}}')
   const reordered = 'R'.repeat(43)
@@ -164,9 +166,9 @@ test('entries of ended sessions are pruned, never returned; young ones wait for 
   await client.zadd(key, old, corrupt, old, reordered, old, garbage)
 
   const list = await app.sessions.list('u1')
-  t.same(list.map(s => s.idHint), [liveId.slice(0, 8)])
-  t.same((await client.zrange(key, '0', '-1')).sort(), [liveId, young].sort(), 'ended entries removed; the young one kept')
-  t.equal(await client.exists(prefix + movedId), 1, 'a session that moved to another user is left alone')
+  t.same(list.map(s => s.idHint), [hashedId(liveId).slice(0, 8)])
+  t.same((await client.zrange(key, '0', '-1')).sort(), [hashedId(liveId), young].sort(), 'ended entries removed; the young one kept')
+  t.equal(await client.exists(sessionKey(prefix, movedId)), 1, 'a session that moved to another user is left alone')
   t.equal(await app.sessions.destroyAll('u1', { except: liveId }), 0, 'nothing else of u1 to destroy')
 })
 
@@ -176,16 +178,16 @@ test('a real expiry: the entry is pruned once the session expired', async (t) =>
   const app = await accountApp(t, client, { userKey: 'userId', prefix, ttl: 1, timeout: 50 })
   const browser = new Browser()
   const id = (await browser.send(app, 'POST', '/login', { userId: 'short' })).json().id
-  const pttl = await client.pttl(prefix + id)
+  const pttl = await client.pttl(sessionKey(prefix, id))
   t.ok(pttl > 0 && pttl <= 1000, 'a 1 s TTL')
-  await waitFor('the session to expire', async () => await client.exists(prefix + id) === 0, { timeout: 5000 })
-  t.equal(await client.exists(prefix + id), 0, 'expired')
+  await waitFor('the session to expire', async () => await client.exists(sessionKey(prefix, id)) === 0, { timeout: 5000 })
+  t.equal(await client.exists(sessionKey(prefix, id)), 0, 'expired')
   await waitFor('the index entry to be pruned', async () => {
-    if (await client.zscore(`${prefix}user:short`, id) === null) return true
+    if (await client.zscore(`${prefix}user:short`, hashedId(id)) === null) return true
     t.same(await app.sessions.list('short'), [], 'never returned')
     return false
   }, { timeout: 5000, interval: 100 })
-  t.equal(await client.zscore(`${prefix}user:short`, id), null, 'pruned')
+  t.equal(await client.zscore(`${prefix}user:short`, hashedId(id)), null, 'pruned')
 })
 
 test('a large index is pruned when a session joins it', async (t) => {
@@ -237,12 +239,12 @@ test('trackClient keeps ip and user agent as of the last save', async (t) => {
   const app = await accountApp(t, client, { trackClient: true, prefix })
   const browser = new Browser('first/1')
   const id = (await browser.send(app, 'POST', '/login', { userId: 1 })).json().id
-  t.match(await client.get(prefix + id), /"c":\d+,"ip":"127\.0\.0\.1","ua":"first\/1",/)
+  t.match(await client.get(sessionKey(prefix, id)), /"c":\d+,"ip":"127\.0\.0\.1","ua":"first\/1",/)
   const res = await app.inject({ method: 'POST', url: '/write', headers: { cookie: browser.cookie!, 'user-agent': 'second/2' }, payload: { x: 1 } })
   t.equal(res.statusCode, 200)
-  t.match(await client.get(prefix + id), /"ua":"second\/2"/)
+  t.match(await client.get(sessionKey(prefix, id)), /"ua":"second\/2"/)
   await app.inject({ method: 'GET', url: '/me', headers: { cookie: browser.cookie!, 'user-agent': 'third/3' } })
-  t.match(await client.get(prefix + id), /"ua":"second\/2"/, 'a read does not write')
+  t.match(await client.get(sessionKey(prefix, id)), /"ua":"second\/2"/, 'a read does not write')
   t.equal(await client.keys(`${prefix}user:*`).then(keys => keys.length), 0, 'no index without userKey')
 })
 

@@ -1,6 +1,6 @@
 import { test } from 'tap'
 import { Signer } from '@fastify/cookie'
-import { buildApp, sessionCookie, SECRET } from './helpers/app.js'
+import { buildApp, sessionCookie, SECRET, sessionKey } from './helpers/app.js'
 import { sessionMetrics } from '../examples/metrics.js'
 
 /** `name{labels} value` lines of a Prometheus text exposition, by `name{labels}`. */
@@ -49,7 +49,7 @@ test('examples/metrics.ts reports the counts of real requests', async (t) => {
     'session_expired_total{reason="missing"}': 1
   }
   for (const [name, value] of Object.entries(expected)) t.equal(metrics.get(name), value, name)
-  const stored = Buffer.byteLength(await client.get(prefix + (await app.inject({ url: '/read', headers: { cookie } })).json().id) as string)
+  const stored = Buffer.byteLength(await client.get(sessionKey(prefix, (await app.inject({ url: '/read', headers: { cookie } })).json().id)) as string)
   t.ok((metrics.get('session_saved_bytes_sum') as number) >= stored, 'sizes of the writes')
 
   await app.close()

@@ -1,7 +1,7 @@
 import { test } from 'tap'
 import type { Test } from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
-import { OLD_SECRET, SECRET, buildApp, sessionCookie, setCookies, type BuildOptions } from './helpers/app.js'
+import { OLD_SECRET, SECRET, buildApp, sessionCookie, setCookies, type BuildOptions, sessionKey } from './helpers/app.js'
 
 interface RememberBody { on?: boolean, ttl?: number, user?: string }
 
@@ -45,7 +45,7 @@ test('rememberMe: the cookie of that session persists for its remaining life; ot
   const remembered = await app.inject({ method: 'POST', url: '/remember', payload: { user: 'alice' } })
   t.same(remembered.json().persistent, true)
   aboutSeconds(t, maxAgeOf(remembered), 86400, 'the idle ttl')
-  const stored = await client.get(prefix + remembered.json().id)
+  const stored = await client.get(sessionKey(prefix, remembered.json().id))
   t.match(stored, /^\{"v":1,"a":\d+,"t":0,"c":\d+,"p":1,"d":\{"user":"alice"\}\}$/, 'kept with the session, after "c"')
 
   const read = await app.inject({ url: '/persistent', headers: { cookie: sessionCookie(remembered) } })
@@ -76,7 +76,7 @@ test('rememberMe(false) turns it back into a browser-session cookie; the same an
   const off = await app.inject({ method: 'POST', url: '/remember', payload: { on: false }, headers: { cookie } })
   t.same(off.json(), { id: on.json().id, persistent: false, modified: true })
   t.equal(maxAgeOf(off), undefined, 'sent again, without Max-Age')
-  t.notMatch(await client.get(prefix + on.json().id), /"p":/, 'no longer stored')
+  t.notMatch(await client.get(sessionKey(prefix, on.json().id)), /"p":/, 'no longer stored')
   const read = await app.inject({ url: '/persistent', headers: { cookie } })
   t.same(read.json(), { persistent: false })
   t.same(setCookies(read), [], 'a browser-session cookie is not sent again')
@@ -141,7 +141,7 @@ test('rememberMe is per session: regenerate() starts a session that is not remem
 test('rememberMe with userKey: the index scripts still find the user after the new field', async (t) => {
   const { app, client, prefix } = await build(t, { userKey: 'user', trackClient: true })
   const created = await app.inject({ method: 'POST', url: '/remember', payload: { user: 'alice' }, headers: { 'user-agent': 'test' } })
-  t.match(await client.get(prefix + created.json().id), /^\{"v":1,"a":\d+,"t":0,"c":\d+,"u":"alice","ip":"127\.0\.0\.1","ua":"test","p":1,"d":/)
+  t.match(await client.get(sessionKey(prefix, created.json().id)), /^\{"v":1,"a":\d+,"t":0,"c":\d+,"u":"alice","ip":"127\.0\.0\.1","ua":"test","p":1,"d":/)
   t.equal((await app.sessions.list('alice')).length, 1)
   t.equal(await app.sessions.destroyAll('alice'), 1, 'destroyAll matched "u" right after "c"')
 })
@@ -156,7 +156,7 @@ test('rememberMe takes a boolean; anything else is a coded error', async (t) => 
 test('a stored "p" other than 1 is corrupt metadata: the session is discarded', async (t) => {
   const { app, client, prefix } = await build(t)
   const created = await app.inject({ method: 'POST', url: '/remember', payload: { user: 'alice' } })
-  const key = prefix + created.json().id
+  const key = sessionKey(prefix, created.json().id)
   await client.set(key, (await client.get(key) as string).replace('"p":1', '"p":true'), 'EX', 60)
   const read = await app.inject({ url: '/read', headers: { cookie: sessionCookie(created) } })
   t.equal(read.json().isNew, true)

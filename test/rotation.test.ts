@@ -3,7 +3,7 @@ import { test, type Test } from 'tap'
 import Fastify, { type LightMyRequestResponse } from 'fastify'
 import type { Redis } from 'ioredis'
 import redisSession from '../lib/index.js'
-import { SECRET, buildApp, connect, keysUnder, sessionCookie, setCookies, type TestApp } from './helpers/app.js'
+import { SECRET, buildApp, connect, keysUnder, sessionCookie, setCookies, sessionKey, type TestApp } from './helpers/app.js'
 import { Gate } from './helpers/gate.js'
 import { sign } from '@fastify/cookie'
 import { aliasText } from '../lib/rotation.js'
@@ -24,28 +24,28 @@ test('a session older than rotateEvery gets a new id; the old one leads to it fo
   const young = await app.inject({ url: '/read', headers: { cookie: oldCookie } })
   t.same(setCookies(young), [], 'younger than rotateEvery: no new id')
 
-  await age(client, prefix + oldId, 61_000)
+  await age(client, sessionKey(prefix, oldId), 61_000)
   const rotated = await app.inject({ url: '/read', headers: { cookie: oldCookie } })
   const newCookie = sessionCookie(rotated)
   const newId = idOf(newCookie)
   t.not(newId, oldId, 'a new id in the cookie')
   t.same(rotated.json().data, { cart: [1] })
   t.equal(rotated.json().id, newId, 'the request already runs under the new id')
-  const alias = await client.get(prefix + oldId) as string
+  const alias = await client.get(sessionKey(prefix, oldId)) as string
   t.match(alias, /^\{"moved":"[A-Za-z0-9_-]+","until":\d+\}$/)
   t.notOk(alias.includes(newId), 'the alias does not give the new id away')
-  const pttl = await client.pttl(prefix + oldId)
+  const pttl = await client.pttl(sessionKey(prefix, oldId))
   t.ok(pttl > 0 && pttl <= 20_000, `the alias ends with the grace window (${pttl} ms)`)
-  t.same(JSON.parse(await client.get(prefix + newId) as string).d, { cart: [1] })
+  t.same(JSON.parse(await client.get(sessionKey(prefix, newId)) as string).d, { cart: [1] })
 
   const late = await app.inject({ url: '/read', headers: { cookie: oldCookie } })
   t.same(late.json().data, { cart: [1] }, 'the old cookie still works within the grace window')
   t.equal(sessionCookie(late), newCookie, 'and is told the new id')
-  const aliasTtl = await client.pttl(prefix + oldId)
+  const aliasTtl = await client.pttl(sessionKey(prefix, oldId))
   t.ok(aliasTtl > 0 && aliasTtl <= 20_000, 'reading through the alias does not extend it')
   t.equal(app.sessions.stats().rotated, 1)
 
-  await client.del(prefix + oldId)
+  await client.del(sessionKey(prefix, oldId))
   const after = await app.inject({ url: '/read', headers: { cookie: oldCookie } })
   t.same(after.json().data, {}, 'past the grace window the old cookie gets a fresh session')
   const current = await app.inject({ url: '/read', headers: { cookie: newCookie } })
@@ -73,7 +73,7 @@ async function rotatedWhileInFlight (t: Test): Promise<TestApp & { gate: Gate, s
   const oldCookie = sessionCookie(created)
   const slow = app.inject({ method: 'POST', url: '/slow', headers: { cookie: oldCookie } })
   await gate.reached(1)
-  await age(client, prefix + idOf(oldCookie), 61_000)
+  await age(client, sessionKey(prefix, idOf(oldCookie)), 61_000)
   const rotated = await app.inject({ url: '/read', headers: { cookie: oldCookie } })
   return { app, client, prefix, gate, slow, rotated }
 }
@@ -99,16 +99,16 @@ test('parallel requests with an old cookie on two instances: one rotation, no fa
   await b.ready()
   const created = await a.inject({ method: 'POST', url: '/write', payload: { n: 0 } })
   const cookie = sessionCookie(created)
-  await age(client, prefix + idOf(cookie), 61_000)
+  await age(client, sessionKey(prefix, idOf(cookie)), 61_000)
   const responses = await Promise.all(Array.from({ length: 100 }, (_, i) =>
     (i % 2 === 0 ? a : b).inject({ method: 'POST', url: '/increment', headers: { cookie } })))
   t.same([...new Set(responses.map(res => res.statusCode))], [200], 'every request answered 200')
   const newIds = new Set(responses.flatMap(res => res.cookies.map(c => c.value.split('.')[0])))
   t.equal(newIds.size, 1, 'one successor, whichever instance rotated')
   const [successor] = newIds
-  t.equal(JSON.parse(await client.get(prefix + successor) as string).d.n, 100, 'no increment lost')
-  const sessions = (await keysUnder(client, prefix)).filter(key => key !== prefix + idOf(cookie))
-  t.same(sessions, [prefix + successor], 'no stray copy left behind')
+  t.equal(JSON.parse(await client.get(sessionKey(prefix, successor)) as string).d.n, 100, 'no increment lost')
+  const sessions = (await keysUnder(client, prefix)).filter(key => key !== sessionKey(prefix, idOf(cookie)))
+  t.same(sessions, [sessionKey(prefix, successor)], 'no stray copy left behind')
 })
 
 test('destroy() through the old cookie within the grace window ends the successor and the alias', async (t) => {
@@ -130,7 +130,7 @@ test('destroy() through the old cookie within the grace window ends the successo
     // a logout that loaded the session before the rotation, or one that came after it with the old cookie
     const slow = loadedBefore ? app.inject({ method: 'POST', url: '/slow-logout', headers: { cookie: oldCookie } }) : undefined
     if (slow !== undefined) await gate.reached(1)
-    await age(client, prefix + idOf(oldCookie), 61_000)
+    await age(client, sessionKey(prefix, idOf(oldCookie)), 61_000)
     const rotated = await app.inject({ url: '/read', headers: { cookie: oldCookie } })
     t.not(sessionCookie(rotated), oldCookie, 'rotated')
     if (slow !== undefined) gate.open()
@@ -146,20 +146,20 @@ test('an alias that is not the old id\'s, or an alias of an alias, leads to a fr
   const { app, client, prefix } = await buildApp(t)
   const created = await app.inject({ method: 'POST', url: '/write', payload: { a: 1 } })
   const cookie = sessionCookie(created)
-  await client.set(prefix + idOf(cookie), '{"moved":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","until":1}')
+  await client.set(sessionKey(prefix, idOf(cookie)), '{"moved":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","until":1}')
   const forged = await app.inject({ url: '/read', headers: { cookie } })
   t.same(forged.json().data, {})
   t.not(forged.json().id, idOf(cookie))
   const second = await app.inject({ method: 'POST', url: '/write', payload: { a: 1 } })
-  await client.set(prefix + idOf(sessionCookie(second)), '{"moved":"not an alias"}')
+  await client.set(sessionKey(prefix, idOf(sessionCookie(second))), '{"moved":"not an alias"}')
   const malformed = await app.inject({ url: '/read', headers: { cookie: sessionCookie(second) } })
   t.same(malformed.json().data, {}, 'a malformed alias too')
 
   const [a, b, c] = ['a', 'b', 'c'].map(letter => letter.repeat(43))
   const until = Date.now() + 60_000
-  await client.set(prefix + a, aliasText(a, b, until), 'PX', 60_000)
-  await client.set(prefix + b, aliasText(b, c, until), 'PX', 60_000)
-  await client.set(prefix + c, JSON.stringify({ v: 1, a: until, t: 0, c: Date.now(), d: { deep: true } }), 'PX', 60_000)
+  await client.set(sessionKey(prefix, a), aliasText(a, b, until), 'PX', 60_000)
+  await client.set(sessionKey(prefix, b), aliasText(b, c, until), 'PX', 60_000)
+  await client.set(sessionKey(prefix, c), JSON.stringify({ v: 1, a: until, t: 0, c: Date.now(), d: { deep: true } }), 'PX', 60_000)
   const chained = await app.inject({ url: '/read', headers: { cookie: `sid=${encodeURIComponent(sign(a, SECRET))}` } })
   t.same(chained.json().data, {}, 'one alias is followed, not a chain')
 })
@@ -177,7 +177,7 @@ test('without rolling, the old cookie leads to the successor all the same', asyn
   const { app, client, prefix } = await buildApp(t, { session: { rotateEvery: 60, rolling: false } })
   const created = await app.inject({ method: 'POST', url: '/write', payload: { a: 1 } })
   const oldCookie = sessionCookie(created)
-  await age(client, prefix + idOf(oldCookie), 61_000)
+  await age(client, sessionKey(prefix, idOf(oldCookie)), 61_000)
   const rotated = await app.inject({ url: '/read', headers: { cookie: oldCookie } })
   const late = await app.inject({ url: '/read', headers: { cookie: oldCookie } })
   t.same(late.json().data, { a: 1 })
@@ -186,7 +186,7 @@ test('without rolling, the old cookie leads to the successor all the same', asyn
 
 test('a request in flight whose successor ended meanwhile gets GONE, and nothing is revived', async (t) => {
   const { client, prefix, gate, slow, rotated } = await rotatedWhileInFlight(t)
-  await client.del(prefix + idOf(sessionCookie(rotated)))
+  await client.del(sessionKey(prefix, idOf(sessionCookie(rotated))))
   gate.open()
   const res = await slow
   t.equal(res.statusCode, 409)
@@ -201,12 +201,12 @@ test('a rotation that cannot store its new id leaves the session as it was', asy
     // the first id is the session's own; the rotation then draws one already in use
     session: { rotateEvery: 60, idGenerator: () => (calls++ === 0 ? 'f'.repeat(43) : taken) }
   })
-  await client.set(prefix + taken, 'someone else', 'EX', 60)
+  await client.set(sessionKey(prefix, taken), 'someone else', 'EX', 60)
   const created = await app.inject({ method: 'POST', url: '/write', payload: { a: 1 } })
   const cookie = sessionCookie(created)
-  await age(client, prefix + idOf(cookie), 61_000)
+  await age(client, sessionKey(prefix, idOf(cookie)), 61_000)
   const read = await app.inject({ url: '/read', headers: { cookie } })
   t.same(read.json(), { id: 'f'.repeat(43), isNew: false, data: { a: 1 } })
   t.same(setCookies(read), [], 'no new cookie')
-  t.equal(await client.get(prefix + taken), 'someone else', 'the other key is untouched')
+  t.equal(await client.get(sessionKey(prefix, taken)), 'someone else', 'the other key is untouched')
 })

@@ -1,7 +1,7 @@
 import { test, type Test } from 'tap'
 import { Writable } from 'node:stream'
 import { Type } from '@sinclair/typebox'
-import { buildApp, connect, sessionCookie, setCookies, uniquePrefix, type TestApp } from './helpers/app.js'
+import { buildApp, connect, sessionCookie, setCookies, uniquePrefix, type TestApp, sessionKey } from './helpers/app.js'
 
 const schema = Type.Object({
   user: Type.Object({ id: Type.Integer() }),
@@ -45,7 +45,7 @@ test('stored data failing the schema is discarded: fresh session, stale key dele
   const { before, after, logs } = await deploy(t)
   const stored = await before.app.inject({ method: 'POST', url: '/write', payload: { views: 'a-stored-secret-value' } })
   const oldId: string = stored.json().id
-  t.equal(await before.client.exists(before.prefix + oldId), 1)
+  t.equal(await before.client.exists(sessionKey(before.prefix, oldId)), 1)
 
   const res = await after.app.inject({ url: '/read', headers: { cookie: sessionCookie(stored) } })
   t.equal(res.statusCode, 200)
@@ -53,7 +53,7 @@ test('stored data failing the schema is discarded: fresh session, stale key dele
   t.equal(body.isNew, true, 'a fresh session')
   t.same(body.data, {})
   t.not(body.id, oldId, 'with a new id')
-  t.equal(await after.client.exists(after.prefix + oldId), 0, 'the stale key is deleted')
+  t.equal(await after.client.exists(sessionKey(after.prefix, oldId)), 0, 'the stale key is deleted')
   t.notOk(setCookies(res).some(c => c.includes(oldId)), 'the old id is never sent again')
 
   const [warning, ...others] = warnings(logs)
@@ -106,7 +106,7 @@ test('reload() discards stored data that no longer matches', async (t) => {
     routes: (app) => {
       app.post('/reload', async (req) => {
         // as if another process, still running without the schema, wrote this meanwhile
-        const key = prefix + req.session.id
+        const key = sessionKey(prefix, req.session.id)
         const doc = JSON.parse(await client.get(key) ?? 'null')
         await client.set(key, JSON.stringify({ ...doc, v: doc.v + 1, d: { views: 'lots' } }), 'KEEPTTL')
         await req.session.reload()

@@ -1,7 +1,7 @@
 import { test, type Test } from 'tap'
 import { Type, type TObject } from '@sinclair/typebox'
 import type { FastifyError } from 'fastify'
-import { buildApp, keysUnder, sessionCookie, type TestApp } from './helpers/app.js'
+import { buildApp, keysUnder, sessionCookie, type TestApp, sessionKey } from './helpers/app.js'
 
 const schema = Type.Object({
   user: Type.Object({ id: Type.Integer(), roles: Type.Array(Type.String()) }),
@@ -83,7 +83,7 @@ test('a nested mismatch is reported by its full path', async (t) => {
 test('an existing session is not rewritten when its only change is refused', async (t) => {
   const { app, client, prefix } = await schemaApp(t)
   const first = await app.inject({ method: 'POST', url: '/write', payload: { theme: 'light' } })
-  const key = prefix + String(first.json().id)
+  const key = sessionKey(prefix, String(first.json().id))
   const before = await client.get(key)
   const res = await app.inject({ method: 'POST', url: '/try', headers: { cookie: sessionCookie(first) }, payload: { theme: 'pink' } })
   t.equal(res.json().code, 'FST_REDIS_SESSION_SCHEMA_MISMATCH')

@@ -2,9 +2,9 @@ import { test, type Test } from 'tap'
 import crypto, { randomBytes } from 'node:crypto'
 import { Signer, sign, unsign } from '@fastify/cookie'
 import type { LightMyRequestResponse } from 'fastify'
-import { OLD_SECRET, SECRET, buildApp, keysUnder, sessionCookie, setCookies, sharedRedisUrl } from './helpers/app.js'
+import { OLD_SECRET, SECRET, buildApp, keysUnder, sessionCookie, setCookies, sharedRedisUrl, sessionKey } from './helpers/app.js'
 import { monitorRedis } from './helpers/monitor.js'
-import { SessionCookie, REMEMBERED_COOKIES, defaultIdGenerator } from '../lib/cookie.js'
+import { SessionCookie, REMEMBERED_COOKIES, defaultIdGenerator, storedIdOf } from '../lib/cookie.js'
 import { defaults } from '../lib/options.js'
 
 /** The id a response's session cookie carries, checked against SECRET alone. */
@@ -21,7 +21,7 @@ async function withStoredSession (t: Test, secret: string | string[] = SECRET) {
   const monitor = await monitorRedis(t, await sharedRedisUrl())
   const created = await built.app.inject({ method: 'POST', url: '/write', payload: { user: 'alice' } })
   const id = cookieId(created)
-  const stored = await built.client.get(built.prefix + id)
+  const stored = await built.client.get(sessionKey(built.prefix, id))
   return { ...built, monitor, id, stored }
 }
 
@@ -66,8 +66,8 @@ test('a cookie that fails verification gets a fresh session, no Set-Cookie and n
     t.same(setCookies(res), [], `${name}: no Set-Cookie: the plugin clears only cookies it ended`)
     t.same(await monitor.takeFrom(client), [], `${name}: no command reached Redis`)
   }
-  t.equal(await client.get(prefix + id), stored, 'the real session is untouched')
-  t.same(await keysUnder(client, prefix), [prefix + id], 'nothing else was stored')
+  t.equal(await client.get(sessionKey(prefix, id)), stored, 'the real session is untouched')
+  t.same(await keysUnder(client, prefix), [sessionKey(prefix, id)], 'nothing else was stored')
 })
 
 test('a cookie with a valid signature and a well-formed id costs one round trip', async (t) => {
@@ -99,11 +99,11 @@ test('an unknown well-formed id is never adopted, not even after writing', async
   // the new cookie works; the chosen id still names nothing
   const again = await app.inject({ method: 'POST', url: '/write', headers: { cookie: sessionCookie(written) }, payload: { more: 1 } })
   t.equal(again.statusCode, 200)
-  t.equal(await client.exists(prefix + chosen), 0, 'no key with the chosen id')
-  t.same(await keysUnder(client, prefix), [prefix + issued])
-  const writes = (await monitor.take()).filter(c => c.name === 'set' || c.name === 'setex' || c.name === 'expire')
+  t.equal(await client.exists(sessionKey(prefix, chosen)), 0, 'no key with the chosen id')
+  t.same(await keysUnder(client, prefix), [sessionKey(prefix, issued)])
+  const writes = (await monitor.take()).filter(c => ['set', 'evalsha', 'eval', 'pexpire', 'pexpireat'].includes(c.name))
   t.ok(writes.length > 0)
-  t.ok(writes.every(c => c.args[0] !== prefix + chosen), 'Redis never wrote or extended the chosen key')
+  t.ok(writes.every(c => !c.args.includes(sessionKey(prefix, chosen)) && !c.args.includes(prefix + chosen)), 'Redis never wrote or extended the chosen key')
 })
 
 test('rotating secrets: a cookie from before the rotation is accepted and re-signed by the first secret; a retired one is not', async (t) => {
@@ -166,21 +166,26 @@ function countHmacs (t: Test): () => number {
   return () => calls
 }
 
-function sessionCookieCodec (secrets: string[]): SessionCookie {
-  return new SessionCookie('sid', secrets, defaults.cookie, () => ({}), () => '')
+function sessionCookieCodec (secrets: string[], storedId: (id: string) => string = storedIdOf(true)): SessionCookie {
+  return new SessionCookie('sid', secrets, defaults.cookie, () => ({}), () => '', storedId)
 }
 
-test('a cookie that verified is remembered: the next request with it costs no HMAC', async (t) => {
-  const cookie = sessionCookieCodec([SECRET, OLD_SECRET])
+test('a cookie that verified is remembered: the next request with it costs no HMAC, nor a hash of its id', async (t) => {
+  let hashes = 0
+  const cookie = sessionCookieCodec([SECRET, OLD_SECRET], (id) => {
+    hashes++
+    return storedIdOf(true)(id)
+  })
   const id = defaultIdGenerator()
   const current = new Signer(SECRET).sign(id)
   const older = new Signer(OLD_SECRET).sign(defaultIdGenerator())
   const hmacs = countHmacs(t)
   const first = cookie.verify(current)
-  t.same(first, { id, renew: false })
+  t.same(first, { id, renew: false, storedId: sessionKey('', id) })
   t.equal(hmacs(), 1)
   t.equal(cookie.verify(current), first, 'the same answer, from memory')
   t.equal(hmacs(), 1, 'no second HMAC')
+  t.equal(hashes, 1, 'the stored id is remembered with it: one hash per cookie value')
   t.ok(Object.isFrozen(first), 'no request can change what the next one is told')
   t.equal(cookie.verify(older)?.renew, true, 'signed by the older secret: to be re-issued')
   t.equal(cookie.verify(older)?.renew, true, 'and still so when remembered')

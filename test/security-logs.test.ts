@@ -2,7 +2,7 @@ import { test } from 'tap'
 import { randomBytes } from 'node:crypto'
 import { sign } from '@fastify/cookie'
 import type { LightMyRequestResponse } from 'fastify'
-import { OLD_SECRET, SECRET, buildApp, connect, sessionCookie } from './helpers/app.js'
+import { OLD_SECRET, SECRET, buildApp, connect, sessionCookie, sessionKey } from './helpers/app.js'
 import { startRedis } from './helpers/redis-server.js'
 
 const DATA = 'DATA-7f3a9c'
@@ -63,7 +63,7 @@ test('nothing logged at trace level holds a full id, a signed cookie, a secret o
   // a corrupt stored session, discarded
   const corrupt = randomBytes(32).toString('base64url')
   ids.push(corrupt)
-  await client.set(prefix + corrupt, `not JSON ${DATA}-corrupt`, 'EX', 60)
+  await client.set(sessionKey(prefix, corrupt), `not JSON ${DATA}-corrupt`, 'EX', 60)
   t.equal((await app.inject({ url: '/read', headers: { cookie: `sid=${encodeURIComponent(sign(corrupt, SECRET))}` } })).json().isNew, true)
   // bad cookies: forged signature, unknown id
   const forged = randomBytes(32).toString('base64url')

@@ -1,7 +1,7 @@
 import { test } from 'tap'
 import { randomBytes } from 'node:crypto'
 import { sign } from '@fastify/cookie'
-import { SECRET, buildApp, keysUnder, sessionCookie } from './helpers/app.js'
+import { SECRET, buildApp, keysUnder, sessionCookie, sessionKey } from './helpers/app.js'
 
 const HOUR = 3600_000
 
@@ -14,7 +14,7 @@ function meta (): string {
 /** Writes `raw` under a fresh id with a plain SET, as anything with access to Redis could, and returns the signed cookie. */
 async function plant (client: import('ioredis').Redis, prefix: string, raw: string): Promise<{ id: string, cookie: string }> {
   const id = randomBytes(32).toString('base64url')
-  await client.set(prefix + id, raw, 'EX', 600)
+  await client.set(sessionKey(prefix, id), raw, 'EX', 600)
   return { id, cookie: `sid=${encodeURIComponent(sign(id, SECRET))}` }
 }
 
@@ -54,11 +54,11 @@ test('a stored value that cannot be trusted is discarded, deleted, and replaced 
     t.equal(res.statusCode, 200, `${name}: served`)
     const issued = res.json().id as string
     t.not(issued, id, `${name}: a new id`)
-    t.equal(await client.exists(prefix + id), 0, `${name}: the stored value is deleted`)
+    t.equal(await client.exists(sessionKey(prefix, id)), 0, `${name}: the stored value is deleted`)
     const next = await app.inject({ url: '/read', headers: { cookie: sessionCookie(res) } })
     t.same(next.json().data, { fresh: true }, `${name}: nothing of it was kept`)
-    t.same(await keysUnder(client, prefix), [prefix + issued], `${name}: only the new session is stored`)
-    await client.del(prefix + issued)
+    t.same(await keysUnder(client, prefix), [sessionKey(prefix, issued)], `${name}: only the new session is stored`)
+    await client.del(sessionKey(prefix, issued))
   }
   t.equal(({} as Record<string, unknown>).polluted, undefined, 'Object.prototype is untouched')
 })

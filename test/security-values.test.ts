@@ -1,5 +1,5 @@
 import { test } from 'tap'
-import { buildApp, keysUnder, sessionCookie, setCookies } from './helpers/app.js'
+import { buildApp, keysUnder, sessionCookie, setCookies, sessionKey } from './helpers/app.js'
 
 class Point {
   x = 1
@@ -76,7 +76,7 @@ async function setup (t: Parameters<typeof buildApp>[0], maxBytes?: number) {
   })
   const created = await built.app.inject({ method: 'POST', url: '/write', payload: { keep: 'me' } })
   const cookie = sessionCookie(created)
-  const key = built.prefix + (created.json().id as string)
+  const key = sessionKey(built.prefix, (created.json().id as string))
   return { ...built, cookie, key, stored: await built.client.get(key) }
 }
 

@@ -107,17 +107,25 @@ export interface RedisSessionOptions {
   rotateGrace?: number
   /** Keep the client's ip and user agent, as of the session's last save, for `app.sessions.list`. @default false */
   trackClient?: boolean
+  /**
+   * Key each session by the SHA-256 of its id, never the id itself, so that a read of Redis (a dump,
+   * a replica, MONITOR) gives no id a cookie could carry. Changing it ends every stored session. @default true
+   */
+  hashIds?: boolean
 }
 
 /** One of a user's live sessions, as `app.sessions.list` shows it. */
 export interface SessionInfo {
-  /** The id's first 8 characters: enough to tell sessions apart, too few to use one. */
+  /**
+   * 8 characters of the id as Redis holds it (of its hash, with `hashIds`): enough to tell sessions
+   * apart, too few to use one. `app.sessions.idHint(id)` gives the same for an id you hold.
+   */
   idHint: string
   /** Epoch milliseconds. */
   createdAt: number
   /** Epoch milliseconds: the earlier of the idle and absolute deadlines. */
   expiresAt: number
-  /** Epoch milliseconds, to the second: when the idle timeout last restarted; absent while the absolute deadline is nearer. */
+  /** Epoch milliseconds, to a few ms: when the idle timeout last restarted; absent while the absolute deadline is nearer. */
   lastSeen?: number
   /** With `trackClient`: `request.ip` at the last save. */
   ip?: string
@@ -225,6 +233,8 @@ export interface SessionManager {
   list (user: string | number): Promise<SessionInfo[]>
   /** Deletes every session of the user except `except` (a full id); resolves how many (needs `userKey`). */
   destroyAll (user: string | number, options?: { except?: string }): Promise<number>
+  /** The `idHint` that `list` shows for the session with this (full) id, such as `request.session.id`. */
+  idHint (id: string): string
 }
 
 /** `request.session`: the session, with its data keys also readable and writable as properties. */
@@ -308,7 +318,7 @@ export interface Session {
 
 /**
  * Session lifecycle events, published on Node's `diagnostics_channel` under these names only while
- * a channel has subscribers. Messages carry hints (`idHint`: an id's first 8 characters), sizes,
+ * a channel has subscribers. Messages carry hints (`idHint`: 8 characters of the id as Redis holds it, its hash with `hashIds`, as `app.sessions.idHint(id)` gives), sizes,
  * versions, durations and outcomes; never an id, a cookie or session data.
  */
 export declare const channels: {
@@ -391,7 +401,7 @@ export interface SessionExpiredEvent {
 export interface RedisSessionErrors {
   FST_REDIS_SESSION_INVALID_OPTION: FastifyErrorConstructor<{ code: 'FST_REDIS_SESSION_INVALID_OPTION', statusCode: 500 }, [string, string]>
   FST_REDIS_SESSION_STORE_UNAVAILABLE: FastifyErrorConstructor<{ code: 'FST_REDIS_SESSION_STORE_UNAVAILABLE', statusCode: 503 }, [string, { cause: unknown }?]>
-  FST_REDIS_SESSION_CONFLICT: FastifyErrorConstructor<{ code: 'FST_REDIS_SESSION_CONFLICT', statusCode: 503 }, [number]>
+  FST_REDIS_SESSION_CONFLICT: FastifyErrorConstructor<{ code: 'FST_REDIS_SESSION_CONFLICT', statusCode: 503 }, [attempts: number, ms: number]>
   FST_REDIS_SESSION_GONE: FastifyErrorConstructor<{ code: 'FST_REDIS_SESSION_GONE', statusCode: 409 }, []>
   FST_REDIS_SESSION_INVALID_KEY: FastifyErrorConstructor<{ code: 'FST_REDIS_SESSION_INVALID_KEY', statusCode: 500 }, [string]>
   FST_REDIS_SESSION_INVALID_VALUE: FastifyErrorConstructor<{ code: 'FST_REDIS_SESSION_INVALID_VALUE', statusCode: 500 }, [string, string]>

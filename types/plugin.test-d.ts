@@ -144,6 +144,8 @@ expectAssignable<FastifyError>(mismatch)
 expectAssignable<Error>(new errors.FST_REDIS_SESSION_STORE_UNAVAILABLE('load failed', { cause: new Error('ECONNRESET') }))
 expectType<'FST_REDIS_SESSION_GONE'>(errors.FST_REDIS_SESSION_GONE().code)
 expectError(new errors.FST_REDIS_SESSION_SCHEMA_MISMATCH(42))
+expectAssignable<Error>(new errors.FST_REDIS_SESSION_CONFLICT(12, 2003))
+expectError(new errors.FST_REDIS_SESSION_CONFLICT(10))
 expectError(errors.FST_REDIS_SESSION_NOT_A_CODE)
 function statusOf (err: unknown): number | undefined {
   if (err instanceof errors.FST_REDIS_SESSION_TOO_LARGE) {

@@ -22,10 +22,14 @@ expectError(app.sessions.destroyAll(42, { except: 1 }))
 
 const info = {} as SessionInfo
 expectType<string>(info.idHint)
+expectType<string>(app.sessions.idHint('current-id'))
+expectError(app.sessions.idHint(42))
 expectType<number | undefined>(info.lastSeen)
 expectType<string | undefined>(info.userAgent)
 
 expectAssignable<RedisSessionOptions>({ secret: 'x'.repeat(32), userKey: 'userId', trackClient: false })
+expectAssignable<RedisSessionOptions>({ secret: 'x'.repeat(32), hashIds: false })
+expectError(app.register(redisSession, { client: new Redis(), secret: 'x'.repeat(32), hashIds: 'yes' }))
 expectError<RedisSessionOptions>({ secret: 'x'.repeat(32), userKey: 1 })
 expectError<RedisSessionOptions>({ secret: 'x'.repeat(32), trackClient: 'yes' })
 

@@ -1,4 +1,5 @@
 // The demo app: a few pages that show what the session plugin does, built around one ioredis client.
+import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import Fastify from 'fastify'
 import redisSession from 'fastify-session-redis'
@@ -120,7 +121,9 @@ async function createApp ({ client, secret, prefix = 'demo:sess:', userKey, logg
     const views = session.increment('views')
     // written now rather than at onSend, so the page can show the document exactly as Redis holds it
     await session.save()
-    const stored = await client.get(prefix + session.id)
+    // the plugin keys a session by the SHA-256 of its id (hashIds): Redis never holds the id itself
+    const key = prefix + createHash('sha256').update(session.id).digest('base64url')
+    const stored = await client.get(key)
     const ttl = (stored === null ? 0 : JSON.parse(stored).t) || DEFAULT_TTL
     const user = session.get('user')
     const liveSessions = perUser ? (await app.sessions.list(user)).length : undefined
@@ -131,8 +134,7 @@ async function createApp ({ client, secret, prefix = 'demo:sess:', userKey, logg
       createdAt: session.createdAt,
       expiresAt: session.expiresAt,
       ttl,
-      id: session.id,
-      prefix,
+      key,
       stored,
       liveSessions
     }))

@@ -71,7 +71,7 @@ function formatTime (ms) {
   return new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC')
 }
 
-export function homePage ({ user, flashes, views, createdAt, expiresAt, ttl, id, prefix, stored, liveSessions }) {
+export function homePage ({ user, flashes, views, createdAt, expiresAt, ttl, key, stored, liveSessions }) {
   const ttlButtons = TTL_CHOICES.map(({ seconds, label }) =>
     `<button type="submit" name="ttl" value="${seconds}" class="choice"${seconds === ttl ? ' aria-pressed="true"' : ''}>${escapeHtml(label)}</button>`
   ).join('\n      ')
@@ -82,8 +82,8 @@ export function homePage ({ user, flashes, views, createdAt, expiresAt, ttl, id,
   const sessionCount = liveSessions === undefined
     ? ''
     : `<dt>Your sessions</dt><dd id="sessions">${escapeHtml(liveSessions)}, one per browser logged in as you</dd>`
-  // only the start of the id: the full id is the bearer credential the HttpOnly cookie keeps away from scripts
-  const shortKey = `${prefix}${id.slice(0, 8)}…`
+  // shortened for the page only: the key holds a hash of the id, not the id the cookie carries
+  const shortKey = `${key.slice(0, -35)}…`
   return layout({
     title: 'Home',
     user,

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import Fastify, { type FastifyInstance, type FastifyServerOptions, type LightMyRequestResponse } from 'fastify'
 import { Redis, type Cluster } from 'ioredis'
 import type { Test } from 'tap'
@@ -28,6 +28,19 @@ export async function connect (t: Test, url?: string): Promise<Redis> {
 /** A key prefix no other test uses, so parallel files never collide and nothing needs FLUSHALL. */
 export function uniquePrefix (): string {
   return `test:${randomBytes(6).toString('hex')}:`
+}
+
+/**
+ * A session id as Redis holds it by default (`hashIds`), in keys and user indexes: its SHA-256 in
+ * base64url. Worked out here on its own, not with the plugin's code.
+ */
+export function hashedId (id: string): string {
+  return createHash('sha256').update(id).digest('base64url')
+}
+
+/** The Redis key of the session with this id, as the plugin names it by default (`hashIds`). */
+export function sessionKey (prefix: string, id: string): string {
+  return prefix + hashedId(id)
 }
 
 /** Any ioredis client the plugin takes: a Redis (the default here) or a Cluster. */

@@ -2,7 +2,7 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import type { Cluster, Redis } from 'ioredis'
 import type { Test } from 'tap'
 import type { RedisSessionOptions } from '../../types/index.js'
-import { buildApp } from './app.js'
+import { buildApp, sessionKey } from './app.js'
 import { waitFor } from './redis-server.js'
 
 /**
@@ -81,14 +81,14 @@ export async function coreBehaviours (t: Test, a: Redis | Cluster, b: Redis | Cl
 
   const login = await browser.send(appA, 'POST', '/login', { userId: 'ann' })
   const id = login.json().id
-  t.ok(await a.exists(prefix + id), 'created on A')
+  t.ok(await a.exists(sessionKey(prefix, id)), 'created on A')
   t.same((await browser.send(appB, 'GET', '/me')).json().data, { userId: 'ann' }, 'read on B')
   await browser.send(appB, 'POST', '/write', { theme: 'dark' })
   t.same((await browser.send(appA, 'GET', '/me')).json().data, { userId: 'ann', theme: 'dark' }, 'written on B, read on A')
 
   const newId = (await browser.send(appB, 'POST', '/regenerate')).json().id
   t.not(newId, id)
-  t.equal(await a.exists(prefix + id), 0, 'regenerated: the old key is gone')
+  t.equal(await a.exists(sessionKey(prefix, id)), 0, 'regenerated: the old key is gone')
   t.same((await browser.send(appA, 'GET', '/me')).json().data, { userId: 'ann', theme: 'dark' }, 'the data moved with it')
 
   const counter = new Browser()
@@ -111,14 +111,14 @@ export async function coreBehaviours (t: Test, a: Redis | Cluster, b: Redis | Cl
   const after = (await browser.send(appB, 'GET', '/me')).json()
   t.equal(after.isNew, true, 'logged out on A: B sees it gone')
   t.same(after.data, {})
-  t.equal(await a.exists(prefix + newId), 0)
+  t.equal(await a.exists(sessionKey(prefix, newId)), 0)
 
   const short = await accountApp(t, a, { prefix, ttl: 1 })
   const brief = new Browser()
   const briefId = (await brief.send(short, 'POST', '/write', { x: 1 })).json().id
-  const pttl = await a.pttl(prefix + briefId)
+  const pttl = await a.pttl(sessionKey(prefix, briefId))
   t.ok(pttl > 0 && pttl <= 1000, 'a 1 s TTL')
-  await waitFor('the session to expire', async () => await a.exists(prefix + briefId) === 0, { timeout: 5000 })
-  t.equal(await a.exists(prefix + briefId), 0, 'expired')
+  await waitFor('the session to expire', async () => await a.exists(sessionKey(prefix, briefId)) === 0, { timeout: 5000 })
+  t.equal(await a.exists(sessionKey(prefix, briefId)), 0, 'expired')
   t.equal((await brief.send(short, 'GET', '/me')).json().isNew, true, 'an expired session reads as new')
 }

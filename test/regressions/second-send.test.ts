@@ -53,7 +53,7 @@ test(`${PARALLEL} parallel such requests on one session over HTTP: each gets one
 test('a waiter whose callback throws does not keep the rest of its batch from their outcome', async (t) => {
   const client = await connect(t)
   const store = new SessionStore(client, uniquePrefix(), 2000, newStats())
-  const writer = new SessionWriter(store, 60, 65536, newStats(), undefined)
+  const writer = new SessionWriter(store, 60, 2000, 65536, newStats(), undefined)
   const warnings: Error[] = []
   const onWarning = (warning: Error): void => { warnings.push(warning) }
   process.on('warning', onWarning)
