@@ -6,6 +6,7 @@ import fastifySecureSession from '@fastify/secure-session'
 import fastifyCsrf from '@fastify/csrf-protection'
 import redisSession from '../lib/index.js'
 import { connect, uniquePrefix, SECRET } from './helpers/app.js'
+import { keepCookies } from './helpers/layers.js'
 
 // @fastify/csrf-protection 8 in both of its session modes, over real HTTP:
 // - sessionPlugin '@fastify/session' keeps its secret property-style (`request.session._csrf = secret`);
@@ -59,14 +60,7 @@ class Browser {
       redirect: 'manual',
       signal: AbortSignal.timeout(10_000)
     })
-    for (const line of res.headers.getSetCookie()) {
-      const [pair, ...attributes] = line.split(';').map(part => part.trim())
-      const eq = pair.indexOf('=')
-      const name = pair.slice(0, eq)
-      const value = pair.slice(eq + 1)
-      if (value === '' || attributes.some(a => /^max-age=0$/i.test(a))) this.jar.delete(name)
-      else this.jar.set(name, value)
-    }
+    keepCookies(this.jar, res)
     const body = await res.text()
     return { status: res.status, body, json: () => JSON.parse(body) }
   }
@@ -82,6 +76,22 @@ async function token (browser: Browser): Promise<string> {
   const form = await browser.request('/form')
   if (form.status !== 200) throw new Error(`GET /form answered ${form.status}: ${form.body}`)
   return form.json<{ token: string }>().token
+}
+
+/** A missing token, a forged one, another session's, and a token without any session: each 403. */
+async function assertRefused (t: Test, alice: Browser, aliceToken: string, bobToken: string): Promise<void> {
+  const missing = await alice.request('/transfer', { method: 'POST', json: {} })
+  t.equal(missing.status, 403)
+  t.equal(missing.json().code, 'FST_CSRF_INVALID_TOKEN')
+  const forged = await alice.request('/transfer', { method: 'POST', json: { _csrf: 'abcdefghijkl-abcdefghijklmnopqrstuvwxyz0123' } })
+  t.equal(forged.status, 403)
+  t.equal(forged.json().code, 'FST_CSRF_INVALID_TOKEN')
+  const foreign = await alice.request('/transfer', { method: 'POST', json: {}, headers: { 'csrf-token': bobToken } })
+  t.equal(foreign.status, 403, "bob's token does not pass for alice")
+  t.equal(foreign.json().code, 'FST_CSRF_INVALID_TOKEN')
+  const sessionless = await new Browser(alice.base).request('/transfer', { method: 'POST', json: {}, headers: { 'csrf-token': aliceToken } })
+  t.equal(sessionless.status, 403, 'no session, no secret')
+  t.equal(sessionless.json().code, 'FST_CSRF_MISSING_SECRET')
 }
 
 // --- sessionPlugin: '@fastify/session' ---------------------------------------------------------
@@ -125,18 +135,7 @@ for (const layer of [ours, fastifySessionControl]) {
     const aliceToken = await token(alice)
     const bobToken = await token(bob)
 
-    const missing = await alice.request('/transfer', { method: 'POST', json: {} })
-    t.equal(missing.status, 403)
-    t.equal(missing.json().code, 'FST_CSRF_INVALID_TOKEN')
-    const forged = await alice.request('/transfer', { method: 'POST', json: { _csrf: 'abcdefghijkl-abcdefghijklmnopqrstuvwxyz0123' } })
-    t.equal(forged.status, 403)
-    t.equal(forged.json().code, 'FST_CSRF_INVALID_TOKEN')
-    const foreign = await alice.request('/transfer', { method: 'POST', json: {}, headers: { 'csrf-token': bobToken } })
-    t.equal(foreign.status, 403, "bob's token does not pass for alice")
-    t.equal(foreign.json().code, 'FST_CSRF_INVALID_TOKEN')
-    const sessionless = await new Browser(base).request('/transfer', { method: 'POST', json: {}, headers: { 'csrf-token': aliceToken } })
-    t.equal(sessionless.status, 403, 'no session, no secret')
-    t.equal(sessionless.json().code, 'FST_CSRF_MISSING_SECRET')
+    await assertRefused(t, alice, aliceToken, bobToken)
 
     const own = await alice.request('/transfer', { method: 'POST', json: {}, headers: { 'csrf-token': aliceToken } })
     t.equal(own.status, 200, 'her own token still passes')
@@ -198,18 +197,7 @@ for (const layer of [ours, secureSessionControl]) {
     const aliceToken = await token(alice)
     const bobToken = await token(bob)
 
-    const missing = await alice.request('/transfer', { method: 'POST', json: {} })
-    t.equal(missing.status, 403)
-    t.equal(missing.json().code, 'FST_CSRF_INVALID_TOKEN')
-    const forged = await alice.request('/transfer', { method: 'POST', json: { _csrf: 'abcdefghijkl-abcdefghijklmnopqrstuvwxyz0123' } })
-    t.equal(forged.status, 403)
-    t.equal(forged.json().code, 'FST_CSRF_INVALID_TOKEN')
-    const foreign = await alice.request('/transfer', { method: 'POST', json: {}, headers: { 'csrf-token': bobToken } })
-    t.equal(foreign.status, 403, "bob's token does not pass for alice")
-    t.equal(foreign.json().code, 'FST_CSRF_INVALID_TOKEN')
-    const sessionless = await new Browser(base).request('/transfer', { method: 'POST', json: {}, headers: { 'csrf-token': aliceToken } })
-    t.equal(sessionless.status, 403, 'no session, no secret')
-    t.equal(sessionless.json().code, 'FST_CSRF_MISSING_SECRET')
+    await assertRefused(t, alice, aliceToken, bobToken)
 
     // same session and secret, another user: the token was bound to alice
     await alice.request('/login', { method: 'POST', json: { username: 'mallory' } })

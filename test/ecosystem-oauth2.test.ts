@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import type { Test } from 'tap'
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
 import oauthPlugin, { type OAuth2Namespace } from '@fastify/oauth2'
-import { bothLayers, type SessionLayer } from './helpers/layers.js'
+import { bothLayers, keepCookies, type SessionLayer } from './helpers/layers.js'
 
 // @fastify/oauth2 8 with the state kept in the session, as its README shows for @fastify/session
 // (property style: `request.session.state = state`), against a fake provider on loopback, over real
@@ -29,14 +29,7 @@ class Browser {
     const headers: Record<string, string> = {}
     if (this.jar.size > 0) headers.cookie = [...this.jar].map(([name, value]) => `${name}=${value}`).join('; ')
     const res = await fetch(this.base + path, { headers, redirect: 'manual', signal: AbortSignal.timeout(10_000) })
-    for (const line of res.headers.getSetCookie()) {
-      const [pair, ...attributes] = line.split(';').map(part => part.trim())
-      const eq = pair.indexOf('=')
-      const name = pair.slice(0, eq)
-      const value = pair.slice(eq + 1)
-      if (value === '' || attributes.some(a => /^max-age=0$/i.test(a))) this.jar.delete(name)
-      else this.jar.set(name, value)
-    }
+    keepCookies(this.jar, res)
     const body = await res.text()
     return { status: res.status, location: res.headers.get('location'), body, json: () => JSON.parse(body) }
   }

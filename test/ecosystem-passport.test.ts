@@ -2,7 +2,7 @@ import type { Test } from 'tap'
 import Fastify from 'fastify'
 import passportModule from '@fastify/passport'
 import { Strategy as LocalStrategy } from 'passport-local'
-import { bothLayers, type SessionLayer } from './helpers/layers.js'
+import { bothLayers, keepCookies, type SessionLayer } from './helpers/layers.js'
 
 // @fastify/passport 4 + passport-local, written as its README shows for @fastify/session, run
 // over real HTTP on our plugin and on @fastify/session itself (the control): both must agree.
@@ -32,16 +32,7 @@ class Browser {
       redirect: 'manual',
       signal: AbortSignal.timeout(10_000)
     })
-    let sid: string | undefined
-    for (const line of res.headers.getSetCookie()) {
-      const [pair, ...attributes] = line.split(';').map(part => part.trim())
-      const eq = pair.indexOf('=')
-      const name = pair.slice(0, eq)
-      const value = pair.slice(eq + 1)
-      if (name === 'sid') sid = value
-      if (value === '' || attributes.some(a => /^max-age=0$/i.test(a))) this.jar.delete(name)
-      else this.jar.set(name, value)
-    }
+    const sid = keepCookies(this.jar, res).get('sid')
     const body = await res.text()
     return { status: res.status, location: res.headers.get('location'), sid, body, json: () => JSON.parse(body) }
   }
