@@ -42,3 +42,10 @@ export const channels = {
 export function hintOf (id: string): string {
   return id.slice(0, 8)
 }
+
+/** A session now stored as `storedId` was regenerated, from `previous` when that was stored. */
+export function regenerateEvent (storedId: string, previous: string | undefined, kept: number): SessionRegenerateEvent {
+  const event: SessionRegenerateEvent = { idHint: hintOf(storedId), kept }
+  if (previous !== undefined) event.previousHint = hintOf(previous)
+  return event
+}

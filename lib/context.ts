@@ -6,7 +6,7 @@ import type { SessionStats } from './stats.js'
 import type { SessionSchema } from './schema.js'
 import type { UserIndex } from './user-index.js'
 import type { SessionWriter, Written } from './writer.js'
-import type { CookieId, SessionCookie } from './cookie.js'
+import type { CookieId, SessionCookie, SessionIds } from './cookie.js'
 import type { WorkingDocument } from './working-document.js'
 import { logBindings } from './session-api.js'
 import { channels, hintOf } from './channels.js'
@@ -23,6 +23,10 @@ export interface SessionContext {
   schema: SessionSchema | undefined
   /** Set with `userKey` or `trackClient`. */
   index?: UserIndex
+}
+
+export function idsOf (ctx: SessionContext, id: string): SessionIds {
+  return { id, storedId: ctx.storedIdOf(id) }
 }
 
 /**

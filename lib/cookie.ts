@@ -42,10 +42,14 @@ export function newId (generate: (origin: SessionOrigin) => string, origin: Sess
   return id
 }
 
-export interface CookieId {
+/** An id, and the id under which Redis knows it (`storedIdOf`): the two always travel together. */
+export interface SessionIds {
   readonly id: string
-  /** `id` as Redis knows it (`storedIdOf`), worked out once per cookie value. */
   readonly storedId: string
+}
+
+/** A verified cookie's ids, worked out once per cookie value. */
+export interface CookieId extends SessionIds {
   /** Signed by an older secret: re-issue it signed by the current one. */
   readonly renew: boolean
 }

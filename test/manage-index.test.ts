@@ -141,8 +141,8 @@ test('destroyAll logs the user out everywhere but here; their cookies get anonym
 test('entries of ended sessions are pruned, never returned; young ones wait for their save', async (t) => {
   const client = await connect(t)
   const prefix = uniquePrefix()
-  // timeout 50 ms: an entry is old enough to prune 600 ms after it joined
-  const app = await accountApp(t, client, { userKey: 'userId', prefix, timeout: 50 })
+  // timeout 200 ms: an entry is old enough to prune 2.4 s after it joined
+  const app = await accountApp(t, client, { userKey: 'userId', prefix, timeout: 200 })
   const key = `${prefix}user:u1`
   const live = new Browser()
   const liveId = (await live.send(app, 'POST', '/login', { userId: 'u1' })).json().id
@@ -175,25 +175,25 @@ test('entries of ended sessions are pruned, never returned; young ones wait for 
 test('a real expiry: the entry is pruned once the session expired', async (t) => {
   const client = await connect(t)
   const prefix = uniquePrefix()
-  const app = await accountApp(t, client, { userKey: 'userId', prefix, ttl: 1, timeout: 50 })
+  const app = await accountApp(t, client, { userKey: 'userId', prefix, ttl: 1, timeout: 200 })
   const browser = new Browser()
   const id = (await browser.send(app, 'POST', '/login', { userId: 'short' })).json().id
   const pttl = await client.pttl(sessionKey(prefix, id))
   t.ok(pttl > 0 && pttl <= 1000, 'a 1 s TTL')
-  await waitFor('the session to expire', async () => await client.exists(sessionKey(prefix, id)) === 0, { timeout: 5000 })
+  await waitFor('the session to expire', async () => await client.exists(sessionKey(prefix, id)) === 0, { timeout: 10_000 })
   t.equal(await client.exists(sessionKey(prefix, id)), 0, 'expired')
   await waitFor('the index entry to be pruned', async () => {
     if (await client.zscore(`${prefix}user:short`, hashedId(id)) === null) return true
     t.same(await app.sessions.list('short'), [], 'never returned')
     return false
-  }, { timeout: 5000, interval: 100 })
+  }, { timeout: 10_000, interval: 100 })
   t.equal(await client.zscore(`${prefix}user:short`, hashedId(id)), null, 'pruned')
 })
 
 test('a large index is pruned when a session joins it', async (t) => {
   const client = await connect(t)
   const prefix = uniquePrefix()
-  const app = await accountApp(t, client, { userKey: 'userId', prefix, timeout: 50 })
+  const app = await accountApp(t, client, { userKey: 'userId', prefix, timeout: 200 })
   const key = `${prefix}user:busy`
   const old = Date.now() - 60_000
   const members: string[] = []

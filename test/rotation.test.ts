@@ -194,6 +194,19 @@ test('a request in flight whose successor ended meanwhile gets GONE, and nothing
   t.same((await keysUnder(client, prefix)).length, 1, 'only the alias, until its window ends')
 })
 
+test('a request in flight whose key now holds an alias it cannot follow gets GONE', async (t) => {
+  const { client, prefix, gate, slow } = await rotatedWhileInFlight(t)
+  const aliases: string[] = []
+  for (const key of await keysUnder(client, prefix)) if ((await client.get(key))!.startsWith('{"moved":')) aliases.push(key)
+  t.equal(aliases.length, 1, 'the old key is an alias')
+  // an alias sealed with some other id: it names no successor of this one
+  await client.set(aliases[0], `{"moved":"${'A'.repeat(43)}","until":${Date.now() + 60_000}}`, 'PX', 60_000)
+  gate.open()
+  const res = await slow
+  t.equal(res.statusCode, 409)
+  t.equal(res.json().code, 'FST_REDIS_SESSION_GONE')
+})
+
 test('a rotation that cannot store its new id leaves the session as it was', async (t) => {
   const taken = 't'.repeat(43)
   let calls = 0

@@ -1,0 +1,99 @@
+import { createHash } from 'node:crypto'
+
+// Every Lua script the store runs (lib/store.ts sends them, EVALSHA first). Each touches one key,
+// so it runs on any node of a Cluster.
+
+export interface Script { lua: string, sha: string }
+
+function script (lua: string): Script {
+  return { lua, sha: createHash('sha1').update(lua).digest('hex') }
+}
+
+// Without rolling: returns the document and its PTTL, leaving the TTL alone. A document past its
+// absolute deadline (`liveDocument` in lib/expiry.ts) is deleted, not returned.
+// Rolling reads use GETEX instead, far cheaper for Redis (README "Performance").
+// ARGV: now (ms)
+export const LOAD_SCRIPT = script(`
+local doc = redis.call('GET', KEYS[1])
+if not doc then return false end
+local a = string.match(doc, '^{"v":%d+,"a":(%d+),')
+if a and tonumber(a) <= tonumber(ARGV[1]) then
+  redis.call('DEL', KEYS[1])
+  return false
+end
+return {doc, redis.call('PTTL', KEYS[1])}
+`)
+
+// Writes the document only if the stored version is the one the writer started from
+// ('0': the key must not exist, so a destroyed session is never written back).
+// SET … GET writes and reads the previous value in one call, so the common case costs Redis one
+// command; when the check fails, the same atomic step puts the previous value back, with the
+// expiry its own metadata gives (the rule of `keyExpiry` in lib/expiry.ts, in ms; a value that is
+// no session document gets this write's), and deletes it once it is past its deadline.
+// An alias left by a rotation (lib/rotation.ts) is put back as it was, to end when it ends.
+// Returns 1 when written, 0 when the session is gone, or the stored document (or alias) on a conflict.
+// ARGV: expected version, document, 'PX' or 'PXAT', its value (ms), configured ttl (ms)
+export const SAVE_SCRIPT = script(`
+local cur = redis.call('SET', KEYS[1], ARGV[2], ARGV[3], ARGV[4], 'GET')
+if not cur then
+  if ARGV[1] == '0' then return 1 end
+  redis.call('DEL', KEYS[1])
+  return 0
+end
+if string.match(cur, '^{"v":(%d+),') == ARGV[1] then return 1 end
+local untilMs = string.match(cur, '^{"moved":"[^"]*","until":(%d+)}$')
+if untilMs then
+  redis.call('SET', KEYS[1], cur, 'PXAT', untilMs)
+  return cur
+end
+local a, t = string.match(cur, '^{"v":%d+,"a":(%d+),"t":(%d+),')
+if not a then
+  redis.call('SET', KEYS[1], cur, ARGV[3], ARGV[4])
+  return cur
+end
+local now = redis.call('TIME')
+local idle = t == '0' and tonumber(ARGV[5]) or tonumber(t) * 1000
+local left = tonumber(a) - (now[1] * 1000 + math.floor(now[2] / 1000))
+if left <= 0 then
+  redis.call('DEL', KEYS[1])
+  return 0
+end
+if idle < left then
+  redis.call('SET', KEYS[1], cur, 'PX', idle)
+else
+  redis.call('SET', KEYS[1], cur, 'PXAT', a)
+end
+return cur
+`)
+
+// The second step of a rotation: once the successor is stored, the old key becomes an alias of
+// it, but only if it still holds the version the rotation copied. Returns 1 when done, else 0.
+// ARGV: expected version, alias, alias life (ms)
+export const ALIAS_SCRIPT = script(`
+local cur = redis.call('GET', KEYS[1])
+if not cur or string.match(cur, '^{"v":(%d+),') ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+`)
+
+// Adds a session to a user's sorted set (score: when it joined, epoch ms) and makes the set live at
+// least ARGV[3] ms (never shortens it): the set then outlives every session it holds, since none
+// outlives its absolute deadline. One key, so it runs on any Cluster node. Returns the set's size.
+// ARGV: id, now (ms), ms
+export const INDEX_ADD_SCRIPT = script(`
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+local want = tonumber(ARGV[3])
+if redis.call('PTTL', KEYS[1]) < want then redis.call('PEXPIRE', KEYS[1], want) end
+return redis.call('ZCARD', KEYS[1])
+`)
+
+// Deletes a session only while its document still names this user (ARGV[1], JSON-encoded) in
+// "u", which always follows "c": an index entry gone stale can never log out someone else.
+export const INDEX_DESTROY_SCRIPT = script(`
+local doc = redis.call('GET', KEYS[1])
+if not doc then return 0 end
+local at = string.match(doc, '^{"v":%d+,"a":%d+,"t":%d+,"c":%d+,"u":()')
+if not at or string.sub(doc, at, at + #ARGV[1] - 1) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+return 1
+`)
