@@ -82,7 +82,7 @@ function parseArgs (argv) {
   return opts
 }
 
-// `pool`: the requests carry the cookie of a session made beforehand, holding `pool` bytes of data
+// `pool`: the requests carry the id (cookie or header) of a session made beforehand, holding `pool` bytes of data
 export const scenarios = {
   read: { label: 'read a valid session', method: 'GET', path: '/read', pool: 0 },
   write: { label: 'change it (counter += 1)', method: 'POST', path: '/write', pool: 0 },
@@ -167,30 +167,45 @@ async function startServer (contestant, redisUrl) {
   }
 }
 
-/** The `name=value` of the session cookie a response set, or undefined. */
-function cookieFrom (res, name) {
+/** The request headers that send back the session id a response issued (a cookie or the id header), or undefined. */
+function idHeadersFrom (res, { cookieName, idHeader }) {
+  if (idHeader !== undefined) {
+    const id = res.headers.get(idHeader)
+    return id ? { [idHeader]: id } : undefined
+  }
   for (const header of res.headers.getSetCookie()) {
-    const pair = header.split(';', 1)[0]
-    if (pair.startsWith(name + '=') && pair.length > name.length + 1) return pair
+    const cookie = header.split(';', 1)[0]
+    if (cookie.startsWith(cookieName + '=') && cookie.length > cookieName.length + 1) return { cookie }
   }
   return undefined
 }
 
-/** `count` sessions made through the contestant's own routes, 20 at a time. */
+/** How many session ids a response issued: Set-Cookie headers of the session cookie, or the id header. */
+function idsIssued (res, { cookieName, idHeader }) {
+  if (idHeader !== undefined) return res.headers.has(idHeader) ? 1 : 0
+  return res.headers.getSetCookie().filter(h => cookieName !== null && h.startsWith(cookieName + '=')).length
+}
+
+/** Whether a contestant keeps sessions at all (the bare Fastify ceiling does not). */
+function hasSessions (name) {
+  return contestants[name].cookieName !== null || contestants[name].idHeader !== undefined
+}
+
+/** `count` sessions made through the contestant's own routes, 20 at a time: the headers that name each. */
 async function makePool (server, count, bytes) {
   const { contestant } = server
-  const cookies = []
-  while (cookies.length < count) {
-    const batch = await Promise.all(Array.from({ length: Math.min(20, count - cookies.length) }, async () => {
+  const pool = []
+  while (pool.length < count) {
+    const batch = await Promise.all(Array.from({ length: Math.min(20, count - pool.length) }, async () => {
       const res = await fetch(`${server.url}/setup?bytes=${bytes}`, { method: 'POST' })
       await res.arrayBuffer()
-      const cookie = cookieFrom(res, contestants[contestant].cookieName)
-      if (res.status !== 200 || cookie === undefined) throw new Error(`${contestant}: /setup answered ${res.status} without a session cookie`)
-      return cookie
+      const headers = idHeadersFrom(res, contestants[contestant])
+      if (res.status !== 200 || headers === undefined) throw new Error(`${contestant}: /setup answered ${res.status} without a session id`)
+      return headers
     }))
-    cookies.push(...batch)
+    pool.push(...batch)
   }
-  return cookies
+  return pool
 }
 
 /** Each connection gets its own share of the sessions, so no two connections use one session at once. */
@@ -201,7 +216,7 @@ function requestsFor ({ method, path }, pool) {
     setupClient: (client) => {
       const own = pool.filter((_, i) => i % opts.connections === next % opts.connections)
       next++
-      client.setRequests(own.map(cookie => ({ method, path, headers: { cookie } })))
+      client.setRequests(own.map(headers => ({ method, path, headers })))
     }
   }
 }
@@ -215,19 +230,18 @@ function sum (counts) {
   return Object.values(counts).reduce((a, b) => a + b, 0)
 }
 
-/** Sends a few requests one by one and counts the session cookies set per response. */
+/** Sends a few requests one by one and counts the session ids (cookies or id headers) set per response. */
 async function probeSetCookie (server, { method, path }, pool) {
-  const name = contestants[server.contestant].cookieName
-  let cookies = 0
+  let ids = 0
   const n = 10
   for (let i = 0; i < n; i++) {
-    const headers = pool === undefined ? {} : { cookie: pool[i % pool.length] }
+    const headers = pool === undefined ? {} : pool[i % pool.length]
     const res = await fetch(server.url + path, { method, headers })
     await res.arrayBuffer()
     if (res.status !== 200) throw new Error(`${server.contestant}: probe of ${path} answered ${res.status}`)
-    cookies += res.headers.getSetCookie().filter(h => name !== null && h.startsWith(name + '=')).length
+    ids += idsIssued(res, contestants[server.contestant])
   }
-  return cookies / n
+  return ids / n
 }
 
 /** About `seconds` of measured load on a warm server, with every counter reset before and read back after. */
@@ -295,7 +309,7 @@ async function makePools (admin, servers, sizes) {
   const pools = {}
   const memory = []
   await admin.flushall()
-  for (const server of servers.filter(s => contestants[s.contestant].cookieName !== null)) {
+  for (const server of servers.filter(s => hasSessions(s.contestant))) {
     pools[server.contestant] = {}
     for (const bytes of sizes) {
       const before = new Set(await keysUnder(admin, server.prefix))
@@ -367,13 +381,13 @@ async function mainScenarios (admin, servers, pools, redisUrl) {
 
 /** Final counter after `n` parallel increments on one session, spread over the given servers. */
 async function lostUpdates (servers, n = 100) {
-  const [cookie] = await makePool(servers[0], 1, 0)
+  const [headers] = await makePool(servers[0], 1, 0)
   const statuses = await Promise.all(Array.from({ length: n }, async (_, i) => {
-    const res = await fetch(`${servers[i % servers.length].url}/write`, { method: 'POST', headers: { cookie } })
+    const res = await fetch(`${servers[i % servers.length].url}/write`, { method: 'POST', headers })
     await res.arrayBuffer()
     return res.status
   }))
-  const res = await fetch(`${servers[0].url}/read`, { headers: { cookie } })
+  const res = await fetch(`${servers[0].url}/read`, { headers })
   const { n: final } = await res.json()
   const failed = statuses.filter(s => s !== 200).length
   return { final, failed, lost: n - failed - final }
@@ -381,7 +395,7 @@ async function lostUpdates (servers, n = 100) {
 
 async function correctness (servers, second) {
   const rows = []
-  const cases = servers.filter(s => contestants[s.contestant].cookieName !== null).map(s => [s])
+  const cases = servers.filter(s => hasSessions(s.contestant)).map(s => [s])
   if (second !== undefined) cases.push([servers.find(s => s.contestant === second.contestant), second])
   for (let round = 0; round < opts.rounds; round++) {
     for (const group of cases) {
@@ -419,7 +433,7 @@ async function scale (admin, servers) {
     const fillStart = Date.now()
     for (const { contestant, prefix } of who) {
       const ids = await fill(admin, { prefix, count: sessions, value: storedForm(contestant, dataBytes), ttl: TTL, sample: 1000 })
-      pools[contestant] = ids.map(id => `sid=${encodeURIComponent(signer.sign(id))}`)
+      pools[contestant] = ids.map(id => ({ cookie: `sid=${encodeURIComponent(signer.sign(id))}` }))
       sampleKeys[contestant] = ids.map(id => prefix + id)
     }
     log(`scale: stored ${sessions} sessions of ${dataBytes} B for each of ${who.map(s => s.contestant).join(', ')} in ${Date.now() - fillStart} ms`)

@@ -1,5 +1,7 @@
-// Every contestant, as the bench process sees it (labels, cookie names) and as its server builds it.
-// Server-side modules are imported lazily, so the bench process stays light.
+// Every contestant, as the bench process sees it (labels, where the session id travels) and as its
+// server builds it. Server-side modules are imported lazily, so the bench process stays light.
+// A contestant's id travels in the cookie `cookieName` (null: no sessions) or, with `idHeader`, in
+// that request header.
 import { randomBytes } from 'node:crypto'
 
 export const SECRET = 'benchmark-secret-0123456789-abcdefghijklmnop'
@@ -80,6 +82,15 @@ export const contestants = {
     cookieName: 'sid',
     build: (app, env) => ourPlugin(app, env, { autoPipelining: true, schema: false, hashIds: false })
   },
+  // what carrying the id in a header costs: the same plugin with `idFrom: 'header'`, no cookie
+  'plugin-header': {
+    label: 'fastify-session-redis with `idFrom: \'header\'` (ioredis, auto-pipelining)',
+    short: 'fastify-session-redis, id in a header',
+    kind: 'variant',
+    cookieName: null,
+    idHeader: 'x-session-id',
+    build: (app, env) => ourPlugin(app, env, { autoPipelining: true, schema: false, idFrom: 'header' })
+  },
   // what @fastify/session's property style costs: the same plugin, data read and assigned as properties
   'plugin-props': {
     label: 'fastify-session-redis, data as properties (`req.session.n = x`; ioredis, auto-pipelining)',
@@ -138,7 +149,8 @@ function fastifySessionWith (storePackage) {
   }
 }
 
-async function ourPlugin (app, env, { autoPipelining, schema, plainSet = false, hashIds = true }) {
+/** The plugin as this tree builds it; `extra` options are passed as they are. */
+async function ourPlugin (app, env, { autoPipelining, schema, plainSet = false, ...extra }) {
   const { default: redisSession } = await import('../dist/index.js')
   const client = env.client(autoPipelining)
   if (plainSet) saveWithPlainSet(client)
@@ -149,7 +161,7 @@ async function ourPlugin (app, env, { autoPipelining, schema, plainSet = false, 
     ttl: TTL,
     // room for the 64 KB sessions of the size scale
     maxBytes: 1 << 20,
-    hashIds
+    ...extra
   }
   if (schema) {
     const { Type } = await import('@sinclair/typebox')
