@@ -3,6 +3,7 @@
 // A contestant's id travels in the cookie `cookieName` (null: no sessions) or, with `idHeader`, in
 // that request header.
 import { randomBytes } from 'node:crypto'
+import diagnostics from 'node:diagnostics_channel'
 
 export const SECRET = 'benchmark-secret-0123456789-abcdefghijklmnop'
 export const TTL = 86400
@@ -91,6 +92,17 @@ export const contestants = {
     idHeader: 'x-session-id',
     build: (app, env) => ourPlugin(app, env, { autoPipelining: true, schema: false, idFrom: 'header' })
   },
+  // what listening to the lifecycle events costs (nobody listening is plugin-ap)
+  'plugin-events': {
+    label: 'fastify-session-redis, every event channel subscribed (ioredis, auto-pipelining)',
+    short: 'fastify-session-redis, events subscribed',
+    kind: 'variant',
+    cookieName: 'sid',
+    build: async (app, env) => {
+      await subscribeToEvents()
+      return await ourPlugin(app, env, { autoPipelining: true, schema: false })
+    }
+  },
   // what @fastify/session's property style costs: the same plugin, data read and assigned as properties
   'plugin-props': {
     label: 'fastify-session-redis, data as properties (`req.session.n = x`; ioredis, auto-pipelining)',
@@ -146,6 +158,18 @@ function fastifySessionWith (storePackage) {
       })
       return sessionApi
     }
+  }
+}
+
+/** Counts every message on every channel the plugin publishes and sums their durations: the least a metrics subscriber does. */
+async function subscribeToEvents () {
+  const { channels } = await import('../dist/index.js')
+  const heard = { messages: 0, durationMs: 0 }
+  for (const name of Object.values(channels)) {
+    diagnostics.subscribe(name, (message) => {
+      heard.messages++
+      heard.durationMs += message.durationMs ?? 0
+    })
   }
 }
 
