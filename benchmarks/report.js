@@ -152,13 +152,21 @@ export function targets (runs, main, names) {
 }
 
 function svgChart (main, names, scenarioList, scenarios) {
-  const palette = { ceiling: '#9e9e9e', floor: '#607d8b', ours: '#2e7d32', variant: '#f9a825', peer: '#c62828' }
-  const shades = { ours: ['#1b5e20', '#43a047', '#81c784'], variant: ['#f9a825'], floor: ['#455a64', '#90a4ae'], peer: ['#b71c1c', '#e57373', '#ffab91'], ceiling: ['#9e9e9e'] }
-  const used = { ours: 0, variant: 0, floor: 0, peer: 0, ceiling: 0 }
+  const shades = {
+    ours: ['#1b5e20', '#43a047', '#81c784'],
+    variant: ['#f9a825', '#ef6c00', '#ffd54f', '#a1887f', '#ff8f00'],
+    baseline: ['#6a1b9a', '#ab47bc', '#ce93d8'],
+    floor: ['#455a64', '#90a4ae'],
+    peer: ['#b71c1c', '#e57373', '#ffab91'],
+    ceiling: ['#9e9e9e']
+  }
+  const used = {}
   const color = {}
   for (const c of names) {
     const kind = contestants[c].kind
-    color[c] = shades[kind][used[kind]++ % shades[kind].length] ?? palette[kind]
+    const i = used[kind] ?? 0
+    used[kind] = i + 1
+    color[c] = shades[kind][i % shades[kind].length]
   }
   const max = Math.max(...[...main.values()].map(m => m.rps ?? 0), 1)
   const bar = 14
@@ -197,6 +205,19 @@ function svgChart (main, names, scenarioList, scenarios) {
   return parts.join('\n') + '\n'
 }
 
+/** Each variant and baseline ÷ plugin-ap, per scenario: what a feature or a commit changes. */
+function againstPlugin (runs, names, scenarioList, scenarios) {
+  const others = names.filter(c => ['variant', 'baseline'].includes(contestants[c].kind))
+  if (!names.includes('plugin-ap') || others.length === 0) return null
+  return table(['contestant', ...scenarioList.map(s => scenarios[s].label)], others.map(c => [
+    contestants[c].label,
+    ...scenarioList.map(s => {
+      const rps = roundRatio(runs, s, c, 'plugin-ap', rpsRatio)
+      return rps === null ? '—' : `${fmt.x(rps)} (by CPU ${fmt.x(roundRatio(runs, s, c, 'plugin-ap', cpuRatio))})`
+    })
+  ]))
+}
+
 export function machine () {
   const cpu = cpus()
   return `${cpu.length} × ${cpu[0]?.model.trim() ?? 'CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${platform()} ${release()}`
@@ -230,6 +251,11 @@ export function writeReport (results, dir, scenarios) {
     out.push('Each ratio is the median over the rounds of the ratio within a round, where the runs take turns (see Load above). ' +
       '**by CPU**: the same ratio computed from CPU time per request (server process + redis-server) instead of ' +
       'requests per second: how much work each contestant costs, whatever else the machine is doing.', '')
+    const variants = againstPlugin(results.main, names, scenarioList, scenarios)
+    if (variants !== null) {
+      out.push('## Variants and earlier commits ÷ fastify-session-redis + auto-pipelining', '')
+      out.push(variants, '', 'Medians over the rounds of the ratio within a round, as for the targets; below 1.00× costs more than plugin-ap.', '')
+    }
   }
 
   for (const scenario of scenarioList) {
@@ -249,7 +275,7 @@ export function writeReport (results, dir, scenarios) {
   if (scenarioList.length > 0) {
     out.push('Columns: **Redis cmds/req** counts every command Redis ran (INFO commandstats after CONFIG RESETSTAT; ' +
       'commands a Lua script runs count too), **sent/req** the commands the app sent (its round trips, pipelined or not); ' +
-      '**Set-Cookie/resp** the session cookies set per response; **sessions stored/req** how many keys the run added to Redis, ' +
+      '**Set-Cookie/resp** the session cookies (or id headers) set per response; **sessions stored/req** how many keys the run added to Redis, ' +
       'per request; CPU columns: the server process and the redis-server process, per request.', '')
   }
 
