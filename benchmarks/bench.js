@@ -9,7 +9,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import autocannon from 'autocannon'
 import { Redis } from 'ioredis'
 import { Signer } from '@fastify/cookie'
-import { contestants, SECRET, TTL } from './contestants.js'
+import { contestants, addBaseline, SECRET, TTL } from './contestants.js'
+import { buildBaseline } from './baselines.js'
 import { startRedis, commandCalls, cpuSeconds, keysUnder, medianMemory, fill } from './redis.js'
 import { writeReport } from './report.js'
 import { summarize } from './profile.js'
@@ -25,6 +26,8 @@ function usage () {
                           (default 4)
   --connections N         autocannon connections (default 50)
   --only a,b              contestants (default all): ${Object.keys(contestants).join(', ')}
+  --baseline REF[,REF]    adds baseline-<sha> contestants: the plugin as of each commit, set up as plugin-ap
+                          (built once, under benchmarks/node_modules/.cache/)
   --scenarios a,b         main scenarios (default all): read, write, untouched, create, big
   --skip-main | --skip-correctness | --skip-scale
   --no-pin                let the scheduler place every process (default: with taskset and 2+ CPUs,
@@ -43,6 +46,7 @@ function parseArgs (argv) {
     warmup: 0.3,
     connections: 50,
     only: null,
+    baselines: [],
     scenarios: null,
     main: true,
     correctness: true,
@@ -60,6 +64,7 @@ function parseArgs (argv) {
     else if (arg === '--slices') opts.slices = Number(next())
     else if (arg === '--connections') opts.connections = Number(next())
     else if (arg === '--only') opts.only = next().split(',')
+    else if (arg === '--baseline') opts.baselines.push(...next().split(','))
     else if (arg === '--scenarios') opts.scenarios = next().split(',')
     else if (arg === '--skip-main') opts.main = false
     else if (arg === '--skip-correctness') opts.correctness = false
@@ -77,7 +82,6 @@ function parseArgs (argv) {
   if (opts.profile) Object.assign(opts, { rounds: 1, slices: 1, correctness: false, scale: false })
   // a round of every contestant and scenario, with fresh servers, takes up to 4 minutes on a busy 2-core machine
   opts.maxMinutes ??= 30 + 6 * Math.max(0, opts.rounds - 5)
-  for (const name of opts.only ?? []) if (!contestants[name]) throw new Error(`unknown contestant ${name}`)
   if (!Number.isInteger(opts.slices) || opts.slices < 1) throw new Error(`--slices takes a whole number of 1 or more, not ${opts.slices}`)
   return opts
 }
@@ -96,6 +100,10 @@ const POOL_SIZE = 200
 const SETTLE_MS = 150
 
 const opts = parseArgs(process.argv.slice(2))
+// built (or found in the cache) before anything runs; from here on contestants like any other
+const baselines = new Map(opts.baselines.map(buildBaseline).map(b => [b.name, b]))
+for (const baseline of baselines.values()) addBaseline(baseline)
+for (const name of opts.only ?? []) if (!contestants[name]) throw new Error(`unknown contestant ${name}`)
 const started = Date.now()
 const deadline = started + opts.maxMinutes * 60_000
 const resultsDir = new URL('results/', import.meta.url)
@@ -134,7 +142,8 @@ const pinned = placement(opts.pin)
  */
 async function startServer (contestant, redisUrl) {
   const prefix = `${contestant}:`
-  const child = fork(fileURLToPath(new URL('server.js', import.meta.url)), [JSON.stringify({ contestant, redisUrl, prefix })], {
+  const args = JSON.stringify({ contestant, redisUrl, prefix, baseline: baselines.get(contestant) })
+  const child = fork(fileURLToPath(new URL('server.js', import.meta.url)), [args], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     // pinned: `taskset -c 0 node server.js …`, node inheriting the IPC channel
     ...(pinned === null ? {} : { execPath: pinned.server[0], execArgv: [...pinned.server.slice(1), process.execPath] })
@@ -457,7 +466,8 @@ async function scale (admin, servers) {
 
 async function main () {
   mkdirSync(profileDir, { recursive: true })
-  let names = opts.only ?? Object.keys(contestants)
+  // the baselines asked for run whether or not --only names them
+  let names = [...new Set([...(opts.only ?? Object.keys(contestants)), ...baselines.keys()])]
   if (opts.scale && !opts.main && !opts.correctness) names = names.filter(c => ['plugin-ap', 'hook-ap'].includes(c))
   // pinned, Redis shares the load generator's CPUs (as a child of this process it would inherit them anyway)
   const redis = await startRedis(pinned?.others)

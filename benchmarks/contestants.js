@@ -161,6 +161,20 @@ function fastifySessionWith (storePackage) {
   }
 }
 
+/**
+ * A `baseline-<short>` contestant: the plugin built at an earlier commit (baselines.js), set up as
+ * plugin-ap with only the options every commit knows.
+ */
+export function addBaseline ({ name, short, module }) {
+  contestants[name] = {
+    label: `fastify-session-redis at ${short} (ioredis, auto-pipelining)`,
+    short: `fastify-session-redis at ${short}`,
+    kind: 'baseline',
+    cookieName: 'sid',
+    build: (app, env) => ourPlugin(app, env, { autoPipelining: true, schema: false, module })
+  }
+}
+
 /** Counts every message on every channel the plugin publishes and sums their durations: the least a metrics subscriber does. */
 async function subscribeToEvents () {
   const { channels } = await import('../dist/index.js')
@@ -173,9 +187,9 @@ async function subscribeToEvents () {
   }
 }
 
-/** The plugin as this tree builds it; `extra` options are passed as they are. */
-async function ourPlugin (app, env, { autoPipelining, schema, plainSet = false, ...extra }) {
-  const { default: redisSession } = await import('../dist/index.js')
+/** The plugin from `module` (default: this tree's build); `extra` options are passed as they are. */
+async function ourPlugin (app, env, { autoPipelining, schema, plainSet = false, module = '../dist/index.js', ...extra }) {
+  const { default: redisSession } = await import(module)
   const client = env.client(autoPipelining)
   if (plainSet) saveWithPlainSet(client)
   const options = {
