@@ -12,6 +12,9 @@ function median (values) {
 
 const FIELDS = ['rps', 'p50', 'p99', 'commands', 'sent', 'setCookie', 'stored', 'bytes', 'appCpuMicros', 'redisCpuMicros', 'failures']
 
+// a --baseline commit runs as baseline-<its first 7 hex digits>, built the first time only
+const SIDE_BY_SIDE = 'npm run bench -- --only hook-ap,plugin-ap,plugin-header,plugin-events --baseline bf451b9 --skip-scale # features and an earlier commit side by side'
+
 /** Median of every field over the rounds of each group of runs. */
 export function medians (runs, keyOf) {
   const groups = new Map()
@@ -327,6 +330,7 @@ export function writeReport (results, dir, scenarios) {
 
   out.push('## Reproduce', '', '```sh', 'npm run bench            # the full run (about 30 minutes), rewrites this file and results.svg',
     'npm run bench -- --quick # a smoke run, written to benchmarks/results/', 'npm run bench -- --profile --only plugin-ap,hook-ap # CPU profiles and where the time went',
+    SIDE_BY_SIDE,
     '```', '', 'Settings: every contestant uses a 1-day idle TTL; peers run with their defaults except `cookie.secure: false` ' +
     '(@fastify/session; plain HTTP) and `cookie.maxAge` (@mgcrea, as in its README), so with their default `saveUninitialized: true` ' +
     'they store a session for every cookie-less visitor; fastify-session-redis runs with its defaults plus `maxBytes: 1 MiB` (for the 64 KB sessions).', '')
@@ -376,6 +380,6 @@ function readmeSection (results, main, scenarioList, scenarios) {
     '100 B/4 KB/64 KB scale runs are in [benchmarks/RESULTS.md](benchmarks/RESULTS.md). To reproduce (needs Node.js and ' +
     '`redis-server`; installs the peers into `benchmarks/` only and starts its own Redis on a free loopback port):', '')
   out.push('```sh', 'npm run bench            # about 30 minutes; rewrites benchmarks/RESULTS.md and results.svg',
-    'npm run bench -- --quick # a one-round smoke run', '```', '')
+    'npm run bench -- --quick # a one-round smoke run', SIDE_BY_SIDE, '```', '')
   return out.join('\n')
 }
