@@ -9,7 +9,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import autocannon from 'autocannon'
 import { Redis } from 'ioredis'
 import { Signer } from '@fastify/cookie'
-import { contestants, SECRET, TTL } from './contestants.js'
+import { contestants, addBaseline, SECRET, TTL } from './contestants.js'
+import { buildBaseline } from './baselines.js'
 import { startRedis, commandCalls, cpuSeconds, keysUnder, medianMemory, fill } from './redis.js'
 import { writeReport } from './report.js'
 import { summarize } from './profile.js'
@@ -25,6 +26,8 @@ function usage () {
                           (default 4)
   --connections N         autocannon connections (default 50)
   --only a,b              contestants (default all): ${Object.keys(contestants).join(', ')}
+  --baseline REF[,REF]    adds baseline-<sha> contestants: the plugin as of each commit, set up as plugin-ap
+                          (built once, under benchmarks/node_modules/.cache/)
   --scenarios a,b         main scenarios (default all): read, write, untouched, create, big
   --skip-main | --skip-correctness | --skip-scale
   --no-pin                let the scheduler place every process (default: with taskset and 2+ CPUs,
@@ -43,6 +46,7 @@ function parseArgs (argv) {
     warmup: 0.3,
     connections: 50,
     only: null,
+    baselines: [],
     scenarios: null,
     main: true,
     correctness: true,
@@ -60,6 +64,7 @@ function parseArgs (argv) {
     else if (arg === '--slices') opts.slices = Number(next())
     else if (arg === '--connections') opts.connections = Number(next())
     else if (arg === '--only') opts.only = next().split(',')
+    else if (arg === '--baseline') opts.baselines.push(...next().split(','))
     else if (arg === '--scenarios') opts.scenarios = next().split(',')
     else if (arg === '--skip-main') opts.main = false
     else if (arg === '--skip-correctness') opts.correctness = false
@@ -77,12 +82,11 @@ function parseArgs (argv) {
   if (opts.profile) Object.assign(opts, { rounds: 1, slices: 1, correctness: false, scale: false })
   // a round of every contestant and scenario, with fresh servers, takes up to 4 minutes on a busy 2-core machine
   opts.maxMinutes ??= 30 + 6 * Math.max(0, opts.rounds - 5)
-  for (const name of opts.only ?? []) if (!contestants[name]) throw new Error(`unknown contestant ${name}`)
   if (!Number.isInteger(opts.slices) || opts.slices < 1) throw new Error(`--slices takes a whole number of 1 or more, not ${opts.slices}`)
   return opts
 }
 
-// `pool`: the requests carry the cookie of a session made beforehand, holding `pool` bytes of data
+// `pool`: the requests carry the id (cookie or header) of a session made beforehand, holding `pool` bytes of data
 export const scenarios = {
   read: { label: 'read a valid session', method: 'GET', path: '/read', pool: 0 },
   write: { label: 'change it (counter += 1)', method: 'POST', path: '/write', pool: 0 },
@@ -96,6 +100,10 @@ const POOL_SIZE = 200
 const SETTLE_MS = 150
 
 const opts = parseArgs(process.argv.slice(2))
+// built (or found in the cache) before anything runs; from here on contestants like any other
+const baselines = new Map(opts.baselines.map(buildBaseline).map(b => [b.name, b]))
+for (const baseline of baselines.values()) addBaseline(baseline)
+for (const name of opts.only ?? []) if (!contestants[name]) throw new Error(`unknown contestant ${name}`)
 const started = Date.now()
 const deadline = started + opts.maxMinutes * 60_000
 const resultsDir = new URL('results/', import.meta.url)
@@ -134,7 +142,8 @@ const pinned = placement(opts.pin)
  */
 async function startServer (contestant, redisUrl) {
   const prefix = `${contestant}:`
-  const child = fork(fileURLToPath(new URL('server.js', import.meta.url)), [JSON.stringify({ contestant, redisUrl, prefix })], {
+  const args = JSON.stringify({ contestant, redisUrl, prefix, baseline: baselines.get(contestant) })
+  const child = fork(fileURLToPath(new URL('server.js', import.meta.url)), [args], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     // pinned: `taskset -c 0 node server.js …`, node inheriting the IPC channel
     ...(pinned === null ? {} : { execPath: pinned.server[0], execArgv: [...pinned.server.slice(1), process.execPath] })
@@ -167,30 +176,45 @@ async function startServer (contestant, redisUrl) {
   }
 }
 
-/** The `name=value` of the session cookie a response set, or undefined. */
-function cookieFrom (res, name) {
+/** The request headers that send back the session id a response issued (a cookie or the id header), or undefined. */
+function idHeadersFrom (res, { cookieName, idHeader }) {
+  if (idHeader !== undefined) {
+    const id = res.headers.get(idHeader)
+    return id ? { [idHeader]: id } : undefined
+  }
   for (const header of res.headers.getSetCookie()) {
-    const pair = header.split(';', 1)[0]
-    if (pair.startsWith(name + '=') && pair.length > name.length + 1) return pair
+    const cookie = header.split(';', 1)[0]
+    if (cookie.startsWith(cookieName + '=') && cookie.length > cookieName.length + 1) return { cookie }
   }
   return undefined
 }
 
-/** `count` sessions made through the contestant's own routes, 20 at a time. */
+/** How many session ids a response issued: Set-Cookie headers of the session cookie, or the id header. */
+function idsIssued (res, { cookieName, idHeader }) {
+  if (idHeader !== undefined) return res.headers.has(idHeader) ? 1 : 0
+  return res.headers.getSetCookie().filter(h => cookieName !== null && h.startsWith(cookieName + '=')).length
+}
+
+/** Whether a contestant keeps sessions at all (the bare Fastify ceiling does not). */
+function hasSessions (name) {
+  return contestants[name].cookieName !== null || contestants[name].idHeader !== undefined
+}
+
+/** `count` sessions made through the contestant's own routes, 20 at a time: the headers that name each. */
 async function makePool (server, count, bytes) {
   const { contestant } = server
-  const cookies = []
-  while (cookies.length < count) {
-    const batch = await Promise.all(Array.from({ length: Math.min(20, count - cookies.length) }, async () => {
+  const pool = []
+  while (pool.length < count) {
+    const batch = await Promise.all(Array.from({ length: Math.min(20, count - pool.length) }, async () => {
       const res = await fetch(`${server.url}/setup?bytes=${bytes}`, { method: 'POST' })
       await res.arrayBuffer()
-      const cookie = cookieFrom(res, contestants[contestant].cookieName)
-      if (res.status !== 200 || cookie === undefined) throw new Error(`${contestant}: /setup answered ${res.status} without a session cookie`)
-      return cookie
+      const headers = idHeadersFrom(res, contestants[contestant])
+      if (res.status !== 200 || headers === undefined) throw new Error(`${contestant}: /setup answered ${res.status} without a session id`)
+      return headers
     }))
-    cookies.push(...batch)
+    pool.push(...batch)
   }
-  return cookies
+  return pool
 }
 
 /** Each connection gets its own share of the sessions, so no two connections use one session at once. */
@@ -201,7 +225,7 @@ function requestsFor ({ method, path }, pool) {
     setupClient: (client) => {
       const own = pool.filter((_, i) => i % opts.connections === next % opts.connections)
       next++
-      client.setRequests(own.map(cookie => ({ method, path, headers: { cookie } })))
+      client.setRequests(own.map(headers => ({ method, path, headers })))
     }
   }
 }
@@ -215,19 +239,18 @@ function sum (counts) {
   return Object.values(counts).reduce((a, b) => a + b, 0)
 }
 
-/** Sends a few requests one by one and counts the session cookies set per response. */
+/** Sends a few requests one by one and counts the session ids (cookies or id headers) set per response. */
 async function probeSetCookie (server, { method, path }, pool) {
-  const name = contestants[server.contestant].cookieName
-  let cookies = 0
+  let ids = 0
   const n = 10
   for (let i = 0; i < n; i++) {
-    const headers = pool === undefined ? {} : { cookie: pool[i % pool.length] }
+    const headers = pool === undefined ? {} : pool[i % pool.length]
     const res = await fetch(server.url + path, { method, headers })
     await res.arrayBuffer()
     if (res.status !== 200) throw new Error(`${server.contestant}: probe of ${path} answered ${res.status}`)
-    cookies += res.headers.getSetCookie().filter(h => name !== null && h.startsWith(name + '=')).length
+    ids += idsIssued(res, contestants[server.contestant])
   }
-  return cookies / n
+  return ids / n
 }
 
 /** About `seconds` of measured load on a warm server, with every counter reset before and read back after. */
@@ -295,7 +318,7 @@ async function makePools (admin, servers, sizes) {
   const pools = {}
   const memory = []
   await admin.flushall()
-  for (const server of servers.filter(s => contestants[s.contestant].cookieName !== null)) {
+  for (const server of servers.filter(s => hasSessions(s.contestant))) {
     pools[server.contestant] = {}
     for (const bytes of sizes) {
       const before = new Set(await keysUnder(admin, server.prefix))
@@ -367,13 +390,13 @@ async function mainScenarios (admin, servers, pools, redisUrl) {
 
 /** Final counter after `n` parallel increments on one session, spread over the given servers. */
 async function lostUpdates (servers, n = 100) {
-  const [cookie] = await makePool(servers[0], 1, 0)
+  const [headers] = await makePool(servers[0], 1, 0)
   const statuses = await Promise.all(Array.from({ length: n }, async (_, i) => {
-    const res = await fetch(`${servers[i % servers.length].url}/write`, { method: 'POST', headers: { cookie } })
+    const res = await fetch(`${servers[i % servers.length].url}/write`, { method: 'POST', headers })
     await res.arrayBuffer()
     return res.status
   }))
-  const res = await fetch(`${servers[0].url}/read`, { headers: { cookie } })
+  const res = await fetch(`${servers[0].url}/read`, { headers })
   const { n: final } = await res.json()
   const failed = statuses.filter(s => s !== 200).length
   return { final, failed, lost: n - failed - final }
@@ -381,7 +404,7 @@ async function lostUpdates (servers, n = 100) {
 
 async function correctness (servers, second) {
   const rows = []
-  const cases = servers.filter(s => contestants[s.contestant].cookieName !== null).map(s => [s])
+  const cases = servers.filter(s => hasSessions(s.contestant)).map(s => [s])
   if (second !== undefined) cases.push([servers.find(s => s.contestant === second.contestant), second])
   for (let round = 0; round < opts.rounds; round++) {
     for (const group of cases) {
@@ -419,7 +442,7 @@ async function scale (admin, servers) {
     const fillStart = Date.now()
     for (const { contestant, prefix } of who) {
       const ids = await fill(admin, { prefix, count: sessions, value: storedForm(contestant, dataBytes), ttl: TTL, sample: 1000 })
-      pools[contestant] = ids.map(id => `sid=${encodeURIComponent(signer.sign(id))}`)
+      pools[contestant] = ids.map(id => ({ cookie: `sid=${encodeURIComponent(signer.sign(id))}` }))
       sampleKeys[contestant] = ids.map(id => prefix + id)
     }
     log(`scale: stored ${sessions} sessions of ${dataBytes} B for each of ${who.map(s => s.contestant).join(', ')} in ${Date.now() - fillStart} ms`)
@@ -443,7 +466,8 @@ async function scale (admin, servers) {
 
 async function main () {
   mkdirSync(profileDir, { recursive: true })
-  let names = opts.only ?? Object.keys(contestants)
+  // the baselines asked for run whether or not --only names them
+  let names = [...new Set([...(opts.only ?? Object.keys(contestants)), ...baselines.keys()])]
   if (opts.scale && !opts.main && !opts.correctness) names = names.filter(c => ['plugin-ap', 'hook-ap'].includes(c))
   // pinned, Redis shares the load generator's CPUs (as a child of this process it would inherit them anyway)
   const redis = await startRedis(pinned?.others)

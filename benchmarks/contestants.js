@@ -1,6 +1,9 @@
-// Every contestant, as the bench process sees it (labels, cookie names) and as its server builds it.
-// Server-side modules are imported lazily, so the bench process stays light.
+// Every contestant, as the bench process sees it (labels, where the session id travels) and as its
+// server builds it. Server-side modules are imported lazily, so the bench process stays light.
+// A contestant's id travels in the cookie `cookieName` (null: no sessions) or, with `idHeader`, in
+// that request header.
 import { randomBytes } from 'node:crypto'
+import diagnostics from 'node:diagnostics_channel'
 
 export const SECRET = 'benchmark-secret-0123456789-abcdefghijklmnop'
 export const TTL = 86400
@@ -80,6 +83,26 @@ export const contestants = {
     cookieName: 'sid',
     build: (app, env) => ourPlugin(app, env, { autoPipelining: true, schema: false, hashIds: false })
   },
+  // what carrying the id in a header costs: the same plugin with `idFrom: 'header'`, no cookie
+  'plugin-header': {
+    label: 'fastify-session-redis with `idFrom: \'header\'` (ioredis, auto-pipelining)',
+    short: 'fastify-session-redis, id in a header',
+    kind: 'variant',
+    cookieName: null,
+    idHeader: 'x-session-id',
+    build: (app, env) => ourPlugin(app, env, { autoPipelining: true, schema: false, idFrom: 'header' })
+  },
+  // what listening to the lifecycle events costs (nobody listening is plugin-ap)
+  'plugin-events': {
+    label: 'fastify-session-redis, every event channel subscribed (ioredis, auto-pipelining)',
+    short: 'fastify-session-redis, events subscribed',
+    kind: 'variant',
+    cookieName: 'sid',
+    build: async (app, env) => {
+      await subscribeToEvents()
+      return await ourPlugin(app, env, { autoPipelining: true, schema: false })
+    }
+  },
   // what @fastify/session's property style costs: the same plugin, data read and assigned as properties
   'plugin-props': {
     label: 'fastify-session-redis, data as properties (`req.session.n = x`; ioredis, auto-pipelining)',
@@ -138,8 +161,35 @@ function fastifySessionWith (storePackage) {
   }
 }
 
-async function ourPlugin (app, env, { autoPipelining, schema, plainSet = false, hashIds = true }) {
-  const { default: redisSession } = await import('../dist/index.js')
+/**
+ * A `baseline-<short>` contestant: the plugin built at an earlier commit (baselines.js), set up as
+ * plugin-ap with only the options every commit knows.
+ */
+export function addBaseline ({ name, short, module }) {
+  contestants[name] = {
+    label: `fastify-session-redis at ${short} (ioredis, auto-pipelining)`,
+    short: `fastify-session-redis at ${short}`,
+    kind: 'baseline',
+    cookieName: 'sid',
+    build: (app, env) => ourPlugin(app, env, { autoPipelining: true, schema: false, module })
+  }
+}
+
+/** Counts every message on every channel the plugin publishes and sums their durations: the least a metrics subscriber does. */
+async function subscribeToEvents () {
+  const { channels } = await import('../dist/index.js')
+  const heard = { messages: 0, durationMs: 0 }
+  for (const name of Object.values(channels)) {
+    diagnostics.subscribe(name, (message) => {
+      heard.messages++
+      heard.durationMs += message.durationMs ?? 0
+    })
+  }
+}
+
+/** The plugin from `module` (default: this tree's build); `extra` options are passed as they are. */
+async function ourPlugin (app, env, { autoPipelining, schema, plainSet = false, module = '../dist/index.js', ...extra }) {
+  const { default: redisSession } = await import(module)
   const client = env.client(autoPipelining)
   if (plainSet) saveWithPlainSet(client)
   const options = {
@@ -149,7 +199,7 @@ async function ourPlugin (app, env, { autoPipelining, schema, plainSet = false, 
     ttl: TTL,
     // room for the 64 KB sessions of the size scale
     maxBytes: 1 << 20,
-    hashIds
+    ...extra
   }
   if (schema) {
     const { Type } = await import('@sinclair/typebox')

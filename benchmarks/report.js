@@ -12,6 +12,9 @@ function median (values) {
 
 const FIELDS = ['rps', 'p50', 'p99', 'commands', 'sent', 'setCookie', 'stored', 'bytes', 'appCpuMicros', 'redisCpuMicros', 'failures']
 
+// a --baseline commit runs as baseline-<its first 7 hex digits>, built the first time only
+const SIDE_BY_SIDE = 'npm run bench -- --only hook-ap,plugin-ap,plugin-header,plugin-events --baseline bf451b9 --skip-scale # features and an earlier commit side by side'
+
 /** Median of every field over the rounds of each group of runs. */
 export function medians (runs, keyOf) {
   const groups = new Map()
@@ -152,13 +155,21 @@ export function targets (runs, main, names) {
 }
 
 function svgChart (main, names, scenarioList, scenarios) {
-  const palette = { ceiling: '#9e9e9e', floor: '#607d8b', ours: '#2e7d32', variant: '#f9a825', peer: '#c62828' }
-  const shades = { ours: ['#1b5e20', '#43a047', '#81c784'], variant: ['#f9a825'], floor: ['#455a64', '#90a4ae'], peer: ['#b71c1c', '#e57373', '#ffab91'], ceiling: ['#9e9e9e'] }
-  const used = { ours: 0, variant: 0, floor: 0, peer: 0, ceiling: 0 }
+  const shades = {
+    ours: ['#1b5e20', '#43a047', '#81c784'],
+    variant: ['#f9a825', '#ef6c00', '#ffd54f', '#a1887f', '#ff8f00'],
+    baseline: ['#6a1b9a', '#ab47bc', '#ce93d8'],
+    floor: ['#455a64', '#90a4ae'],
+    peer: ['#b71c1c', '#e57373', '#ffab91'],
+    ceiling: ['#9e9e9e']
+  }
+  const used = {}
   const color = {}
   for (const c of names) {
     const kind = contestants[c].kind
-    color[c] = shades[kind][used[kind]++ % shades[kind].length] ?? palette[kind]
+    const i = used[kind] ?? 0
+    used[kind] = i + 1
+    color[c] = shades[kind][i % shades[kind].length]
   }
   const max = Math.max(...[...main.values()].map(m => m.rps ?? 0), 1)
   const bar = 14
@@ -197,6 +208,19 @@ function svgChart (main, names, scenarioList, scenarios) {
   return parts.join('\n') + '\n'
 }
 
+/** Each variant and baseline ÷ plugin-ap, per scenario: what a feature or a commit changes. */
+function againstPlugin (runs, names, scenarioList, scenarios) {
+  const others = names.filter(c => ['variant', 'baseline'].includes(contestants[c].kind))
+  if (!names.includes('plugin-ap') || others.length === 0) return null
+  return table(['contestant', ...scenarioList.map(s => scenarios[s].label)], others.map(c => [
+    contestants[c].label,
+    ...scenarioList.map(s => {
+      const rps = roundRatio(runs, s, c, 'plugin-ap', rpsRatio)
+      return rps === null ? '—' : `${fmt.x(rps)} (by CPU ${fmt.x(roundRatio(runs, s, c, 'plugin-ap', cpuRatio))})`
+    })
+  ]))
+}
+
 export function machine () {
   const cpu = cpus()
   return `${cpu.length} × ${cpu[0]?.model.trim() ?? 'CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${platform()} ${release()}`
@@ -230,6 +254,11 @@ export function writeReport (results, dir, scenarios) {
     out.push('Each ratio is the median over the rounds of the ratio within a round, where the runs take turns (see Load above). ' +
       '**by CPU**: the same ratio computed from CPU time per request (server process + redis-server) instead of ' +
       'requests per second: how much work each contestant costs, whatever else the machine is doing.', '')
+    const variants = againstPlugin(results.main, names, scenarioList, scenarios)
+    if (variants !== null) {
+      out.push('## Variants and earlier commits ÷ fastify-session-redis + auto-pipelining', '')
+      out.push(variants, '', 'Medians over the rounds of the ratio within a round, as for the targets; below 1.00× costs more than plugin-ap.', '')
+    }
   }
 
   for (const scenario of scenarioList) {
@@ -249,7 +278,7 @@ export function writeReport (results, dir, scenarios) {
   if (scenarioList.length > 0) {
     out.push('Columns: **Redis cmds/req** counts every command Redis ran (INFO commandstats after CONFIG RESETSTAT; ' +
       'commands a Lua script runs count too), **sent/req** the commands the app sent (its round trips, pipelined or not); ' +
-      '**Set-Cookie/resp** the session cookies set per response; **sessions stored/req** how many keys the run added to Redis, ' +
+      '**Set-Cookie/resp** the session cookies (or id headers) set per response; **sessions stored/req** how many keys the run added to Redis, ' +
       'per request; CPU columns: the server process and the redis-server process, per request.', '')
   }
 
@@ -301,6 +330,7 @@ export function writeReport (results, dir, scenarios) {
 
   out.push('## Reproduce', '', '```sh', 'npm run bench            # the full run (about 30 minutes), rewrites this file and results.svg',
     'npm run bench -- --quick # a smoke run, written to benchmarks/results/', 'npm run bench -- --profile --only plugin-ap,hook-ap # CPU profiles and where the time went',
+    SIDE_BY_SIDE,
     '```', '', 'Settings: every contestant uses a 1-day idle TTL; peers run with their defaults except `cookie.secure: false` ' +
     '(@fastify/session; plain HTTP) and `cookie.maxAge` (@mgcrea, as in its README), so with their default `saveUninitialized: true` ' +
     'they store a session for every cookie-less visitor; fastify-session-redis runs with its defaults plus `maxBytes: 1 MiB` (for the 64 KB sessions).', '')
@@ -350,6 +380,6 @@ function readmeSection (results, main, scenarioList, scenarios) {
     '100 B/4 KB/64 KB scale runs are in [benchmarks/RESULTS.md](benchmarks/RESULTS.md). To reproduce (needs Node.js and ' +
     '`redis-server`; installs the peers into `benchmarks/` only and starts its own Redis on a free loopback port):', '')
   out.push('```sh', 'npm run bench            # about 30 minutes; rewrites benchmarks/RESULTS.md and results.svg',
-    'npm run bench -- --quick # a one-round smoke run', '```', '')
+    'npm run bench -- --quick # a one-round smoke run', SIDE_BY_SIDE, '```', '')
   return out.join('\n')
 }

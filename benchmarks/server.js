@@ -4,9 +4,10 @@ import { writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
-import { contestants } from './contestants.js'
+import { contestants, addBaseline } from './contestants.js'
 
-const { contestant, redisUrl, prefix } = JSON.parse(process.argv[2])
+const { contestant, redisUrl, prefix, baseline } = JSON.parse(process.argv[2])
+if (baseline !== undefined) addBaseline(baseline)
 
 // Commands each client sends, counted once per command object (ioredis may pass one through
 // sendCommand again when it flushes its offline queue).
