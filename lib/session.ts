@@ -13,6 +13,9 @@ import { SessionApi } from './session-api.js'
 import { ResponseCookie } from './response-cookie.js'
 import { channels, hintOf, regenerateEvent } from './channels.js'
 
+/** Never read: every load ends in `#goOn`, which replaces it. */
+const LOADING: SessionDocument = Object.freeze(newDocument(0, 0))
+
 export const kFinish = Symbol('fastify-session-redis.finish')
 export const kSetCookie = Symbol('fastify-session-redis.set-cookie')
 
@@ -38,13 +41,14 @@ export class RedisSession extends SessionApi implements Session {
   /** The stored id of the id this request came with, when it led here as an alias of a rotated-away id. */
   #via: string | undefined
 
-  private constructor (ctx: SessionContext, origin: SessionOrigin) {
+  /** `loading`: a stand-in until the load settles, so that a loaded session never builds a blank document. */
+  private constructor (ctx: SessionContext, origin: SessionOrigin, loading?: SessionDocument) {
     super()
     this.#ctx = ctx
     this.#origin = origin
-    const doc = this.#blank()
+    const doc = loading ?? this.#blank()
     this.#work = new WorkingDocument(doc, this, MEMBERS, ctx.schema)
-    this.#expiresAt = this.#expiryOf(doc)
+    if (loading === undefined) this.#expiresAt = this.#expiryOf(doc)
   }
 
   /** A new, empty session that costs nothing until it is written. */
@@ -54,7 +58,7 @@ export class RedisSession extends SessionApi implements Session {
 
   /** The stored session the cookie names, or a fresh one (with a new id) when there is none. */
   static load (ctx: SessionContext, origin: SessionOrigin, cookie: CookieId): Promise<RedisSession> {
-    const session = new RedisSession(ctx, origin)
+    const session = new RedisSession(ctx, origin, LOADING)
     return loadSession(ctx, cookie, origin.log).then((found) => {
       if (!session.#goOn(found)) return session
       // a persistent cookie's Max-Age follows the expiry that a rolling read just pushed forward
