@@ -41,7 +41,7 @@ export class RedisSession extends SessionApi implements Session {
   /** The stored id of the id this request came with, when it led here as an alias of a rotated-away id. */
   #via: string | undefined
 
-  /** `loading`: a stand-in until the load settles, so that a loaded session never builds a blank document. */
+  /** `loading`: a stand-in until the load settles; a blank document per load costs (README "Performance"). */
   private constructor (ctx: SessionContext, origin: SessionOrigin, loading?: SessionDocument) {
     super()
     this.#ctx = ctx
