@@ -1,18 +1,16 @@
 import type { FastifyBaseLogger } from 'fastify'
-
-// The Redis side of a session's lifecycle, as a session asks for it: load (following a rotation's
-// alias), take before a regenerate, destroy. Rotation itself: lib/rotation.ts.
-
-import type { SessionContext } from './context.js'
 import type { SessionIds } from './cookie.js'
 import type { LoadedText } from './store.js'
-import { idsOf } from './context.js'
+import { idsOf, type SessionContext } from './context.js'
 import { keyExpiry, type KeyExpiry } from './expiry.js'
 import { isAlias, successorOf } from './rotation.js'
 import { applyOperation, newDocument, parseDocument, type SessionDocument } from './document.js'
 import type { WorkingDocument } from './working-document.js'
 import { logBindings } from './session-api.js'
 import { channels, hintOf } from './channels.js'
+
+// The Redis side of a session's lifecycle, as a session asks for it: load (following a rotation's
+// alias), take before a regenerate, destroy. Rotation itself: lib/rotation.ts.
 
 /** A stored session that a request goes on from. */
 export interface Found {
@@ -101,17 +99,15 @@ function followAlias (ctx: SessionContext, old: SessionIds, alias: string, log: 
  * carrying them to a new id would revive it.
  */
 export async function keptDocument (ctx: SessionContext, previous: string | undefined, work: WorkingDocument, keep: readonly string[] | undefined): Promise<SessionDocument | null> {
+  const stored = previous === undefined ? undefined : await ctx.store.take(previous)
   const fresh = newDocument(Date.now(), ctx.config.absoluteTtl)
-  if (keep === undefined || keep.length === 0) {
-    if (previous !== undefined) await ctx.store.take(previous)
-    return fresh
-  }
-  let latest: SessionDocument | string | null = work.doc
-  if (previous !== undefined) {
-    const stored = await ctx.store.take(previous)
-    latest = stored === null ? null : parseDocument(stored)
-    if (latest === null || typeof latest === 'string') return null
-    for (const op of work.ops) applyOperation(latest, op)
+  if (keep === undefined || keep.length === 0) return fresh
+  let latest = work.doc
+  if (stored !== undefined) {
+    const parsed = stored === null ? null : parseDocument(stored)
+    if (parsed === null || typeof parsed === 'string') return null
+    for (const op of work.ops) applyOperation(parsed, op)
+    latest = parsed
   }
   for (const key of keep) if (Object.hasOwn(latest.d, key)) fresh.d[key] = latest.d[key]
   return fresh

@@ -78,7 +78,7 @@ return 1
 
 // Adds a session to a user's sorted set (score: when it joined, epoch ms) and makes the set live at
 // least ARGV[3] ms (never shortens it): the set then outlives every session it holds, since none
-// outlives its absolute deadline. One key, so it runs on any Cluster node. Returns the set's size.
+// outlives its absolute deadline. Returns the set's size.
 // ARGV: id, now (ms), ms
 export const INDEX_ADD_SCRIPT = script(`
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
