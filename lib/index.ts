@@ -5,6 +5,7 @@ import type { Redis } from 'ioredis'
 import type { RedisSessionOptions } from '../types/index.js'
 import { resolveOptions } from './options.js'
 import { SessionStore } from './store.js'
+import { Outage } from './outage.js'
 import { SessionWriter } from './writer.js'
 import { SessionCookie, storedIdOf } from './cookie.js'
 import { SessionSchema } from './schema.js'
@@ -26,7 +27,7 @@ const plugin: FastifyPluginAsync<RedisSessionOptions> = async (fastify, opts) =>
   const codec = await cookieCodec(fastify)
 
   const stats = newStats()
-  const store = new SessionStore(config.client, config.prefix, config.timeout, stats)
+  const store = new SessionStore(config.client, config.prefix, config.timeout, stats, new Outage(config.client, config.timeout, fastify.log))
   const schema = config.schema === undefined ? undefined : new SessionSchema(config.schema)
   const storedId = storedIdOf(config.hashIds)
   const ctx: SessionContext = {

@@ -1,4 +1,4 @@
-import { test } from 'tap'
+import { test, type Test } from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyCookie from '@fastify/cookie'
 import redisSession from '../../lib/index.js'
@@ -20,12 +20,12 @@ function routes (app: FastifyInstance): void {
   })
 }
 
-async function appWith (t: Parameters<Parameters<typeof test>[1]>[0], order: 'cookie-first' | 'plugin-first'): Promise<FastifyInstance> {
+async function appWith (t: Test, order: 'cookie-first' | 'plugin-first'): Promise<FastifyInstance> {
   const client = await connect(t)
   const app = Fastify()
   t.teardown(() => app.close())
-  const plugin = (): Promise<unknown> => app.register(redisSession, { client, secret: SECRET, prefix: uniquePrefix() })
-  const cookie = (): Promise<unknown> => app.register(fastifyCookie, { secret: OLD_SECRET })
+  const plugin = async (): Promise<void> => { await app.register(redisSession, { client, secret: SECRET, prefix: uniquePrefix() }) }
+  const cookie = async (): Promise<void> => { await app.register(fastifyCookie, { secret: OLD_SECRET }) }
   if (order === 'cookie-first') {
     await cookie()
     await plugin()
