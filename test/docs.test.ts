@@ -156,10 +156,13 @@ test('the link check finds a missing file, a missing heading and a link out of t
     ['migrating-from-fastifysession', 'why-pick-it', 'why-pick-it-1', 'appsessions'])
 })
 
-test('every page of docs/ is linked from README.md', async (t) => {
+test('every page of docs/ has a title and is linked from README.md', async (t) => {
   const readme = readFileSync(join(root, 'README.md'), 'utf8')
   const linked = new Set(linksOf(readme).map(l => l.target.split('#')[0]))
-  for (const page of pages.slice(1)) t.ok(linked.has(page), `README links ${page}`)
+  for (const page of pages.slice(1)) {
+    t.match(readFileSync(join(root, page), 'utf8'), /^# \S/, `${page} opens with its title`)
+    t.ok(linked.has(page), `README links ${page}`)
+  }
 })
 
 test('every TypeScript snippet of README.md and docs/ is a copy of code the compiler checks', async (t) => {
