@@ -64,6 +64,14 @@ export class UserIndex {
     return Object.keys(fields).length === 0 ? undefined : { kind: 'meta', fields }
   }
 
+  /**
+   * Called before a rotation stores the session under its new id: the copy names its user already,
+   * so no save would add it (README "Rotating ids"). Costs a round trip only for a session with a user.
+   */
+  async join (id: string, doc: SessionDocument): Promise<void> {
+    if (doc.u !== undefined) await this.#add(doc.u, id, doc.a)
+  }
+
   async #add (user: string, id: string, deadline: number): Promise<void> {
     const now = Date.now()
     // no session key outlives its deadline (lib/expiry.ts, keyExpiry)
