@@ -168,7 +168,7 @@ export class RedisSession extends SessionApi implements Session {
 
   protected async regenerateNow (keep: readonly string[] | undefined): Promise<void> {
     this.#work.pull()
-    const previous = this.#base === 0 ? undefined : this.#current.storedId
+    const previous = this.#base === 0 ? undefined : this.#current
     const fresh = await keptDocument(this.#ctx, previous, this.#work, keep)
     if (fresh === null) {
       this.#startOver()
@@ -177,7 +177,7 @@ export class RedisSession extends SessionApi implements Session {
     this.#startOver(fresh)
     const kept = Object.keys(fresh.d).length
     this.#mustWrite = kept > 0
-    if (channels.regenerate.hasSubscribers) channels.regenerate.publish(regenerateEvent(this.#current.storedId, previous, kept))
+    if (channels.regenerate.hasSubscribers) channels.regenerate.publish(regenerateEvent(this.#current.storedId, previous?.storedId, kept))
     // the browser's cookie names a deleted session: replaced once this one is written, else cleared
     this.#cookie.clear = previous !== undefined
   }

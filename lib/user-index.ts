@@ -79,9 +79,9 @@ export class UserIndex {
     if (size > PRUNE_AT) await this.list(user, now)
   }
 
-  /** Takes one session out of a user's index. */
-  async forget (id: string, user: string): Promise<void> {
-    await this.#store.indexRemove(user, [id])
+  /** Takes sessions (an id and the ids it was rotated to) out of a user's index. */
+  async forget (ids: string[], user: string): Promise<void> {
+    await this.#store.indexRemove(user, ids)
   }
 
   /** The user's live sessions, oldest first; entries of ended sessions are removed from the set. */
