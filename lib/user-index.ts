@@ -97,16 +97,33 @@ export class UserIndex {
     return live.sort((a, b) => a.createdAt - b.createdAt)
   }
 
-  /** Deletes every session of the user but `except`; returns how many it deleted. */
+  /**
+   * Deletes every session of the user but `except`; returns how many it deleted. A key met holding
+   * an alias may have been rotated after the index was read, its successor joining only then: the
+   * index is read again, and every entry not yet settled visited again, until no new alias turns up
+   * (each one is met once, so this ends).
+   */
   async destroyAll (user: string, except: string | undefined): Promise<number> {
     let count = 0
-    const ended = await this.#each(user, Date.now(), async (id) => {
-      if (id === except) return true
-      const deleted = await this.#store.indexDestroy(id, user)
-      count += deleted
-      if (deleted === 1 && channels.destroy.hasSubscribers) channels.destroy.publish({ idHint: hintOf(id), by: 'admin' })
-      return deleted === 1 ? false : undefined
-    })
+    const settled = new Set<string>()
+    const ended: string[] = []
+    let moved = true
+    while (moved) {
+      moved = false
+      ended.push(...await this.#each(user, Date.now(), async (id) => {
+        if (id === except || settled.has(id)) return true
+        const outcome = await this.#store.indexDestroy(id, user)
+        if (outcome === 0) return undefined
+        settled.add(id)
+        if (outcome === 2) {
+          moved = true
+          return false
+        }
+        count++
+        if (channels.destroy.hasSubscribers) channels.destroy.publish({ idHint: hintOf(id), by: 'admin' })
+        return false
+      }))
+    }
     await this.#prune(user, ended)
     return count
   }
