@@ -216,7 +216,9 @@ export class RedisSession extends SessionApi implements Session {
 
   /** The id was rotated away while this request held it: its changes go to the successor instead. */
   async #saveToSuccessor (alias: string): Promise<Written> {
-    const ops = this.#work.ops
+    // the index and client metadata were worked out for the old id: the save to the successor
+    // works them out again, so that a user set by this request joins its index under the new id
+    const ops = this.#work.ops.filter(op => op.kind !== 'meta')
     const moved = await successorForSave(this.#ctx, alias, this.id, ops)
     this.#moveTo(moved)
     this.#work.ops = ops

@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Redis } from 'ioredis'
 import { buildApp, keysUnder, sessionKey } from '../helpers/app.js'
 import { Browser } from '../helpers/scale.js'
+import { Gate } from '../helpers/gate.js'
 
 const idOf = (cookie: string): string => decodeURIComponent(cookie.slice('sid='.length)).split('.')[0]
 
@@ -112,4 +113,30 @@ test('a user change after a rotation, then another rotation: the index follows t
   t.equal(await app.sessions.destroyAll(42), 0, 'the former user\'s destroyAll leaves it alone')
   t.equal((await browser.send(app, 'GET', '/read')).json().isNew, false)
   await loggedOutEverywhere(t, app, browser, 43)
+})
+
+test('a user set by a request in flight across a rotation: the successor joins that user\'s index', async (t) => {
+  const gate = new Gate()
+  const { app, client, prefix } = await buildApp(t, {
+    session: { userKey: 'uid', rotateEvery: 60, trackClient: true },
+    routes: (app) => {
+      app.post('/slow-sign-in', async (req) => {
+        req.session.set('uid', 42)
+        await gate.hold()
+        return 'ok'
+      })
+    }
+  })
+  const browser = new Browser('phone/1.0')
+  await browser.send(app, 'POST', '/write', { cart: 1 })
+  const slow = browser.send(app, 'POST', '/slow-sign-in')
+  await gate.reached(1)
+  const rotated = await rotate(t, app, client, prefix, browser)
+  gate.open()
+  const res = await slow
+  t.equal(res.statusCode, 200)
+  t.equal(idOf(browser.cookie!), rotated, 'saved to the successor')
+  t.same((await browser.send(app, 'GET', '/read')).json().data, { cart: 1, uid: 42 })
+  t.same((await app.sessions.list(42)).map(s => s.userAgent), ['phone/1.0'], 'listed, with its client')
+  await loggedOutEverywhere(t, app, browser, 42)
 })
