@@ -92,14 +92,43 @@ function followAlias (ctx: SessionContext, old: SessionIds, alias: string, log: 
   return Promise.all([ended, loadSession(ctx, idsOf(ctx, next.id), log, false)]).then(([, found]) => found === null ? null : { ...found, via: old.storedId })
 }
 
+/** What `takeSession` deleted: the stored ids of the keys that held something, and the session's document text. */
+export interface Taken {
+  storedIds: string[]
+  /** null when the chain ended at a missing key or at an alias this id cannot open. */
+  text: string | null
+}
+
+/**
+ * Takes (GETDEL) the session stored under `ids` and, while what a key held is a rotation's alias,
+ * the successor it names: a session ended through an old id, by a request that loaded it before
+ * the rotation or by one that holds only the old id, must not live on under the new one.
+ */
+export async function takeSession (ctx: SessionContext, ids: SessionIds): Promise<Taken> {
+  const storedIds: string[] = []
+  let { id, storedId } = ids
+  let text = await ctx.store.take(storedId)
+  while (text !== null) {
+    storedIds.push(storedId)
+    if (!isAlias(text)) break
+    const next = successorOf(text, id)
+    if (next === undefined) return { storedIds, text: null }
+    // each step deletes a key that held an alias: a chain ends, whatever Redis holds
+    ;({ id, storedId } = idsOf(ctx, next.id))
+    text = await ctx.store.take(storedId)
+  }
+  return { storedIds, text }
+}
+
 /**
  * What a regenerated session starts with: the `keep` keys of its latest state. When it was stored
  * (as `previous`), that is taken with GETDEL, so the old id dies at once and changes other requests
- * saved since this one loaded come along. Null when it ended meanwhile and keys were to be carried:
- * carrying them to a new id would revive it.
+ * saved since this one loaded come along; an id rotated away meanwhile leads to its successor,
+ * which is taken too. Null when it ended meanwhile and keys were to be carried: carrying them to
+ * a new id would revive it.
  */
-export async function keptDocument (ctx: SessionContext, previous: string | undefined, work: WorkingDocument, keep: readonly string[] | undefined): Promise<SessionDocument | null> {
-  const stored = previous === undefined ? undefined : await ctx.store.take(previous)
+export async function keptDocument (ctx: SessionContext, previous: SessionIds | undefined, work: WorkingDocument, keep: readonly string[] | undefined): Promise<SessionDocument | null> {
+  const stored = previous === undefined ? undefined : (await takeSession(ctx, previous)).text
   const fresh = newDocument(Date.now(), ctx.config.absoluteTtl)
   if (keep === undefined || keep.length === 0) return fresh
   let latest = work.doc
@@ -116,9 +145,7 @@ export async function keptDocument (ctx: SessionContext, previous: string | unde
 /** Deletes a session, with its successor when it was rotated away meanwhile, and the alias that led here (`via`). */
 export async function destroyStored (ctx: SessionContext, ids: SessionIds, via: string | undefined): Promise<void> {
   const { store, stats } = ctx
-  const held = await store.take(ids.storedId)
-  const next = held !== null && isAlias(held) ? successorOf(held, ids.id) : undefined
-  if (next !== undefined) await store.remove(ctx.storedIdOf(next.id))
+  await takeSession(ctx, ids)
   if (via !== undefined) await store.remove(via)
   stats.destroyed++
   if (channels.destroy.hasSubscribers) channels.destroy.publish({ idHint: hintOf(ids.storedId), by: 'session' })

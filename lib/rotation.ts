@@ -78,6 +78,8 @@ export async function rotateSession (ctx: SessionContext, current: SessionIds, d
   const grace = config.rotateGrace * 1000
   // in ms, to the same instant a save would give the key (never past the absolute deadline)
   const ttl = Math.max(1, keyExpiry(moved, config.ttl, now).at - now)
+  // the copy already names its user: it joins the index first, as a save would (lib/user-index.ts)
+  if (ctx.index !== undefined) await ctx.index.join(next.storedId, moved)
   // keyed by stored ids; the alias itself is sealed with the raw old id, which only the client holds
   const done = await store.rotate(current.storedId, doc.v, next.storedId, serializeDocument(moved), ttl, aliasText(current.id, next.id, now + grace), grace)
   if (!done) return null

@@ -89,9 +89,11 @@ return redis.call('ZCARD', KEYS[1])
 
 // Deletes a session only while its document still names this user (ARGV[1], JSON-encoded) in
 // "u", which always follows "c": an index entry gone stale can never log out someone else.
+// Returns 1 when it deleted, 2 when the key holds a rotation's alias (lib/rotation.ts), else 0.
 export const INDEX_DESTROY_SCRIPT = script(`
 local doc = redis.call('GET', KEYS[1])
 if not doc then return 0 end
+if string.sub(doc, 1, 10) == '{"moved":"' then return 2 end
 local at = string.match(doc, '^{"v":%d+,"a":%d+,"t":%d+,"c":%d+,"u":()')
 if not at or string.sub(doc, at, at + #ARGV[1] - 1) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])

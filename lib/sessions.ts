@@ -4,6 +4,7 @@ import type { CreateSessionOptions, CreatedSession, DetachedSession, FromHeaders
 import type { SessionStore } from './store.js'
 import type { SessionStats } from './stats.js'
 import { RedisSession } from './session.js'
+import { takeSession } from './lifecycle.js'
 import { defaultIdGenerator, isValidId } from './cookie.js'
 import { newDocument, parseDocument } from './document.js'
 import { liveDocument } from './expiry.js'
@@ -80,12 +81,13 @@ export class SessionManager implements SessionManagerApi {
   async destroy (id: string): Promise<boolean> {
     if (!isValidId(id)) return false
     const storedId = this.#storedIdOf(id)
-    const text = await this.#store.take(storedId)
-    if (text === null) return false
+    // an id rotated away within the grace window: its successor ends too
+    const { storedIds, text } = await takeSession(this.#ctx, { id, storedId })
+    if (storedIds.length === 0) return false
     this.#stats.destroyed++
     if (channels.destroy.hasSubscribers) channels.destroy.publish({ idHint: hintOf(storedId), by: 'admin' })
-    const doc = parseDocument(text)
-    if (this.#index !== undefined && typeof doc !== 'string' && doc.u !== undefined) await this.#index.forget(storedId, doc.u)
+    const doc = text === null ? null : parseDocument(text)
+    if (this.#index !== undefined && doc !== null && typeof doc !== 'string' && doc.u !== undefined) await this.#index.forget(storedIds, doc.u)
     return true
   }
 

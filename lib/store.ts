@@ -129,7 +129,7 @@ export class SessionStore {
     return this.#bounded('index', () => this.#client.zrem(this.#userKey(user), ...ids), same)
   }
 
-  /** Deletes the session only while it still belongs to `user`; returns 1 when it did, else 0. */
+  /** Deletes the session only while it still belongs to `user`; returns 1 when it did, 2 when the key is an alias, else 0. */
   indexDestroy (id: string, user: string): Promise<number> {
     return this.#script('destroy', INDEX_DESTROY_SCRIPT, this.#key(id), [JSON.stringify(user)], Number)
   }
