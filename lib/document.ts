@@ -1,3 +1,5 @@
+import { errors } from './errors.js'
+
 /**
  * The stored form of a session: one JSON document per Redis string.
  *
@@ -53,6 +55,32 @@ export function serializeDocument (doc: SessionDocument): string {
   // after "u", which the scripts expect right after "c"
   if (doc.p === 1) meta += ',"p":1'
   return '{"v":' + doc.v + ',"a":' + doc.a + ',"t":' + doc.t + ',"c":' + doc.c + meta + flash + ',"d":' + JSON.stringify(doc.d) + '}'
+}
+
+/**
+ * A copy that operations can be applied to without touching `doc`: they replace top-level fields
+ * and data keys and change the flash lists, never anything inside a value.
+ */
+export function copyDocument (doc: SessionDocument): SessionDocument {
+  // the flash bucket holds only strings: nothing in it can make structuredClone throw
+  return { ...doc, f: structuredClone(doc.f), d: { ...doc.d } }
+}
+
+/**
+ * The coded error for a document that could not be serialized (`thrown`): a value changed in place
+ * after `set()` checked it, into one JSON cannot hold. Names the first key whose value fails.
+ */
+export function unserializable (doc: SessionDocument, thrown: unknown): Error {
+  // what was thrown goes in `cause` only: a message of the app's own getter or toJSON may tell of the data
+  const reason = 'it was changed in place after set() into something JSON cannot hold'
+  for (const key of Object.keys(doc.d)) {
+    try {
+      JSON.stringify(doc.d[key])
+    } catch {
+      return new errors.FST_REDIS_SESSION_INVALID_VALUE(key, reason, { cause: thrown })
+    }
+  }
+  return new errors.FST_REDIS_SESSION_INVALID_VALUE('(data)', reason, { cause: thrown })
 }
 
 function isPlainObject (value: unknown): value is Record<string, unknown> {
