@@ -142,7 +142,10 @@ export function applyOperation (doc: SessionDocument, op: Operation): void {
     case 'clear': doc.d = {}; break
     case 'increment': {
       const current = Object.hasOwn(doc.d, op.key) ? doc.d[op.key] : undefined
-      doc.d[op.key] = (typeof current === 'number' ? current : 0) + op.step
+      const next = (typeof current === 'number' ? current : 0) + op.step
+      // each request checked its own sum; merged with others' increments it may still overflow
+      if (!Number.isFinite(next)) throw new errors.FST_REDIS_SESSION_INVALID_VALUE(op.key, `${next} is not a finite number`)
+      doc.d[op.key] = next
       break
     }
     case 'flashAdd': {
@@ -195,7 +198,8 @@ function unfaithfulObject (value: object, path: Set<object>): string | undefined
   if (path.has(value)) return 'it is circular'
   if (path.size >= MAX_DEPTH) return `it is nested more than ${MAX_DEPTH} levels deep`
   const proto = Object.getPrototypeOf(value)
-  if (!Array.isArray(value) && proto !== Object.prototype && proto !== null) {
+  // an Array subclass passes Array.isArray, and its toJSON would decide what is stored
+  if (Array.isArray(value) ? proto !== Array.prototype : proto !== Object.prototype && proto !== null) {
     return `${Object.prototype.toString.call(value)} is not a plain object or array`
   }
   path.add(value)
