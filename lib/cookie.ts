@@ -102,8 +102,10 @@ export class SessionCookie {
    */
   raw (headers: Record<string, string | string[] | undefined>, parsed?: Record<string, string | undefined>): string | undefined {
     if (this.#header !== undefined) {
-      const value = headers[this.#header]
-      // a repeated header arrives joined with ", ": no valid value, refused by verify()
+      const sent = headers[this.#header]
+      // a repeated header arrives over HTTP joined with ", ": no valid value, refused by verify();
+      // a list (given to fromHeaders) is joined alike, never passed over for the cookie
+      const value = Array.isArray(sent) ? sent.join(', ') : sent
       if (typeof value === 'string' && value !== '') return value
     }
     const header = headers.cookie

@@ -135,5 +135,13 @@ function originOf (headers: unknown, options: unknown, log: FastifyBaseLogger): 
   const { ip, protocol = 'http', log: own = log } = options as FromHeadersOptions
   if (ip !== undefined && typeof ip !== 'string') throw new errors.FST_REDIS_SESSION_INVALID_VALUE('(options) ip', 'must be a string')
   if (protocol !== 'http' && protocol !== 'https') throw new errors.FST_REDIS_SESSION_INVALID_VALUE('(options) protocol', "must be 'http' or 'https'")
+  if (!isLogger(own)) throw new errors.FST_REDIS_SESSION_INVALID_VALUE('(options) log', 'must be a logger, such as the app\'s or a request\'s')
   return { headers: headers as IncomingHttpHeaders, ip, protocol, log: own }
+}
+
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const
+
+/** A pino-like logger: its level methods are what the session calls. */
+function isLogger (log: unknown): log is FastifyBaseLogger {
+  return typeof log === 'object' && log !== null && LEVELS.every(level => typeof (log as Record<string, unknown>)[level] === 'function')
 }

@@ -404,7 +404,7 @@ export interface RedisSessionErrors {
   FST_REDIS_SESSION_CONFLICT: FastifyErrorConstructor<{ code: 'FST_REDIS_SESSION_CONFLICT', statusCode: 503 }, [attempts: number, ms: number]>
   FST_REDIS_SESSION_GONE: FastifyErrorConstructor<{ code: 'FST_REDIS_SESSION_GONE', statusCode: 409 }, []>
   FST_REDIS_SESSION_INVALID_KEY: FastifyErrorConstructor<{ code: 'FST_REDIS_SESSION_INVALID_KEY', statusCode: 500 }, [string]>
-  FST_REDIS_SESSION_INVALID_VALUE: FastifyErrorConstructor<{ code: 'FST_REDIS_SESSION_INVALID_VALUE', statusCode: 500 }, [string, string]>
+  FST_REDIS_SESSION_INVALID_VALUE: FastifyErrorConstructor<{ code: 'FST_REDIS_SESSION_INVALID_VALUE', statusCode: 500 }, [string, string, { cause: unknown }?]>
   FST_REDIS_SESSION_SCHEMA_MISMATCH: FastifyErrorConstructor<{ code: 'FST_REDIS_SESSION_SCHEMA_MISMATCH', statusCode: 500 }, [string, string]>
   FST_REDIS_SESSION_TOO_LARGE: FastifyErrorConstructor<{ code: 'FST_REDIS_SESSION_TOO_LARGE', statusCode: 507 }, [number, number]>
   FST_REDIS_SESSION_NONE: FastifyErrorConstructor<{ code: 'FST_REDIS_SESSION_NONE', statusCode: 500 }, [reason: string]>
