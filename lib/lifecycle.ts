@@ -69,9 +69,9 @@ function examine (ctx: SessionContext, loaded: LoadedText | null, now: number, l
   // past its absolute deadline: an ordinary end, deleted without a warning
   if (doc.a <= now) return { outcome: 'expired' }
   if (!config.rolling) return { outcome: 'found', doc, expiresAt: Math.min(doc.a, now + loaded.pttl) }
-  // a rolling read set the configured TTL; a session's own TTL or a near deadline needs another
+  // a rolling read set the configured TTL from `now`; a session's own TTL or a near deadline needs another
   const expiry = keyExpiry(doc, config.ttl, now)
-  if (expiry.mode === 'PX' && expiry.value === config.ttl * 1000) return { outcome: 'found', doc, expiresAt: expiry.at }
+  if (expiry.at === now + config.ttl * 1000) return { outcome: 'found', doc, expiresAt: expiry.at }
   return { outcome: 'refresh', doc, expiresAt: expiry.at, expiry }
 }
 

@@ -75,11 +75,11 @@ export async function rotateSession (ctx: SessionContext, current: SessionIds, d
   const now = Date.now()
   const moved = { ...doc, c: now }
   const next = idsOf(ctx, newId(config.idGenerator, origin))
-  const grace = config.rotateGrace * 1000
-  // in ms, to the same instant a save would give the key (never past the absolute deadline)
-  const ttl = Math.max(1, keyExpiry(moved, config.ttl, now).at - now)
+  const until = now + config.rotateGrace * 1000
+  // the same instant a save would give the key (never past the absolute deadline)
+  const expiresAt = Math.max(now + 1, keyExpiry(moved, config.ttl, now).at)
   // keyed by stored ids; the alias itself is sealed with the raw old id, which only the client holds
-  const done = await store.rotate(current.storedId, doc.v, next.storedId, serializeDocument(moved), ttl, aliasText(current.id, next.id, now + grace), grace)
+  const done = await store.rotate(current.storedId, doc.v, next.storedId, serializeDocument(moved), expiresAt, aliasText(current.id, next.id, until), until)
   if (!done) return null
   stats.rotated++
   return { ids: next, doc: moved }
