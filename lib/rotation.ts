@@ -48,6 +48,11 @@ export function successorOf (text: string, oldId: string): Successor | undefined
   return isValidId(id) ? { id, until: Number(match[2]) } : undefined
 }
 
+/** Whether an alias may still be followed to `next`: only before its own deadline, whatever its key's TTL. */
+export function withinGrace (next: Successor): boolean {
+  return Date.now() < next.until
+}
+
 /** A save found the key turned into an alias: the session must follow it (never reaches a route). */
 export class SessionMoved extends Error {
   readonly alias: string
@@ -85,10 +90,13 @@ export async function rotateSession (ctx: SessionContext, current: SessionIds, d
   return { ids: next, doc: moved }
 }
 
-/** The successor that a save in flight under `id` found `alias` naming, with that save's `ops` applied. */
+/**
+ * The successor that a save in flight under `id` found `alias` naming, with that save's `ops`
+ * applied; GONE once the grace window is over, as for a load.
+ */
 export async function successorForSave (ctx: SessionContext, alias: string, id: string, ops: readonly Operation[]): Promise<Moved> {
   const next = successorOf(alias, id)
-  const ids = next === undefined ? undefined : idsOf(ctx, next.id)
+  const ids = next === undefined || !withinGrace(next) ? undefined : idsOf(ctx, next.id)
   const loaded = ids === undefined ? null : await ctx.store.load(ids.storedId, Date.now(), ctx.config.ttl, false)
   const doc = loaded === null ? null : parseDocument(loaded.text)
   if (ids === undefined || doc === null || typeof doc === 'string') throw new errors.FST_REDIS_SESSION_GONE()
