@@ -54,11 +54,12 @@ return 1
 // ('0': the key must not exist, so a destroyed session is never written back).
 // SET … GET writes and reads the previous value in one call, so the common case costs Redis one
 // command; when the check fails, the same atomic step puts the previous value back, with the
-// expiry its own metadata gives (the rule of `keyExpiry` in lib/expiry.ts, in ms; a value that is
-// no session document gets this write's), and deletes it once it is past its deadline.
+// expiry its own metadata gives (the rule of `keyExpiry` in lib/expiry.ts, counted from the
+// writer's clock, not from when this runs, which may be late; a value that is no session document
+// gets this write's), and deletes it once it is past its deadline.
 // An alias left by a rotation (lib/rotation.ts) is put back as it was, to end when it ends.
 // Returns 1 when written, 0 when the session is gone, or the stored document (or alias) on a conflict.
-// ARGV: expected version, document, 'PX' or 'PXAT', its value (ms), configured ttl (ms)
+// ARGV: expected version, document, 'PX' or 'PXAT', its value (ms), configured ttl (ms), the writer's clock (ms)
 export const SAVE_SCRIPT = script(`
 local cur = redis.call('SET', KEYS[1], ARGV[2], ARGV[3], ARGV[4], 'GET')
 if not cur then
@@ -78,17 +79,13 @@ if not a then
   return cur
 end
 local now = redis.call('TIME')
-local idle = t == '0' and tonumber(ARGV[5]) or tonumber(t) * 1000
-local left = tonumber(a) - (now[1] * 1000 + math.floor(now[2] / 1000))
-if left <= 0 then
+if tonumber(a) <= now[1] * 1000 + math.floor(now[2] / 1000) then
   redis.call('DEL', KEYS[1])
   return 0
 end
-if idle < left then
-  redis.call('SET', KEYS[1], cur, 'PX', idle)
-else
-  redis.call('SET', KEYS[1], cur, 'PXAT', a)
-end
+local at = tonumber(ARGV[6]) + (t == '0' and tonumber(ARGV[5]) or tonumber(t) * 1000)
+if tonumber(a) < at then at = tonumber(a) end
+redis.call('SET', KEYS[1], cur, 'PXAT', string.format('%.0f', at))
 return cur
 `)
 

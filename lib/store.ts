@@ -74,9 +74,12 @@ export class SessionStore {
     })
   }
 
-  /** `expiry` is this document's; `configuredTtl` (s) lets the script work out a conflicting document's own. */
+  /**
+   * `expiry` is this document's; `configuredTtl` (s) and the clock now let the script work out a
+   * conflicting document's own, as an instant however late it runs.
+   */
   save (id: string, expectedVersion: number, doc: string, expiry: KeyExpiry, configuredTtl: number): Promise<SaveResult> {
-    return this.#script('save', SAVE_SCRIPT, this.#key(id), [expectedVersion, doc, expiry.mode, expiry.value, configuredTtl * 1000], (reply) => {
+    return this.#script('save', SAVE_SCRIPT, this.#key(id), [expectedVersion, doc, expiry.mode, expiry.value, configuredTtl * 1000, Date.now()], (reply) => {
       if (reply === 1) return SAVED
       if (reply === 0) return GONE
       const current = String(reply)

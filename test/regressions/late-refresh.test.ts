@@ -9,7 +9,10 @@ import { Redis } from 'ioredis'
 import type { FastifyInstance, InjectOptions } from 'fastify'
 import type { RedisSessionOptions } from '../../types/index.js'
 import { sign } from '@fastify/cookie'
-import { SECRET, buildApp, sessionCookie, sessionKey } from '../helpers/app.js'
+import { SECRET, buildApp, connect, sessionCookie, sessionKey } from '../helpers/app.js'
+import { SessionStore } from '../../lib/store.js'
+import { KeyExpiry } from '../../lib/expiry.js'
+import { newStats } from '../../lib/stats.js'
 import { startRedis, type RedisServer } from '../helpers/redis-server.js'
 
 const TIMEOUT = 200
@@ -125,6 +128,33 @@ test('a touch() without rolling, and a save, that ran late expire counted from t
     t.ok(expiresAt <= answered + 600_000, `${options.url}: no later than the TTL after the request (${expiresAt - answered - 600_000} ms past it)`)
     t.ok(expiresAt >= sent + 600_000, `${options.url}: and no earlier than the TTL after it was sent`)
   }
+})
+
+test('a save that runs late and finds a newer version puts it back to expire counted from the save, not from when it ran', async (t) => {
+  const server = await startRedis()
+  t.teardown(() => server.stop())
+  const client = await connect(t, server.url)
+  const busy = await connect(t, server.url)
+  const store = new SessionStore(client, 'late:', 5000, newStats())
+  const now = Date.now()
+  const newer = `{"v":7,"a":${now + 3_600_000},"t":0,"c":${now},"d":{"by":"another instance"}}`
+  await client.set('late:id', newer, 'EX', 1000)
+  // Redis runs one script at a time: the save waits behind this one, 600 ms
+  const blocking = busy.eval(`
+    local start = redis.call('TIME')
+    repeat
+      local now = redis.call('TIME')
+    until (now[1] - start[1]) * 1000000 + (now[2] - start[2]) > 600000
+    return 1`, 0)
+  await sleep(50)
+  const sent = Date.now()
+  const saving = store.save('id', 6, `{"v":7,"a":${now + 3_600_000},"t":0,"c":${now},"d":{}}`, new KeyExpiry('PXAT', sent + 900_000, sent + 900_000), 600)
+  const called = Date.now()
+  await blocking
+  t.same(await saving, { status: 'conflict', current: newer })
+  const expiresAt = await client.pexpiretime('late:id')
+  t.ok(expiresAt <= called + 600_000, `the newer version expires no later than its TTL after the save (${expiresAt - called - 600_000} ms past it)`)
+  t.ok(expiresAt >= sent + 600_000, 'and no earlier')
 })
 
 function idOf (cookie: string): string {
