@@ -30,7 +30,8 @@ return {doc, redis.call('PTTL', KEYS[1])}
 // its absolute deadline or, for an alias, the grace window may cut short, and the request that would
 // have told Redis so has already failed. Sets the expiry those allow a read at the request's time
 // (the rule of `keyExpiry` in lib/expiry.ts; an alias's own `until`), an instant in the past
-// deleting the key. Leaves any other value alone: the next load discards it.
+// deleting the key; should the read never run, that is what it would have given. Leaves any other
+// value alone: the next load discards it.
 // A script on every rolling read would do the same without the timeout case, but costs Redis
 // several times a GETEX (README "Performance"); this one runs only after a timeout.
 // ARGV: the request's time (ms), configured ttl (ms)

@@ -89,8 +89,8 @@ export class SessionStore {
 
   /**
    * Moves a session to a new id: stores `text` under it (never over an existing key) to expire at
-   * `expiresAt`, then turns the old key into `alias` until `until`, provided it still holds `version`. False, and nothing
-   * changed, when either step finds the ground moved.
+   * `expiresAt`, then turns the old key into `alias` until `until`, provided it still holds
+   * `version`. False, and nothing changed, when either step finds the ground moved.
    */
   async rotate (oldId: string, version: number, newId: string, text: string, expiresAt: number, alias: string, until: number): Promise<boolean> {
     // both instants, not durations: either command may run late
