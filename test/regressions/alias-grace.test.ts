@@ -46,7 +46,7 @@ async function anonymous (t: Test, client: Redis, prefix: string, res: LightMyRe
 
 for (const rolling of [true, false]) {
   test(`an old id used past its grace deadline opens nothing, even while its alias key is still in Redis (rolling ${rolling})`, async (t) => {
-    const { app, client, prefix } = await buildApp(t, { session: { rotateEvery: 60, rotateGrace: 1, rolling } })
+    const { app, client, prefix } = await buildApp(t, { session: { rotateEvery: 60, rotateGrace: 2, rolling } })
     const created = await app.inject({ method: 'POST', url: '/write', payload: { secret: 'data' } })
     const oldCookie = sessionCookie(created)
     const oldKey = sessionKey(prefix, idOf(oldCookie))
@@ -65,7 +65,7 @@ for (const rolling of [true, false]) {
 }
 
 test('chained aliases (rotateGrace ≥ rotateEvery): each link ends at its own deadline, and a stolen middle id opens nothing after it', async (t) => {
-  const { app, client, prefix } = await buildApp(t, { session: { rotateEvery: 1, rotateGrace: 2 } })
+  const { app, client, prefix } = await buildApp(t, { session: { rotateEvery: 1, rotateGrace: 3 } })
   const created = await app.inject({ method: 'POST', url: '/write', payload: { secret: 'data' } })
   const a = sessionCookie(created)
   await age(client, sessionKey(prefix, idOf(a)), 2000)
@@ -119,7 +119,7 @@ test('an alias read that timed out in a stall and ran late keeps its grace deadl
 test('a request in flight since before a rotation that saves past the grace deadline gets GONE, and the successor is untouched', async (t) => {
   const gate = new Gate()
   const { app, client, prefix } = await buildApp(t, {
-    session: { rotateEvery: 60, rotateGrace: 1 },
+    session: { rotateEvery: 60, rotateGrace: 2 },
     routes: (app) => {
       app.post('/slow', async (req) => {
         req.session.set('slow', true)
