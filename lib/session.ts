@@ -169,12 +169,15 @@ export class RedisSession extends SessionApi implements Session {
   protected async regenerateNow (keep: readonly string[] | undefined): Promise<void> {
     this.#work.pull()
     const previous = this.#base === 0 ? undefined : this.#current.storedId
+    // the new id first, while `idGenerator` still sees the old data (as @fastify/session does)
+    const next = idsOf(this.#ctx, newId(this.#ctx.config.idGenerator, this.#origin))
     const fresh = await keptDocument(this.#ctx, previous, this.#work, keep)
     if (fresh === null) {
       this.#startOver()
       throw new errors.FST_REDIS_SESSION_GONE()
     }
     this.#startOver(fresh)
+    this.#ids = next
     const kept = Object.keys(fresh.d).length
     this.#mustWrite = kept > 0
     if (channels.regenerate.hasSubscribers) channels.regenerate.publish(regenerateEvent(this.#current.storedId, previous, kept))
