@@ -3,7 +3,7 @@ import type { SessionIds } from './cookie.js'
 import type { LoadedText } from './store.js'
 import { idsOf, type SessionContext } from './context.js'
 import { keyExpiry, type KeyExpiry } from './expiry.js'
-import { isAlias, successorOf } from './rotation.js'
+import { isAlias, successorOf, withinGrace } from './rotation.js'
 import { applyOperation, newDocument, parseDocument, type SessionDocument } from './document.js'
 import type { WorkingDocument } from './working-document.js'
 import { logBindings } from './session-api.js'
@@ -39,7 +39,7 @@ export function loadSession (ctx: SessionContext, ids: SessionIds, log: FastifyB
   // the clock is read only while someone listens (README "Events")
   const started = channels.load.hasSubscribers ? performance.now() : -1
   return store.load(ids.storedId, now, config.ttl, config.rolling).then((loaded) => {
-    if (loaded !== null && isAlias(loaded.text)) return follow ? followAlias(ctx, ids, loaded.text, log) : null
+    if (loaded !== null && isAlias(loaded.text)) return followAlias(ctx, ids, loaded.text, log, follow)
     const seen = examine(ctx, loaded, now, log)
     if ((seen.outcome === 'missing' || seen.outcome === 'expired') && channels.expired.hasSubscribers) {
       channels.expired.publish({ idHint: hintOf(ids.storedId), reason: seen.outcome === 'missing' ? 'missing' : 'deadline' })
@@ -69,9 +69,9 @@ function examine (ctx: SessionContext, loaded: LoadedText | null, now: number, l
   // past its absolute deadline: an ordinary end, deleted without a warning
   if (doc.a <= now) return { outcome: 'expired' }
   if (!config.rolling) return { outcome: 'found', doc, expiresAt: Math.min(doc.a, now + loaded.pttl) }
-  // a rolling read set the configured TTL; a session's own TTL or a near deadline needs another
+  // a rolling read set the configured TTL from `now`; a session's own TTL or a near deadline needs another
   const expiry = keyExpiry(doc, config.ttl, now)
-  if (expiry.mode === 'PX' && expiry.value === config.ttl * 1000) return { outcome: 'found', doc, expiresAt: expiry.at }
+  if (expiry.at === now + config.ttl * 1000) return { outcome: 'found', doc, expiresAt: expiry.at }
   return { outcome: 'refresh', doc, expiresAt: expiry.at, expiry }
 }
 
@@ -84,11 +84,17 @@ function conclude (ctx: SessionContext, ids: SessionIds, seen: Examined): Found 
   return seen.outcome === 'found' ? found : ctx.store.expire(ids.storedId, seen.expiry).then(() => found)
 }
 
-/** `old` holds `alias`, which only the raw old id decrypts. */
-function followAlias (ctx: SessionContext, old: SessionIds, alias: string, log: FastifyBaseLogger): Promise<Found | null> {
+/**
+ * `old` holds `alias`, which only the raw old id decrypts; followed only when `follow` and before the
+ * alias's own deadline. That deadline, not the key's TTL, is the grace window: a rolling read, or one
+ * run late, can stretch the TTL. Every alias a rolling read reached, followed or not (one reached
+ * through another, with `rotateGrace` ≥ `rotateEvery`), is set back to end at its deadline.
+ */
+function followAlias (ctx: SessionContext, old: SessionIds, alias: string, log: FastifyBaseLogger, follow: boolean): Promise<Found | null> {
   const next = successorOf(alias, old.id)
   if (next === undefined) return Promise.resolve(null)
   const ended = ctx.config.rolling ? ctx.store.endAliasAt(old.storedId, next.until) : undefined
+  if (!follow || !withinGrace(next)) return Promise.resolve(ended).then(() => null)
   return Promise.all([ended, loadSession(ctx, idsOf(ctx, next.id), log, false)]).then(([, found]) => found === null ? null : { ...found, via: old.storedId })
 }
 

@@ -6,7 +6,7 @@ import { Outage } from './outage.js'
 import type { SessionStats } from './stats.js'
 import { isValidId } from './cookie.js'
 import type { KeyExpiry } from './expiry.js'
-import { ALIAS_SCRIPT, INDEX_ADD_SCRIPT, INDEX_DESTROY_SCRIPT, LOAD_SCRIPT, SAVE_SCRIPT, type Script } from './scripts.js'
+import { ALIAS_SCRIPT, INDEX_ADD_SCRIPT, INDEX_DESTROY_SCRIPT, LATE_READ_SCRIPT, LOAD_SCRIPT, SAVE_SCRIPT, type Script } from './scripts.js'
 
 type Arg = string | number
 
@@ -57,13 +57,18 @@ export class SessionStore {
 
   /**
    * The stored text and its remaining life in ms, or null when there is none. Rolling, the read
-   * itself sets the TTL to `ttl` seconds (GETEX … PX); the caller corrects it when the session's own
-   * TTL or its absolute deadline calls for less.
+   * itself makes the key expire `ttl` seconds after `now` (GETEX … PXAT: run late, it gives no more
+   * than that); the caller corrects it when the session's own TTL or its absolute deadline calls for
+   * less, and when the read times out, LATE_READ_SCRIPT follows it to do so in Redis.
    */
   load (id: string, now: number, ttl: number, rolling: boolean): Promise<LoadedText | null> {
     if (rolling) {
       const pttl = ttl * 1000
-      return this.#bounded('load', () => this.#client.getex(this.#key(id), 'PX', pttl), (text) => text === null ? null : { text, pttl })
+      const key = this.#key(id)
+      return this.#bounded('load', () => this.#client.getex(key, 'PXAT', now + pttl), (text) => text === null ? null : { text, pttl }, undefined, () => {
+        // queued now, on the same connection: Redis runs it right after the read, if ever it runs that
+        this.#client.eval(LATE_READ_SCRIPT.lua, 1, key, now, pttl).catch(ignore)
+      })
     }
     return this.#script('load', LOAD_SCRIPT, this.#key(id), [now], (reply) => {
       if (reply === null) return null
@@ -72,9 +77,12 @@ export class SessionStore {
     })
   }
 
-  /** `expiry` is this document's; `configuredTtl` (s) lets the script work out a conflicting document's own. */
+  /**
+   * `expiry` is this document's; `configuredTtl` (s) and the clock now let the script work out a
+   * conflicting document's own, as an instant however late it runs.
+   */
   save (id: string, expectedVersion: number, doc: string, expiry: KeyExpiry, configuredTtl: number): Promise<SaveResult> {
-    return this.#script('save', SAVE_SCRIPT, this.#key(id), [expectedVersion, doc, expiry.mode, expiry.value, configuredTtl * 1000], (reply) => {
+    return this.#script('save', SAVE_SCRIPT, this.#key(id), [expectedVersion, doc, expiry.mode, expiry.value, configuredTtl * 1000, Date.now()], (reply) => {
       if (reply === 1) return SAVED
       if (reply === 0) return GONE
       const current = String(reply)
@@ -83,20 +91,21 @@ export class SessionStore {
   }
 
   /**
-   * Moves a session to a new id: stores `text` under it (never over an existing key), then turns the
-   * old key into `alias` for `graceMs`, provided it still holds `version`. False, and nothing
-   * changed, when either step finds the ground moved.
+   * Moves a session to a new id: stores `text` under it (never over an existing key) to expire at
+   * `expiresAt`, then turns the old key into `alias` until `until`, provided it still holds
+   * `version`. False, and nothing changed, when either step finds the ground moved.
    */
-  async rotate (oldId: string, version: number, newId: string, text: string, ttlMs: number, alias: string, graceMs: number): Promise<boolean> {
-    const stored = await this.#bounded('rotate', () => this.#client.set(this.#key(newId), text, 'PX', ttlMs, 'NX'), same)
+  async rotate (oldId: string, version: number, newId: string, text: string, expiresAt: number, alias: string, until: number): Promise<boolean> {
+    // both instants, not durations: either command may run late
+    const stored = await this.#bounded('rotate', () => this.#client.set(this.#key(newId), text, 'PXAT', expiresAt, 'NX'), same)
     if (stored === null) return false
-    const moved = await this.#script('rotate', ALIAS_SCRIPT, this.#key(oldId), [version, alias, graceMs], Number)
+    const moved = await this.#script('rotate', ALIAS_SCRIPT, this.#key(oldId), [version, alias, until], Number)
     if (moved === 1) return true
     await this.remove(newId)
     return false
   }
 
-  /** Ends an alias when it should: a rolling read (GETEX) gave it the idle TTL. */
+  /** Ends an alias when it should, its `until` (epoch ms): a rolling read (GETEX) gave it the idle TTL. */
   endAliasAt (id: string, until: number): Promise<unknown> {
     return this.#bounded('alias', () => this.#client.pexpireat(this.#key(id), until), same)
   }
@@ -110,9 +119,9 @@ export class SessionStore {
     return this.#bounded('remove', () => this.#client.del(this.#key(id)), same)
   }
 
+  /** Sets the key's expiry to `expiry.at`: an instant, so that run late it gives no more than when asked. */
   expire (id: string, expiry: KeyExpiry): Promise<unknown> {
-    const key = this.#key(id)
-    return this.#bounded('expire', () => expiry.mode === 'PX' ? this.#client.pexpire(key, expiry.value) : this.#client.pexpireat(key, expiry.value), same)
+    return this.#bounded('expire', () => this.#client.pexpireat(this.#key(id), expiry.at), same)
   }
 
   /** Adds a session to the user's index, which is made to live at least `ms` more; returns the index's size. */
@@ -163,11 +172,12 @@ export class SessionStore {
   /**
    * Sends a command unless Redis is known to be out of reach (lib/outage.ts), and turns a slow or
    * failed command into a 503 error once `timeout` ms have passed; a late reply is ignored. `map`
-   * shapes the reply in the same step, and `noScript` resends a script Redis did not know.
+   * shapes the reply in the same step, `noScript` resends a script Redis did not know, and `late`
+   * runs at the timeout, for what Redis must still be told should the command run after all.
    * Addresses and causes go to the error's `cause` and the log, never into its message: Fastify
    * sends that to the client.
    */
-  #bounded<T, R> (what: string, send: () => Promise<T>, map: (reply: T) => R, noScript?: () => Promise<T>): Promise<R> {
+  #bounded<T, R> (what: string, send: () => Promise<T>, map: (reply: T) => R, noScript?: () => Promise<T>, late?: () => void): Promise<R> {
     const outage = this.#outage
     const stats = this.#stats
     const down = outage.reason()
@@ -181,6 +191,7 @@ export class SessionStore {
         stats.storeErrors++
         outage.timedOut()
         reject(new errors.FST_REDIS_SESSION_STORE_UNAVAILABLE(`${what} took longer than ${this.#timeout} ms`, this.#cause()))
+        late?.()
       })
       const settled = (value: T): void => {
         outage.answered()
@@ -210,3 +221,6 @@ export class SessionStore {
 function same<T> (value: T): T {
   return value
 }
+
+/** A command nobody waits for: its failure has nobody to tell. */
+function ignore (): void {}
