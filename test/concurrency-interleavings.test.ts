@@ -2,6 +2,7 @@ import { test, type Test } from 'tap'
 import type { FastifyInstance, FastifyRequest, InjectOptions, LightMyRequestResponse } from 'fastify'
 import type { Redis } from 'ioredis'
 import { buildApp, connect, keysUnder, sessionCookie, setCookies, sharedRedisUrl, uniquePrefix, sessionKey } from './helpers/app.js'
+import { loginRoute, logoutRoute } from './helpers/routes.js'
 import { Gate } from './helpers/gate.js'
 
 /** What a held request does to its session before it waits at the gate. */
@@ -30,14 +31,8 @@ function routesWith (gate: Gate): (app: FastifyInstance) => void {
       return { id: req.session.id, result }
     })
     app.post('/count', async (req) => ({ id: req.session.id, n: req.session.increment('n') }))
-    app.post('/login', async (req) => {
-      await req.session.regenerate(LOGIN_KEEPS)
-      return { id: req.session.id }
-    })
-    app.post('/logout', async (req) => {
-      await req.session.destroy()
-      return 'bye'
-    })
+    loginRoute(app, LOGIN_KEEPS)
+    logoutRoute(app)
     app.post('/flash', async (req) => {
       req.session.flash('info', (req.body as { message: string }).message)
       return 'ok'

@@ -1,6 +1,7 @@
 import { test, type Test } from 'tap'
 import diagnostics from 'node:diagnostics_channel'
 import { buildApp, sessionCookie, sessionKey, hashedId } from './helpers/app.js'
+import { logoutRoute } from './helpers/routes.js'
 import { channels } from '../lib/index.js'
 
 type Name = keyof typeof channels
@@ -55,7 +56,7 @@ test('create, load, save, regenerate and destroy of real requests, with hints on
   const { app, client, prefix } = await buildApp(t, {
     routes: (app) => {
       app.post('/login', async (req) => { await req.session.regenerate(['n']); req.session.set('user', 'ann'); return { id: req.session.id } })
-      app.post('/logout', async (req) => { await req.session.destroy(); return 'ok' })
+      logoutRoute(app)
       app.post('/ttl', async (req) => { req.session.setTtl(60); return 'ok' })
       app.post('/fresh-login', async (req) => { await req.session.regenerate(); return 'ok' })
     }

@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Test } from 'tap'
 import type { Redis } from 'ioredis'
 import { buildApp, sessionCookie, setCookies, sessionKey } from './helpers/app.js'
+import { touchRoute } from './helpers/routes.js'
 import { waitFor } from './helpers/redis-server.js'
 
 /**
@@ -56,16 +57,12 @@ test('the absolute deadline caps every TTL and is never extended', async (t) => 
 test('near its absolute deadline, the key lives to the millisecond no longer than the session: write, read, touch', async (t) => {
   const { app, client, prefix } = await buildApp(t, {
     session: { ttl: 600, absoluteTtl: 3 },
-    routes: (app) => {
-      app.get('/touch', async (req) => { req.session.touch(); return 'ok' })
-    }
+    routes: touchRoute
   })
   const still = await buildApp(t, {
     client,
     session: { prefix, ttl: 600, absoluteTtl: 3, rolling: false },
-    routes: (app) => {
-      app.get('/touch', async (req) => { req.session.touch(); return 'ok' })
-    }
+    routes: touchRoute
   })
   const res = await app.inject({ method: 'POST', url: '/write', payload: { a: 1 } })
   const key = sessionKey(prefix, res.json().id)
@@ -125,9 +122,7 @@ test('a save after the absolute deadline passed mid-request is refused, not stor
 test('rolling: false leaves the TTL alone on reads; touch() refreshes it without rewriting', async (t) => {
   const { app, client, prefix } = await buildApp(t, {
     session: { rolling: false, ttl: 100 },
-    routes: (app) => {
-      app.get('/touch', async (req) => { req.session.touch(); return 'ok' })
-    }
+    routes: touchRoute
   })
   const res = await app.inject({ method: 'POST', url: '/write', payload: { a: 1 } })
   const key = sessionKey(prefix, res.json().id)
@@ -143,9 +138,7 @@ test('rolling: false leaves the TTL alone on reads; touch() refreshes it without
 
 test('touch() on a rolling or a new session costs nothing extra', async (t) => {
   const { app, client, prefix } = await buildApp(t, {
-    routes: (app) => {
-      app.get('/touch', async (req) => { req.session.touch(); return 'ok' })
-    }
+    routes: touchRoute
   })
   const res = await app.inject({ url: '/touch' })
   t.same(setCookies(res), [])

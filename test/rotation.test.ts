@@ -4,6 +4,7 @@ import Fastify, { type LightMyRequestResponse } from 'fastify'
 import type { Redis } from 'ioredis'
 import redisSession from '../lib/index.js'
 import { SECRET, buildApp, connect, keysUnder, sessionCookie, setCookies, sessionKey, type TestApp } from './helpers/app.js'
+import { logoutRoute } from './helpers/routes.js'
 import { Gate } from './helpers/gate.js'
 import { sign } from '@fastify/cookie'
 import { aliasText } from '../lib/rotation.js'
@@ -116,7 +117,7 @@ test('destroy() through the old cookie within the grace window ends the successo
   const { app, client, prefix } = await buildApp(t, {
     session: { rotateEvery: 60 },
     routes: (app) => {
-      app.post('/logout', async (req) => { await req.session.destroy(); return 'bye' })
+      logoutRoute(app)
       app.post('/slow-logout', async (req) => {
         await gate.hold()
         await req.session.destroy()
