@@ -58,7 +58,7 @@ test('two instances reading the same flash at once: each removes only what it re
   const first = await flashApp(t)
   const gate = new Gate()
   // both requests have loaded and read the flash before either saves
-  gate.reached(2).then(() => gate.open(), t.threw)
+  gate.reached(2).then(() => { gate.open() }, t.threw)
   const routes = (app: FastifyInstance): void => {
     app.get('/take-together', async (req) => {
       const taken = req.session.flash('info')
