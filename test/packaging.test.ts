@@ -82,7 +82,7 @@ await client.quit()
 const COMMONJS_CTS = `
 import Fastify = require('fastify')
 import { Redis } from 'ioredis'
-import { redisSession, Type } from 'fastify-session-redis'
+import redisSession, { Type } from 'fastify-session-redis'
 
 async function main (): Promise<void> {
   const client = new Redis(process.env.REDIS_URL as string, { maxRetriesPerRequest: 1 })
