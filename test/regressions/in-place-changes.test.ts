@@ -183,6 +183,14 @@ test('a request that only reads a session holding objects writes nothing', async
   t.same(res.json().modified, false, 'spaced: not modified')
   t.equal(await client.get(key), spaced, 'spaced: not rewritten')
   t.equal(app.sessions.stats().saved, 1, 'spaced: no save')
+
+  const plain = await app.inject({ method: 'POST', url: '/write', payload: { n: 1, s: 'x' } })
+  const plainKey = sessionKey(prefix, plain.json().id)
+  const plainBefore = await client.get(plainKey)
+  const read = await app.inject({ url: '/read', headers: { cookie: sessionCookie(plain) } })
+  t.same(read.json().data, { n: 1, s: 'x' })
+  t.equal(await client.get(plainKey), plainBefore, 'a session of strings and numbers: not rewritten either')
+  t.equal(app.sessions.stats().saved, 2, 'only its creation saved')
 })
 
 test('a change in place into a value that may not be stored: a coded 500, the stored session unchanged', async (t) => {
@@ -235,9 +243,11 @@ test('a change in place that breaks the schema: a coded 500, the stored session 
 test('changes in place next to set, clear, save, regenerate and reload', async (t) => {
   const { app, client, prefix } = await buildApp(t, {
     routes (app) {
-      app.post('/push-and-set', async (req) => {
+      app.post('/push-and-change', async (req) => {
         (req.session.get('cart') as unknown[]).push('b')
-        req.session.set('n', 2)
+        req.session.increment('n')
+        req.session.delete('user')
+        req.session.set('extra', { x: 1 })
         return 'ok'
       })
       app.post('/clear-and-set', async (req) => {
@@ -273,8 +283,8 @@ test('changes in place next to set, clear, save, regenerate and reload', async (
   const id = created.json().id
   const data = async (cookie: string): Promise<Data> => (await app.inject({ url: '/read', headers: { cookie } })).json().data
 
-  await app.inject({ method: 'POST', url: '/push-and-set', headers: { cookie } })
-  t.same(await data(cookie), { ...START, cart: ['a', 'b'], n: 2 }, 'a push and a set of another key: both saved')
+  await app.inject({ method: 'POST', url: '/push-and-change', headers: { cookie } })
+  t.same(await data(cookie), { cart: ['a', 'b'], n: 2, extra: { x: 1 } }, 'a push next to an increment, a delete and a set of other keys: all saved')
 
   await app.inject({ method: 'POST', url: '/clear-and-set', headers: { cookie } })
   t.same(await data(cookie), { cart: ['a', 'b', 'c'] }, 'cleared, then set again and changed after the set: saved')
