@@ -28,7 +28,7 @@ function usage () {
   --only a,b              contestants (default all): ${Object.keys(contestants).join(', ')}
   --baseline REF[,REF]    adds baseline-<sha> contestants: the plugin as of each commit, set up as plugin-ap
                           (built once, under benchmarks/node_modules/.cache/)
-  --scenarios a,b         main scenarios (default all): read, write, untouched, create, big
+  --scenarios a,b         main scenarios (default all): read, read-object, write, untouched, create, big
   --skip-main | --skip-correctness | --skip-scale
   --no-pin                let the scheduler place every process (default: with taskset and 2+ CPUs,
                           the app servers get CPU 0, the load generator and Redis the others)
@@ -86,9 +86,11 @@ function parseArgs (argv) {
   return opts
 }
 
-// `pool`: the requests carry the id (cookie or header) of a session made beforehand, holding `pool` bytes of data
+// `pool`: the requests carry the id (cookie or header) of a session made beforehand, holding `pool` bytes of data,
+// or with `pool` 'object' a small object (a cart) besides the counter
 export const scenarios = {
   read: { label: 'read a valid session', method: 'GET', path: '/read', pool: 0 },
+  'read-object': { label: 'read an object in a session', method: 'GET', path: '/read-object', pool: 'object' },
   write: { label: 'change it (counter += 1)', method: 'POST', path: '/write', pool: 0 },
   untouched: { label: 'no cookie, session untouched', method: 'GET', path: '/untouched' },
   create: { label: 'no cookie, session created', method: 'POST', path: '/write' },
@@ -206,7 +208,7 @@ async function makePool (server, count, bytes) {
   const pool = []
   while (pool.length < count) {
     const batch = await Promise.all(Array.from({ length: Math.min(20, count - pool.length) }, async () => {
-      const res = await fetch(`${server.url}/setup?bytes=${bytes}`, { method: 'POST' })
+      const res = await fetch(`${server.url}/setup?${typeof bytes === 'string' ? 'with' : 'bytes'}=${bytes}`, { method: 'POST' })
       await res.arrayBuffer()
       const headers = idHeadersFrom(res, contestants[contestant])
       if (res.status !== 200 || headers === undefined) throw new Error(`${contestant}: /setup answered ${res.status} without a session id`)

@@ -288,7 +288,7 @@ export function writeReport (results, dir, scenarios) {
     const sizes = [...new Set(results.memory.map(m => m.dataBytes))]
     out.push('## Bytes Redis uses per session', '')
     out.push('MEMORY USAGE (key and value, median of 20 sessions) of a session holding a counter and the given bytes of data, made through each contestant\'s own routes.', '')
-    out.push(table(['contestant', ...sizes.map(b => b === 0 ? 'a counter' : `a counter and ${fmt.bytes(b)}`)],
+    out.push(table(['contestant', ...sizes.map(b => b === 0 ? 'a counter' : `a counter and ${typeof b === 'string' ? `an ${b}` : fmt.bytes(b)}`)],
       [...new Set(results.memory.map(m => m.contestant))].map(c => [contestants[c].label,
         ...sizes.map(b => fmt.bytes(results.memory.find(m => m.contestant === c && m.dataBytes === b)?.bytes ?? null))])), '')
   }

@@ -37,11 +37,20 @@ const access = await contestants[contestant].build(app, { client, prefix })
 let served = 0
 app.get('/read', async (req) => { served++; return { n: access.get(req, 'n') ?? 0 } })
 app.post('/write', async (req) => { served++; return { n: access.increment(req, 'n') } })
+// reads an object value without changing it, as a route showing a cart does
+app.get('/read-object', async (req) => {
+  served++
+  const cart = access.get(req, 'cart')
+  return { items: cart?.items.length ?? 0, total: cart?.total ?? 0 }
+})
 app.get('/untouched', async () => { served++; return { ok: true } })
-// not measured: makes a session holding `bytes` characters of data and a counter at 0
+// not measured: makes a session holding `bytes` characters of data (or `with=object`: a cart) and a counter at 0
 app.post('/setup', async (req) => {
   const bytes = Number(req.query.bytes ?? 0)
   if (bytes > 0) access.set(req, 'blob', 'x'.repeat(bytes))
+  if (req.query.with === 'object') {
+    access.set(req, 'cart', { items: [{ sku: 'A-1', qty: 2, price: 9.5 }, { sku: 'B-22', qty: 1, price: 24 }], total: 43, currency: 'EUR' })
+  }
   access.set(req, 'n', 0)
   return { ok: true }
 })

@@ -18,6 +18,8 @@ export interface Found {
   doc: SessionDocument
   /** When its key expires now, epoch ms. */
   expiresAt: number
+  /** The text it was loaded from: what tells a value changed in place. */
+  text: string
   /** The stored id the request came with, when it led here as the alias of a rotated-away id. */
   via?: string
 }
@@ -25,8 +27,8 @@ export interface Found {
 /** What a loaded text is, and what Redis must still be told of it. */
 type Examined =
   | { outcome: 'missing' } | { outcome: 'invalid' } | { outcome: 'expired' }
-  | { outcome: 'found', doc: SessionDocument, expiresAt: number }
-  | { outcome: 'refresh', doc: SessionDocument, expiresAt: number, expiry: KeyExpiry }
+  | { outcome: 'found', doc: SessionDocument, text: string, expiresAt: number }
+  | { outcome: 'refresh', doc: SessionDocument, text: string, expiresAt: number, expiry: KeyExpiry }
 
 /**
  * Loads the session stored under `ids`; null when there is none to go on from (a broken or ended
@@ -68,11 +70,12 @@ function examine (ctx: SessionContext, loaded: LoadedText | null, now: number, l
   if (typeof doc === 'string' || problem !== undefined) return { outcome: 'invalid' }
   // past its absolute deadline: an ordinary end, deleted without a warning
   if (doc.a <= now) return { outcome: 'expired' }
-  if (!config.rolling) return { outcome: 'found', doc, expiresAt: Math.min(doc.a, now + loaded.pttl) }
+  const { text } = loaded
+  if (!config.rolling) return { outcome: 'found', doc, text, expiresAt: Math.min(doc.a, now + loaded.pttl) }
   // a rolling read set the configured TTL from `now`; a session's own TTL or a near deadline needs another
   const expiry = keyExpiry(doc, config.ttl, now)
-  if (expiry.at === now + config.ttl * 1000) return { outcome: 'found', doc, expiresAt: expiry.at }
-  return { outcome: 'refresh', doc, expiresAt: expiry.at, expiry }
+  if (expiry.at === now + config.ttl * 1000) return { outcome: 'found', doc, text, expiresAt: expiry.at }
+  return { outcome: 'refresh', doc, text, expiresAt: expiry.at, expiry }
 }
 
 /** Tells Redis what the load found out; no promise when there is nothing to tell. */
@@ -80,7 +83,7 @@ function conclude (ctx: SessionContext, ids: SessionIds, seen: Examined): Found 
   if (seen.outcome === 'missing') return null
   if (seen.outcome === 'invalid' || seen.outcome === 'expired') return ctx.store.remove(ids.storedId).then(() => null)
   ctx.stats.loaded++
-  const found: Found = { ids, doc: seen.doc, expiresAt: seen.expiresAt }
+  const found: Found = { ids, doc: seen.doc, expiresAt: seen.expiresAt, text: seen.text }
   return seen.outcome === 'found' ? found : ctx.store.expire(ids.storedId, seen.expiry).then(() => found)
 }
 

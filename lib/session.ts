@@ -61,12 +61,13 @@ export class RedisSession extends SessionApi implements Session {
     const session = new RedisSession(ctx, origin, LOADING)
     return loadSession(ctx, cookie, origin.log).then((found) => {
       if (!session.#goOn(found)) return session
+      const { text } = found
       // a persistent cookie's Max-Age follows the expiry that a rolling read just pushed forward
       session.#cookie.send ||= cookie.renew || (ctx.config.rolling && (ctx.config.cookie.maxAge !== undefined || session.isPersistent))
       if (!rotationDue(ctx.config, session.#work.doc)) return session
       return rotateSession(ctx, session.#current, session.#work.doc, origin).then((moved) => {
         // lost to a save or another rotation meanwhile: this request goes on as it is
-        if (moved !== null) session.#moveTo(moved)
+        if (moved !== null) session.#moveTo(moved, text)
         return session
       })
     })
@@ -89,8 +90,9 @@ export class RedisSession extends SessionApi implements Session {
   get expiresAt (): number { return this.#expiresAt }
   get isPersistent (): boolean { return this.#work.doc.p === 1 }
 
+  /** Also true for an object or array loaded with the session and changed in place since (`cart.push(x)`). */
   isModified (): boolean {
-    this.#work.pull()
+    this.#work.settle()
     return this.#work.ops.length > 0 || this.#mustWrite
   }
 
@@ -121,7 +123,7 @@ export class RedisSession extends SessionApi implements Session {
    */
   [kFinish] (): Promise<unknown> | null {
     const { config, store } = this.#ctx
-    if (this.isModified() || (this.#base === 0 && config.saveUninitialized)) return this.#save().then((written) => { this.#stored(written) })
+    if (this.isModified() || (this.#base === 0 && config.saveUninitialized)) return this.#write().then((written) => { this.#stored(written) })
     if (this.#touched && !config.rolling && this.#base !== 0) return store.expire(this.#current.storedId, keyExpiry(this.#work.doc, config.ttl, Date.now()))
     return null
   }
@@ -137,12 +139,12 @@ export class RedisSession extends SessionApi implements Session {
   }
 
   /** Takes a loaded session as this one's state; says whether there was one (else this one starts over). */
-  #goOn (found: Found | null): boolean {
+  #goOn (found: Found | null): found is Found {
     if (found === null) {
       this.#startOver()
       return false
     }
-    this.#takeOver(found.ids, found.doc)
+    this.#takeOver(found.ids, found.doc, found.text)
     this.#mustWrite = false
     this.#expiresAt = found.expiresAt
     if (found.via !== undefined) {
@@ -153,21 +155,22 @@ export class RedisSession extends SessionApi implements Session {
     return true
   }
 
-  /** Goes on as the session stored under `ids`, holding `doc`. */
-  #takeOver (ids: SessionIds, doc: SessionDocument): void {
-    this.#work.replace(doc)
+  /** Goes on as the session stored under `ids`, holding `doc`, stored as `text` when known. */
+  #takeOver (ids: SessionIds, doc: SessionDocument, text?: string): void {
+    this.#work.replace(doc, text)
     this.#ids = ids
     this.#base = doc.v
   }
 
-  /** Goes on under new ids: the client gets the new id. */
-  #moveTo ({ ids, doc }: Moved): void {
-    this.#takeOver(ids, doc)
+  /** Goes on under new ids: the client gets the new id. `text`: the stored text of the data moved, when known. */
+  #moveTo ({ ids, doc }: Moved, text?: string): void {
+    this.#takeOver(ids, doc, text)
     this.#cookie.send = true
   }
 
   protected async regenerateNow (keep: readonly string[] | undefined): Promise<void> {
-    this.#work.pull()
+    // a kept key changed in place goes along
+    this.#work.settle()
     const previous = this.#base === 0 ? undefined : this.#current
     // the new id first, while `idGenerator` still sees the old data (as @fastify/session does)
     const next = idsOf(this.#ctx, newId(this.#ctx.config.idGenerator, this.#origin))
@@ -199,22 +202,19 @@ export class RedisSession extends SessionApi implements Session {
   }
 
   protected async saveNow (): Promise<void> {
-    const written = await this.#save()
+    this.#work.settle()
+    const written = await this.#write()
     this.#stored(written)
     // merged with other requests' changes: the rest of this request sees the stored state
-    if (written.doc !== this.#work.doc) this.#work.replace(parseDocument(written.text) as SessionDocument)
+    if (written.doc !== this.#work.doc) this.#work.replace(parseDocument(written.text) as SessionDocument, written.text)
   }
 
-  #save (): Promise<Written> {
-    try {
-      this.#work.pull()
-      return saveDocument(this.#ctx, this.#current.storedId, this.#base, this.#work, this.#origin).catch((err: Error) => {
-        if (err instanceof SessionMoved) return this.#saveToSuccessor(err.alias)
-        throw err
-      })
-    } catch (err) {
-      return Promise.reject(err)
-    }
+  /** Writes what the working document holds, once settled (`isModified`). */
+  #write (): Promise<Written> {
+    return saveDocument(this.#ctx, this.#current.storedId, this.#base, this.#work, this.#origin).catch((err: Error) => {
+      if (err instanceof SessionMoved) return this.#saveToSuccessor(err.alias)
+      throw err
+    })
   }
 
   /** The id was rotated away while this request held it: its changes go to the successor instead. */
@@ -239,7 +239,7 @@ export class RedisSession extends SessionApi implements Session {
     // the write set a new expiry, which a persistent cookie follows
     if (written.doc.p === 1) this.#cookie.send = true
     this.#base = written.version
-    this.#work.ops = []
+    this.#work.saved(written.text)
     this.#mustWrite = false
     this.#expiresAt = written.expiresAt
   }

@@ -4,6 +4,15 @@ import { errors } from './errors.js'
 
 type View = Record<string, unknown>
 
+/** JSON.stringify's text of `value`; undefined when it throws (what may not be stored is refused by `set`). */
+function serialized (value: unknown): string | undefined {
+  try {
+    return JSON.stringify(value)
+  } catch {
+    return undefined
+  }
+}
+
 export function checkKey (key: unknown): asserts key is string {
   if (typeof key !== 'string' || key === '' || key === '__proto__') {
     throw new errors.FST_REDIS_SESSION_INVALID_KEY(typeof key === 'string' ? JSON.stringify(key) : `of type ${typeof key}`)
@@ -30,6 +39,8 @@ export class WorkingDocument {
   readonly #view: View
   readonly #members: ReadonlySet<string>
   readonly #schema: SessionSchema | undefined
+  /** The stored text `doc` was loaded or last saved as: what a change made in place is told by. */
+  #storedText: string | undefined
 
   constructor (doc: SessionDocument, view: object, members: ReadonlySet<string>, schema: SessionSchema | undefined) {
     this.doc = doc
@@ -38,10 +49,14 @@ export class WorkingDocument {
     this.#schema = schema
   }
 
-  /** Starts over from `doc`, with no operations; the data keys become the view's properties again. */
-  replace (doc: SessionDocument): void {
+  /**
+   * Starts over from `doc`, with no operations; the data keys become the view's properties again.
+   * `storedText`: what the store holds of it; none for a session not stored.
+   */
+  replace (doc: SessionDocument, storedText?: string): void {
     this.doc = doc
     this.ops = []
+    this.#storedText = storedText
     const view = this.#view
     for (const key in view) delete view[key]
     for (const key in doc.d) if (!this.#members.has(key)) view[key] = doc.d[key]
@@ -56,6 +71,52 @@ export class WorkingDocument {
     }
     for (const key in data) {
       if (!Object.hasOwn(view, key) && !this.#members.has(key)) this.record({ kind: 'delete', key })
+    }
+  }
+
+  /** After a save: the store holds `text`, and no operation is left to write. */
+  saved (text: string): void {
+    this.ops = []
+    this.#storedText = text
+  }
+
+  /**
+   * `pull`, then records as a `set` each data key whose object or array was changed in place since
+   * it was loaded (or saved): `request.session.cart.push(x)`. The value is checked as `set` checks
+   * it. Only keys no operation of this request replaced are compared (a replaced key is written
+   * with its current value anyway): a session holding no such object pays for one loop over its
+   * keys, one holding some for one JSON.stringify of its data, and only when that differs from
+   * the stored text, a parse of that text and a comparison key by key.
+   */
+  settle (): void {
+    this.pull()
+    const text = this.#storedText
+    if (text === undefined) return
+    const data = this.doc.d
+    let objects = false
+    for (const key in data) {
+      const value = data[key]
+      if (typeof value === 'object' && value !== null) {
+        objects = true
+        break
+      }
+    }
+    if (!objects) return
+    let replaced: Set<string> | undefined
+    for (const op of this.ops) {
+      // every key left after a clear was set, or incremented, by this request since
+      if (op.kind === 'clear') return
+      if (op.kind === 'set' || op.kind === 'delete' || op.kind === 'increment') (replaced ??= new Set()).add(op.key)
+    }
+    // the stored text ends with its data, serialized the same way: no change, no parse
+    const all = replaced === undefined ? serialized(data) : undefined
+    if (all !== undefined && text.endsWith(',"d":' + all + '}')) return
+    const before = (JSON.parse(text) as SessionDocument).d
+    for (const key of Object.keys(data)) {
+      const value = data[key]
+      if (typeof value !== 'object' || value === null || replaced?.has(key) === true) continue
+      const now = serialized(value)
+      if (now === undefined || now !== JSON.stringify(before[key])) this.set(key, value)
     }
   }
 
