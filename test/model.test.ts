@@ -467,6 +467,7 @@ class World {
         const res = await this.inject(r, cookie)
         if (!needsRedis) return this.answered(r, target, res, t0, Date.now())
         this.#unavailable(r, res)
+        expect(sent(res) === undefined, `${describe(r)}: a failed request set the session cookie`)
         if (target.kind === 'live') this.lateRefresh.add(target.sess)
         // a new session's first save timed out: it may land once Redis resumes (login's index write comes first)
         if (cookie === undefined && r.route === 'inc') this.maybeCreated.push({ n: 1 })
@@ -500,6 +501,7 @@ class World {
     }
     this.#unavailable(r, res)
     if (target.kind === 'anon') {
+      expect(sent(res) === undefined, `${describe(r)}: a failed request set the session cookie`)
       if (r.route === 'inc') this.maybeCreated.push({ n: 1 })
       if (r.route === 'set') this.maybeCreated.push({ x: r.value })
       await this.settle()
@@ -508,8 +510,22 @@ class World {
     const sess = target.sess
     sess.refreshed(t0, t1)
     this.lateRefresh.add(sess)
-    // the load rotated it before the stall; the client never heard of the new id
-    if (sess.rotationDue(t0)) sess.rotate(undefined, t0, t1)
+    const rotated = sess.rotationDue(t0)
+    // the load rotated it, or followed its alias, before the stall: a regenerate() or destroy() that
+    // then failed still sends the cookie with the session's current id (a failed save sends none),
+    // else the client learns the new id only from the alias, later
+    const mayTell = (rotated || target.via) && r.route !== 'inc' && r.route !== 'set'
+    const told = sent(res)
+    if (told !== undefined) {
+      expect(mayTell && told.value !== '', `${describe(r)}: a failed request set the session cookie`)
+      const id = idOfCookie(told.value)
+      expect(rotated ? id !== sess.id : id === sess.id, `${describe(r)}: a failed request set a cookie naming another id`)
+      this.jars[r.jar] = told.value
+      this.history.push(told.value)
+      if (rotated) sess.rotate(id, t0, t1)
+    } else if (rotated) {
+      sess.rotate(undefined, t0, t1)
+    }
     if (r.route === 'inc') sess.candidates = [sess.data, { ...sess.data, n: (typeof sess.data.n === 'number' ? sess.data.n : 0) + 1 }]
     else if (r.route === 'set') sess.candidates = [sess.data, { ...sess.data, x: r.value }]
     else sess.candidates = [sess.data, 'ended']
@@ -520,7 +536,6 @@ class World {
     const what = describe(r)
     expect(res.statusCode === 503, `${what}: answered ${res.statusCode} while Redis was stopped: ${res.body}`)
     expect(res.json<{ code: string }>().code === 'FST_REDIS_SESSION_STORE_UNAVAILABLE', `${what}: 503 without the code: ${res.body}`)
-    expect(res.cookies.every(c => c.name !== 'sid'), `${what}: a failed request set the session cookie`)
   }
 
   /** After a stall: waits for every late command, then settles what the model left open against Redis. */
@@ -630,6 +645,13 @@ class World {
       expect(isDeepStrictEqual(listed, expected), `list(${user}) shows [${listed.join(', ')}], the model holds [${expected.join(', ')}]`)
     }
   }
+}
+
+/** The session cookie a response set or cleared, if any. */
+function sent (res: LightMyRequestResponse): { value: string } | undefined {
+  const cookies = res.cookies.filter(c => c.name === 'sid')
+  expect(cookies.length <= 1, `${cookies.length} session cookies in one response`)
+  return cookies[0]
 }
 
 function describe (r: Req): string {
