@@ -413,6 +413,109 @@ class World {
     this.answered(r, target, res, t0, Date.now())
   }
 
+  /**
+   * Two requests sent at once with one cookie to the two apps: `x` (an increment, or a logout or
+   * login that ends the session) and `y`, an increment. README "Concurrency": both increments land,
+   * whichever instance rotates the id; of an increment racing the end of its session, the change
+   * either landed before (and a regenerate(keep) carries it), or the increment answers 409
+   * FST_REDIS_SESSION_GONE, or it loaded after the end and started a new session; the ended session
+   * never comes back.
+   */
+  async race (x: Req, y: Req): Promise<void> {
+    const cookie = this.jars[x.jar]
+    const t0 = Date.now()
+    const target = this.resolve(cookie === undefined ? undefined : idOfCookie(cookie), t0)
+    const [rx, ry] = await Promise.all([this.inject(x, cookie), this.inject(y, cookie)])
+    const t1 = Date.now()
+    if (target.kind === 'anon') {
+      // two fresh sessions, nothing shared
+      this.answered(x, target, rx, t0, t1)
+      this.answered(y, target, ry, t0, t1)
+      return
+    }
+    const sess = target.sess
+    const what = `${describe(x)} racing ${describe(y)}`
+    const count = (data: Data): number => typeof data.n === 'number' ? data.n : 0
+    type Body = { loaded: { isNew: boolean, id: string, data: Data }, id: string, data: Data, n?: number }
+    const loadedOk = (body: Body, name: string): void => {
+      expect(!body.loaded.isNew || name === 'y', `${what}: ${name} did not find the live session`)
+      if (body.loaded.isNew) return
+      const { n, ...rest } = body.loaded.data
+      const { n: _n, ...modelRest } = sess.data
+      expect(isDeepStrictEqual(rest, modelRest), `${what}: ${name} loaded ${JSON.stringify(body.loaded.data)}, the model holds ${JSON.stringify(sess.data)}`)
+      const seen = typeof n === 'number' ? n : 0
+      expect(seen === count(sess.data) || seen === count(sess.data) + 1, `${what}: ${name} loaded n = ${String(n)}, the model allows ${count(sess.data)} or one more`)
+    }
+    const cookies = [sent(rx), sent(ry)]
+    if (x.route === 'inc') {
+      expect(rx.statusCode === 200 && ry.statusCode === 200, `${what}: answered ${rx.statusCode} and ${ry.statusCode}: ${rx.body} ${ry.body}`)
+      const bx = rx.json<Body>()
+      const by = ry.json<Body>()
+      loadedOk(bx, 'x')
+      loadedOk(by, 'y')
+      expect(!by.loaded.isNew, `${what}: y did not find the live session`)
+      for (const body of [bx, by]) expect(body.n === count(body.loaded.data) + 1, `${what}: an increment returned ${String(body.n)}, not what it loaded plus one`)
+      sess.data = { ...sess.data, n: count(sess.data) + 2 }
+      sess.refreshed(t0, t1)
+      const ids = new Set(cookies.filter(c => c !== undefined).map(c => idOfCookie((c as { value: string }).value)))
+      expect(ids.size <= 1, `${what}: the two answers name two different ids`)
+      const [id] = ids
+      if (target.via) expect(id !== undefined, `${what}: a session reached through its alias sent no cookie`)
+      if (id !== undefined && id !== sess.id) {
+        expect(sess.rotationDue(t0), `${what}: the id changed without a rotation`)
+        sess.rotate(id, t0, t1)
+      }
+      if (id !== undefined) {
+        const value = (cookies.find(c => c !== undefined) as { value: string }).value
+        this.jars[x.jar] = value
+        this.history.push(value)
+      }
+      return
+    }
+    expect(rx.statusCode === 200, `${what}: the ending request answered ${rx.statusCode}: ${rx.body}`)
+    const bx = rx.json<Body>()
+    loadedOk(bx, 'x')
+    let data = sess.data
+    let fresh: string | undefined
+    if (ry.statusCode === 409) {
+      expect(ry.json<{ code: string }>().code === 'FST_REDIS_SESSION_GONE', `${what}: 409 without the GONE code: ${ry.body}`)
+      expect(cookies[1] === undefined, `${what}: the increment that failed set a cookie`)
+    } else {
+      expect(ry.statusCode === 200, `${what}: the increment answered ${ry.statusCode}: ${ry.body}`)
+      const by = ry.json<Body>()
+      loadedOk(by, 'y')
+      expect(by.n === count(by.loaded.data) + 1, `${what}: the increment returned ${String(by.n)}, not what it loaded plus one`)
+      if (by.loaded.isNew) {
+        // it loaded once the session had ended: a new session of its own
+        expect(by.n === 1, `${what}: a new session's increment returned ${String(by.n)}`)
+        expect(cookies[1] !== undefined && idOfCookie(cookies[1].value) === by.id, `${what}: the increment's new session sent no cookie`)
+        fresh = by.id
+      } else {
+        data = { ...data, n: count(data) + 1 }
+      }
+      if (cookies[1] !== undefined) this.history.push(cookies[1].value)
+    }
+    // either load may have rotated the id first: the old key then holds an alias for the grace window
+    if (sess.rotationDue(t0)) sess.aliases.set(sess.id as string, { key: sess.key as string, until: win(t0, t1, ROTATE_GRACE * 1000) })
+    this.#end(sess, `ended by ${describe(x)}`)
+    if (fresh !== undefined) {
+      this.#created(fresh, { n: 1 }, t0, t1)
+      this.jars[y.jar] = (cookies[1] as { value: string }).value
+    }
+    const kept = x.route === 'destroy' ? {} : pick(data, x.keep)
+    const next = x.route === 'login' ? { ...kept, uid: x.user } : kept
+    if (Object.keys(next).length > 0) {
+      expect(cookies[0] !== undefined && idOfCookie(cookies[0].value) === bx.id, `${what}: the new session sent no cookie`)
+      expect(isDeepStrictEqual(bx.data, next), `${what}: the new session holds ${JSON.stringify(bx.data)}, the model ${JSON.stringify(next)}`)
+      this.#created(bx.id, next, t0, t1)
+      this.jars[x.jar] = (cookies[0] as { value: string }).value
+      this.history.push(this.jars[x.jar] as string)
+    } else {
+      expect(cookies[0] !== undefined && cookies[0].value === '', `${what}: the ended session's cookie was not cleared`)
+      if (fresh === undefined) this.jars[x.jar] = undefined
+    }
+  }
+
   async destroyAll (app: number, user: string): Promise<void> {
     const expected = this.live().filter(s => s.user === user)
     const count = await this.apps[app].sessions.destroyAll(user)
@@ -711,6 +814,12 @@ class StallBefore extends Step {
   toString (): string { return `Redis stalls, meanwhile: ${this.reqs.map(describe).join('; ')}` }
 }
 
+class Race extends Step {
+  constructor (readonly x: Req, readonly y: Req) { super() }
+  act (world: World): Promise<void> { return world.race(this.x, this.y) }
+  toString (): string { return `at once: ${describe(this.x)} and ${describe(this.y)}` }
+}
+
 class StallDuring extends Step {
   constructor (readonly r: Req) { super() }
   act (world: World): Promise<void> { return world.stallDuring(this.r) }
@@ -752,7 +861,9 @@ const commands: Array<fc.Arbitrary<Cmd>> = [
   fc.tuple(fc.constantFrom<Span>('short', 'rotation', 'grace', 'idle', 'absolute'), fc.integer({ min: 0, max: 60_000 })).map(([s, e]) => new TimePasses(s, e)),
   fc.tuple(fc.constantFrom<Span>('rotation', 'absolute'), fc.integer({ min: 0, max: 60_000 })).map(([s, e]) => new TimePasses(s, e)),
   fc.array(anyReq(true), { minLength: 1, maxLength: 3 }).map(reqs => new StallBefore(reqs)),
-  anyReq(false).map(r => new StallDuring(r))
+  anyReq(false).map(r => new StallDuring(r)),
+  fc.tuple(fc.constantFrom<Route>('inc', 'inc', 'destroy', 'login', 'regenerate').chain(route => req(route, false)), fc.boolean())
+    .map(([x, fresh]) => new Race(x, { app: 1 - x.app, jar: fresh ? (x.jar + 1) % JARS : x.jar, route: 'inc' }))
 ]
 
 /** A fixed sequence touching every command the plugin sends, itself checked like any run. */
