@@ -55,7 +55,7 @@ const KEEPABLE = ['n', 'x', 'uid'] as const
 
 const NUM_RUNS = Number(process.env.MODEL_RUNS ?? 25)
 const MAX_COMMANDS = Number(process.env.MODEL_COMMANDS ?? 30)
-const TIME_LIMIT = Number(process.env.MODEL_TIME_LIMIT ?? 60_000)
+const TIME_LIMIT = Number(process.env.MODEL_TIME_LIMIT ?? 50_000)
 
 type Data = Record<string, unknown>
 type Route = 'read' | 'inc' | 'set' | 'login' | 'regenerate' | 'destroy'
@@ -159,6 +159,12 @@ function pick (data: Data, keep: readonly string[] | undefined): Data {
   const kept: Data = {}
   for (const key of keep ?? []) if (Object.hasOwn(data, key)) kept[key] = data[key]
   return kept
+}
+
+/** How often each situation came up, over every run of this file: printed, so a reader sees what was explored. */
+const tally = new Map<string, number>()
+function seen (what: string): void {
+  tally.set(what, (tally.get(what) ?? 0) + 1)
 }
 
 function fail (message: string): never {
@@ -284,13 +290,18 @@ class World {
       const alias = sess.aliases.get(id)
       if (alias !== undefined && alias.until.hi <= now) continue
       // an alias naming an id that was rotated away in turn leads nowhere
-      if (alias !== undefined && alias.successor === sess.id) return { kind: 'live', sess, via: true }
+      if (alias !== undefined && alias.successor === sess.id) {
+        seen('through an alias')
+        return { kind: 'live', sess, via: true }
+      }
+      if (alias !== undefined) seen('an alias of an alias')
     }
     return { kind: 'anon' }
   }
 
   cookieFor (r: Req): string | undefined {
-    if (r.stale !== undefined && this.history.length > 0) return this.history[r.stale % this.history.length]
+    // counted from the newest: small numbers, the most often drawn, name ids rotated or ended lately
+    if (r.stale !== undefined && this.history.length > 0) return this.history[this.history.length - 1 - (r.stale % this.history.length)]
     return this.jars[r.jar]
   }
 
@@ -331,6 +342,7 @@ class World {
       if (sess.rotationDue(t0)) {
         expect(body.loaded.id !== sess.id, `${what}: a session due for rotation kept its id`)
         sess.rotate(body.loaded.id, t0, t1, this.grace)
+        seen('rotated')
         cookie = { kind: 'set', id: body.loaded.id }
       } else {
         expect(body.loaded.id === sess.id, `${what}: the session's id changed without a rotation`)
@@ -389,6 +401,7 @@ class World {
   #end (sess: Sess, why: string): void {
     sess.ended = true
     this.note(`  ${sess.id ?? sess.key ?? '?'} ${why}`)
+    seen(why.startsWith('ended by destroyAll') ? 'ended by destroyAll' : why.startsWith('ended by ') && why.includes(' on app ') ? 'ended while racing an increment' : why)
   }
 
   #checkCookie (r: Req, res: LightMyRequestResponse, expected: CookieExpectation): void {
@@ -463,6 +476,7 @@ class World {
       expect(!by.loaded.isNew, `${what}: y did not find the live session`)
       for (const body of [bx, by]) expect(body.n === count(body.loaded.data) + 1, `${what}: an increment returned ${String(body.n)}, not what it loaded plus one`)
       sess.data = { ...sess.data, n: count(sess.data) + 2 }
+      seen('race: two increments')
       sess.refreshed(t0, t1)
       const ids = new Set(cookies.filter(c => c !== undefined).map(c => idOfCookie((c as { value: string }).value)))
       expect(ids.size <= 1, `${what}: the two answers name two different ids`)
@@ -471,6 +485,7 @@ class World {
       if (id !== undefined && id !== sess.id) {
         expect(sess.rotationDue(t0), `${what}: the id changed without a rotation`)
         sess.rotate(id, t0, t1, this.grace)
+        seen('race: rotated')
       }
       if (id !== undefined) {
         const value = (cookies.find(c => c !== undefined) as { value: string }).value
@@ -484,6 +499,7 @@ class World {
     loadedOk(bx, 'x')
     let data = sess.data
     let fresh: string | undefined
+    seen(ry.statusCode === 409 ? 'race: the increment got 409' : ry.json<Body>().loaded.isNew ? 'race: the increment started a new session' : 'race: the increment landed first')
     if (ry.statusCode === 409) {
       expect(ry.json<{ code: string }>().code === 'FST_REDIS_SESSION_GONE', `${what}: 409 without the GONE code: ${ry.body}`)
       expect(cookies[1] === undefined, `${what}: the increment that failed set a cookie`)
@@ -564,6 +580,7 @@ class World {
 
   /** Requests sent while Redis is stopped; each must answer, with the 503 code when it needs Redis. */
   async stallBefore (reqs: Req[]): Promise<void> {
+    seen('stall')
     const server = this.server
     server.pause()
     const pausedAt = Date.now()
@@ -593,6 +610,7 @@ class World {
 
   /** One request during which Redis stops, after its session was loaded and before the route's change. */
   async stallDuring (r: Req): Promise<void> {
+    seen('stall during a request')
     const cookie = this.cookieFor(r)
     const t0 = Date.now()
     const target = this.resolve(cookie === undefined ? undefined : idOfCookie(cookie), t0)
@@ -626,6 +644,7 @@ class World {
     // else the client learns the new id only from the alias, later
     const mayTell = (rotated || target.via) && r.route !== 'inc' && r.route !== 'set'
     const told = sent(res)
+    if (rotated) seen('rotated by a request that then failed')
     if (told !== undefined) {
       expect(mayTell && told.value !== '', `${describe(r)}: a failed request set the session cookie`)
       const id = idOfCookie(told.value)
@@ -678,6 +697,7 @@ class World {
       const stored = (JSON.parse(text) as { d: Data }).d
       const match = candidates.find(c => c !== 'ended' && isDeepStrictEqual(c, stored))
       expect(match !== undefined, `after a stall, stored ${JSON.stringify(stored)}; the model allows ${JSON.stringify(candidates)}`)
+      seen(match === candidates[0] ? 'a timed-out change did not land' : 'a timed-out change landed late')
       sess.data = match as Data
     }
     if (this.maybeCreated.length > 0) {
@@ -696,6 +716,7 @@ class World {
         sess.idle = win(doc.c, resumed, TTL * 1000)
         this.sessions.push(sess)
         this.note(`  a timed-out first save landed late: ${JSON.stringify(doc.d)}`)
+        seen('a timed-out first save landed late')
       }
       this.maybeCreated = []
     }
@@ -838,7 +859,7 @@ class StallDuring extends Step {
 const app = fc.integer({ min: 0, max: 1 })
 const jar = fc.integer({ min: 0, max: JARS - 1 })
 // mostly the jar's own cookie; now and then one from history (a stolen, older or ended one)
-const stale = fc.oneof({ weight: 3, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.nat({ max: 1000 }) })
+const stale = fc.oneof({ weight: 3, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.oneof(fc.integer({ min: 0, max: 3 }), fc.nat({ max: 1000 })) })
 const user = fc.constantFrom(...USERS)
 const keep = fc.option(fc.subarray([...KEEPABLE]), { freq: 3, nil: undefined })
 const value = fc.oneof(fc.integer({ min: -5, max: 5 }), fc.string({ maxLength: 4 }))
@@ -856,6 +877,9 @@ function req (route: Route, withStale = true): fc.Arbitrary<Req> {
 const ROUTES: Route[] = ['read', 'inc', 'set', 'login', 'regenerate', 'destroy']
 const anyReq = (withStale: boolean): fc.Arbitrary<Req> => fc.constantFrom(...ROUTES).chain(route => req(route, withStale))
 
+const race = fc.tuple(fc.constantFrom<Route>('inc', 'inc', 'destroy', 'login', 'regenerate').chain(route => req(route, false)), fc.boolean())
+  .map(([x, fresh]) => new Race(x, { app: 1 - x.app, jar: fresh ? (x.jar + 1) % JARS : x.jar, route: 'inc' }))
+
 const commands: Array<fc.Arbitrary<Cmd>> = [
   req('read').map(r => new Request(r)),
   req('read').map(r => new Request(r)),
@@ -869,10 +893,11 @@ const commands: Array<fc.Arbitrary<Cmd>> = [
   fc.tuple(app, user).map(([a, u]) => new DestroyAll(a, u)),
   fc.tuple(fc.constantFrom<Span>('short', 'rotation', 'grace', 'idle', 'absolute'), fc.integer({ min: 0, max: 60_000 })).map(([s, e]) => new TimePasses(s, e)),
   fc.tuple(fc.constantFrom<Span>('rotation', 'absolute'), fc.integer({ min: 0, max: 60_000 })).map(([s, e]) => new TimePasses(s, e)),
+  fc.tuple(fc.constantFrom<Span>('rotation', 'grace'), fc.integer({ min: 0, max: 60_000 })).map(([s, e]) => new TimePasses(s, e)),
   fc.array(anyReq(true), { minLength: 1, maxLength: 3 }).map(reqs => new StallBefore(reqs)),
   anyReq(false).map(r => new StallDuring(r)),
-  fc.tuple(fc.constantFrom<Route>('inc', 'inc', 'destroy', 'login', 'regenerate').chain(route => req(route, false)), fc.boolean())
-    .map(([x, fresh]) => new Race(x, { app: 1 - x.app, jar: fresh ? (x.jar + 1) % JARS : x.jar, route: 'inc' }))
+  race,
+  race
 ]
 
 /** A fixed sequence touching every command the plugin sends, itself checked like any run. */
@@ -928,6 +953,7 @@ test('two app instances sharing one Redis keep every promise the model holds the
     }
   }), { seed, numRuns: NUM_RUNS, interruptAfterTimeLimit: TIME_LIMIT, ...(path === undefined ? {} : { path }) })
 
+  t.comment(`explored: ${[...tally].map(([what, n]) => `${what} ${n}`).join(', ')}`)
   t.comment(`model: seed ${seed}, ${details.numRuns} runs, ${details.numShrinks} shrinks, ${executed} commands in ${Date.now() - started} ms${details.interrupted ? ' (time limit reached)' : ''}`)
   if (details.failed && failure !== undefined) {
     const replay = /replayPath="([^"]*)"/.exec(String(details.counterexample?.[0]))?.[1]
