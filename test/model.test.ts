@@ -956,7 +956,7 @@ test('two app instances sharing one Redis keep every promise the model holds the
   t.comment(`explored: ${[...tally].map(([what, n]) => `${what} ${n}`).join(', ')}`)
   t.comment(`model: seed ${seed}, ${details.numRuns} runs, ${details.numShrinks} shrinks, ${executed} commands in ${Date.now() - started} ms${details.interrupted ? ' (time limit reached)' : ''}`)
   if (details.failed && failure !== undefined) {
-    const replay = /replayPath="([^"]*)"/.exec(String(details.counterexample?.[0]))?.[1]
+    const replay = /replayPath="([^"]*)"/.exec(String(details.counterexample?.[1]))?.[1]
     t.comment(`replay: MODEL_SEED=${details.seed} MODEL_PATH=${details.counterexamplePath ?? ''}${replay === undefined ? '' : ` MODEL_REPLAY=${replay}`} npx tap --disable-coverage test/model.test.ts`)
     t.comment(`counterexample, step by step:\n${failure.log.join('\n')}\n=> ${failure.error}`)
   }
