@@ -539,6 +539,52 @@ class World {
     }
   }
 
+  /**
+   * `app.sessions.destroyAll(user)` on one app while an increment with a jar's cookie runs on the
+   * other: every session the user had when it started ends (also one the increment rotates
+   * meanwhile), and the count says how many; the increment landed before, or answers 409, or loaded
+   * once its session had ended and started a new one.
+   */
+  async raceDestroyAll (app: number, user: string, y: Req): Promise<void> {
+    const cookie = this.jars[y.jar]
+    const t0 = Date.now()
+    const target = this.resolve(cookie === undefined ? undefined : idOfCookie(cookie), t0)
+    const mine = this.live().filter(s => s.user === user)
+    const [count, ry] = await Promise.all([this.apps[app].sessions.destroyAll(user), this.inject(y, cookie)])
+    const t1 = Date.now()
+    const what = `destroyAll(${user}) on app ${app} racing ${describe(y)}`
+    expect(count === mine.length, `${what}: ended ${count} sessions, the model holds ${mine.length} live`)
+    if (target.kind === 'anon' || target.sess.user !== user) {
+      // not one of the user's sessions: the increment goes on as alone
+      for (const sess of mine) this.#end(sess, 'ended by destroyAll')
+      this.answered(y, target, ry, t0, t1)
+      return
+    }
+    const sess = target.sess
+    const told = sent(ry)
+    if (told !== undefined) this.history.push(told.value)
+    if (sess.rotationDue(t0)) sess.aliases.set(sess.id as string, { key: sess.key as string, until: win(t0, t1, this.grace * 1000), successor: undefined })
+    for (const ended of mine) this.#end(ended, 'ended by destroyAll')
+    if (ry.statusCode === 409) {
+      seen('race: destroyAll, the increment got 409')
+      expect(ry.json<{ code: string }>().code === 'FST_REDIS_SESSION_GONE', `${what}: 409 without the GONE code: ${ry.body}`)
+      expect(told === undefined, `${what}: the increment that failed set a cookie`)
+      return
+    }
+    expect(ry.statusCode === 200, `${what}: the increment answered ${ry.statusCode}: ${ry.body}`)
+    const by = ry.json<{ loaded: { isNew: boolean, data: Data }, id: string, n: number }>()
+    if (!by.loaded.isNew) {
+      seen('race: destroyAll, the increment landed first')
+      expect(by.n === (typeof sess.data.n === 'number' ? sess.data.n : 0) + 1, `${what}: the increment returned ${by.n}, the model counts ${String(sess.data.n)}`)
+      if (told !== undefined) this.jars[y.jar] = told.value
+      return
+    }
+    seen('race: destroyAll, the increment started a new session')
+    expect(by.n === 1 && told !== undefined && idOfCookie(told.value) === by.id, `${what}: a new session's increment returned ${by.n}, or sent no cookie`)
+    this.#created(by.id, { n: 1 }, t0, t1)
+    this.jars[y.jar] = (told as { value: string }).value
+  }
+
   async destroyAll (app: number, user: string): Promise<void> {
     const expected = this.live().filter(s => s.user === user)
     const count = await this.apps[app].sessions.destroyAll(user)
@@ -844,6 +890,12 @@ class StallBefore extends Step {
   toString (): string { return `Redis stalls, meanwhile: ${this.reqs.map(describe).join('; ')}` }
 }
 
+class RaceDestroyAll extends Step {
+  constructor (readonly app: number, readonly user: string, readonly y: Req) { super() }
+  act (world: World): Promise<void> { return world.raceDestroyAll(this.app, this.user, this.y) }
+  toString (): string { return `at once: app ${this.app}: sessions.destroyAll(${this.user}) and ${describe(this.y)}` }
+}
+
 class Race extends Step {
   constructor (readonly x: Req, readonly y: Req) { super() }
   act (world: World): Promise<void> { return world.race(this.x, this.y) }
@@ -897,7 +949,8 @@ const commands: Array<fc.Arbitrary<Cmd>> = [
   fc.array(anyReq(true), { minLength: 1, maxLength: 3 }).map(reqs => new StallBefore(reqs)),
   anyReq(false).map(r => new StallDuring(r)),
   race,
-  race
+  race,
+  fc.tuple(app, user, jar).map(([a, u, j]) => new RaceDestroyAll(a, u, { app: 1 - a, jar: j, route: 'inc' }))
 ]
 
 /** A fixed sequence touching every command the plugin sends, itself checked like any run. */
