@@ -13,11 +13,11 @@ import { travel } from './helpers/time-travel.js'
 
 // A model-based test: random sequences of requests, admin calls, time passing and Redis stalls,
 // run against two app instances (each with its own connection) sharing one redis-server, and
-// checked after every step against a plain in-memory model of what README promises:
+// checked after every step against a plain in-memory model of what README and docs/ promise:
 // - every request answers: 2xx, or the coded 503 while Redis is stalled;
 // - no increment (nor any other change) is lost or applied twice: a change answered with 2xx is
-//   stored once; one answered with the timeout's 503 is stored once or not at all (README "When
-//   Redis fails": a save that timed out may still land), and which of the two is checked in Redis;
+//   stored once; one answered with the timeout's 503 is stored once or not at all (docs/failures.md:
+//   a save that timed out may still land), and which of the two is checked in Redis;
 // - a live session is listed under its user (`app.sessions.list`), and nothing else is;
 //   `destroyAll` ends exactly the user's live sessions;
 // - no session, alias or key is readable, or stored, past its idle, absolute or grace deadline,
@@ -84,7 +84,7 @@ interface Alias {
   successor: string | undefined
 }
 
-/** One session as README promises it behaves, across the ids it has had. */
+/** One session as the docs promise it behaves, across the ids it has had. */
 class Sess {
   /** The current id; undefined while unknown (rotated in a request that failed, or created by a save that timed out). */
   id: string | undefined
@@ -146,7 +146,7 @@ function idOfCookie (value: string): string {
   return decoded.slice(0, decoded.lastIndexOf('.'))
 }
 
-/** The new id an alias (README "Rotating ids") names, decrypted with the old id as the client could. */
+/** The new id an alias (docs/rotating-ids.md) names, decrypted with the old id as the client could. */
 function successorOf (text: string, oldId: string): string | undefined {
   const match = /^\{"moved":"([A-Za-z0-9_-]+)","until":(\d+)\}$/.exec(text)
   if (match === null) return undefined
@@ -435,7 +435,7 @@ class World {
 
   /**
    * Two requests sent at once with one cookie to the two apps: `x` (an increment, or a logout or
-   * login that ends the session) and `y`, an increment. README "Concurrency": both increments land,
+   * login that ends the session) and `y`, an increment. docs/design.md "Concurrency": both increments land,
    * whichever instance rotates the id; of an increment racing the end of its session, the change
    * either landed before (and a regenerate(keep) carries it), or the increment answers 409
    * FST_REDIS_SESSION_GONE, or it loaded after the end and started a new session; the ended session

@@ -4,8 +4,8 @@ import { keysUnder } from './app.js'
 // Makes `ms` pass for the sessions stored under a prefix without waiting: the stored state is moved
 // back in time instead of the clocks forward. The plugin reads Date.now(), Redis keeps real TTLs and
 // the save script reads Redis TIME, so moving any one clock would leave the others behind; moving
-// the state keeps all three agreeing. Every timestamp the storage format holds (README "Storage
-// format": a session's "a" and "c", an alias's "until", the join times scoring a user's index) and
+// the state keeps all three agreeing. Every timestamp the storage format holds (docs/design.md
+// "Storage format": a session's "a" and "c", an alias's "until", the join times scoring a user's index) and
 // every key's remaining PTTL go down by `ms`; a key whose PTTL runs out is deleted, as Redis would
 // have expired it. One script per key: the PTTL read and the PEXPIRE happen at the same instant of
 // Redis's clock, so no millisecond is gained or lost.
