@@ -5,10 +5,10 @@ import { keysUnder } from './app.js'
 // back in time instead of the clocks forward. The plugin reads Date.now(), Redis keeps real TTLs and
 // the save script reads Redis TIME, so moving any one clock would leave the others behind; moving
 // the state keeps all three agreeing. Every timestamp the storage format holds (docs/design.md
-// "Storage format": a session's "a" and "c", an alias's "until", the join times scoring a user's index) and
-// every key's remaining PTTL go down by `ms`; a key whose PTTL runs out is deleted, as Redis would
-// have expired it. One script per key: the PTTL read and the PEXPIRE happen at the same instant of
-// Redis's clock, so no millisecond is gained or lost.
+// "Storage format": a session's "a" and "c", an alias's "until", the join times scoring a user's
+// index) and every key's remaining PTTL go down by `ms`; a key whose PTTL runs out is deleted, as
+// Redis would have expired it. One script per key: the PTTL read and the PEXPIRE happen at the same
+// instant of Redis's clock, so no millisecond is gained or lost.
 const SHIFT = `
 local ms = tonumber(ARGV[1])
 local pttl = redis.call('PTTL', KEYS[1])
