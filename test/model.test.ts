@@ -40,9 +40,6 @@ const ROTATE_EVERY = 300
  * anonymous); within its own grace window, one naming the current id leads to the session.
  */
 const ROTATE_GRACES = [100, 400] as const
-/** TEMPORARY, while known defects are fixed elsewhere: MODEL_NARROW=no-rotation,anon-stall. */
-const NARROW = new Set((process.env.MODEL_NARROW ?? '').split(','))
-const NARROW_NO_ROTATION = NARROW.has('no-rotation')
 /** The plugin's `timeout`, ms; a stall lasts longer. */
 const TIMEOUT = 800
 /** No step of time lands within this many ms of a known deadline. */
@@ -121,7 +118,7 @@ class Sess {
   }
 
   rotationDue (now: number): boolean {
-    return !NARROW_NO_ROTATION && now - this.created.hi >= ROTATE_EVERY * 1000
+    return now - this.created.hi >= ROTATE_EVERY * 1000
   }
 
   /** Moves to `newId` (undefined: not learnt yet), the old id becoming an alias for the grace window. */
@@ -233,7 +230,7 @@ class World {
       prefix: this.prefix,
       ttl: TTL,
       absoluteTtl: ABSOLUTE_TTL,
-      ...(NARROW_NO_ROTATION ? {} : { rotateEvery: ROTATE_EVERY }),
+      rotateEvery: ROTATE_EVERY,
       rotateGrace: this.grace,
       timeout: TIMEOUT,
       userKey: 'uid'
@@ -633,7 +630,7 @@ class World {
     try {
       await stopped(server.pid() as number)
       await Promise.all(reqs.map(async (r) => {
-        const cookie = NARROW.has('anon-stall') ? undefined : this.cookieFor(r)
+        const cookie = this.cookieFor(r)
         const t0 = Date.now()
         const target = this.resolve(cookie === undefined ? undefined : idOfCookie(cookie), t0)
         const needsRedis = cookie !== undefined || r.route === 'inc' || r.route === 'set' || r.route === 'login'
@@ -786,7 +783,7 @@ class World {
         const until = Number(/"until":(\d+)/.exec(text)?.[1])
         expect(until >= found.alias.until.lo && until <= found.alias.until.hi, `an alias ends at ${until}, not within the grace window [${found.alias.until.lo}, ${found.alias.until.hi}]`)
         found.alias.until = { lo: until, hi: until }
-        expect(t0 + pttl <= until + (NARROW.has('alias-ms') ? 100 : 1), `an alias key outlives its grace window by ${t0 + pttl - until} ms (until ${until})`)
+        expect(t0 + pttl <= until + 1, `an alias key outlives its grace window by ${t0 + pttl - until} ms (until ${until})`)
         continue
       }
       const sess = this.live().find(s => s.key === storedId)
