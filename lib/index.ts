@@ -1,10 +1,11 @@
 import fp from 'fastify-plugin'
 import fastifyCookie from '@fastify/cookie'
-import type { FastifyBaseLogger, FastifyPluginAsync, FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify'
 import type { Redis } from 'ioredis'
 import type { RedisSessionOptions } from '../types/index.js'
 import { resolveOptions } from './options.js'
 import { SessionStore } from './store.js'
+import { Outage } from './outage.js'
 import { SessionWriter } from './writer.js'
 import { SessionCookie, storedIdOf } from './cookie.js'
 import { SessionSchema } from './schema.js'
@@ -23,18 +24,17 @@ function optedOut (request: FastifyRequest): boolean {
 
 const plugin: FastifyPluginAsync<RedisSessionOptions> = async (fastify, opts) => {
   const config = resolveOptions(opts)
-  // an app that registered @fastify/cookie itself keeps its own secret: ours signs only our cookie
-  if (!fastify.hasReplyDecorator('setCookie')) await fastify.register(fastifyCookie)
+  const codec = await cookieCodec(fastify)
 
   const stats = newStats()
-  const store = new SessionStore(config.client, config.prefix, config.timeout, stats)
+  const store = new SessionStore(config.client, config.prefix, config.timeout, stats, new Outage(config.client, config.timeout, fastify.log))
   const schema = config.schema === undefined ? undefined : new SessionSchema(config.schema)
   const storedId = storedIdOf(config.hashIds)
   const ctx: SessionContext = {
     config,
     store,
     writer: new SessionWriter(store, config.ttl, config.timeout, config.maxBytes, stats, schema),
-    cookie: new SessionCookie(config.cookieName, config.secrets, config.cookie, (header) => fastify.parseCookie(header), (name, value, options) => fastify.serializeCookie(name, value, options), storedId, config),
+    cookie: new SessionCookie(config.cookieName, config.secrets, config.cookie, codec.parseCookie, codec.serializeCookie, storedId, config),
     stats,
     storedIdOf: storedId,
     schema,
@@ -58,6 +58,25 @@ const plugin: FastifyPluginAsync<RedisSessionOptions> = async (fastify, opts) =>
       else client.disconnect()
     })
   }
+}
+
+type CookieCodec = Pick<FastifyInstance, 'parseCookie' | 'serializeCookie'>
+
+/**
+ * @fastify/cookie's parser and serializer. Unless the app registered @fastify/cookie first, from a
+ * registration in a context of the plugin's own: nothing is decorated on the app, so it may register
+ * @fastify/cookie (with its own secret and options) before this plugin, after it, or not at all.
+ */
+async function cookieCodec (fastify: FastifyInstance): Promise<CookieCodec> {
+  // registered already: its parser, with the app's options (a second registration would clash)
+  let codec: CookieCodec = fastify
+  if (!fastify.hasDecorator('parseCookie')) {
+    await fastify.register(async function sessionCookieCodec (scope) {
+      await scope.register(fastifyCookie)
+      codec = scope
+    })
+  }
+  return { parseCookie: (header) => codec.parseCookie(header), serializeCookie: (name, value, options) => codec.serializeCookie(name, value, options) }
 }
 
 /**

@@ -3,7 +3,7 @@ import type { SessionIds } from './cookie.js'
 import type { LoadedText } from './store.js'
 import { idsOf, type SessionContext } from './context.js'
 import { keyExpiry, type KeyExpiry } from './expiry.js'
-import { isAlias, successorOf } from './rotation.js'
+import { isAlias, successorOf, withinGrace } from './rotation.js'
 import { applyOperation, newDocument, parseDocument, type SessionDocument } from './document.js'
 import type { WorkingDocument } from './working-document.js'
 import { logBindings } from './session-api.js'
@@ -39,7 +39,7 @@ export function loadSession (ctx: SessionContext, ids: SessionIds, log: FastifyB
   // the clock is read only while someone listens (README "Events")
   const started = channels.load.hasSubscribers ? performance.now() : -1
   return store.load(ids.storedId, now, config.ttl, config.rolling).then((loaded) => {
-    if (loaded !== null && isAlias(loaded.text)) return follow ? followAlias(ctx, ids, loaded.text, log) : null
+    if (loaded !== null && isAlias(loaded.text)) return followAlias(ctx, ids, loaded.text, log, follow)
     const seen = examine(ctx, loaded, now, log)
     if ((seen.outcome === 'missing' || seen.outcome === 'expired') && channels.expired.hasSubscribers) {
       channels.expired.publish({ idHint: hintOf(ids.storedId), reason: seen.outcome === 'missing' ? 'missing' : 'deadline' })
@@ -69,9 +69,9 @@ function examine (ctx: SessionContext, loaded: LoadedText | null, now: number, l
   // past its absolute deadline: an ordinary end, deleted without a warning
   if (doc.a <= now) return { outcome: 'expired' }
   if (!config.rolling) return { outcome: 'found', doc, expiresAt: Math.min(doc.a, now + loaded.pttl) }
-  // a rolling read set the configured TTL; a session's own TTL or a near deadline needs another
+  // a rolling read set the configured TTL from `now`; a session's own TTL or a near deadline needs another
   const expiry = keyExpiry(doc, config.ttl, now)
-  if (expiry.mode === 'PX' && expiry.value === config.ttl * 1000) return { outcome: 'found', doc, expiresAt: expiry.at }
+  if (expiry.at === now + config.ttl * 1000) return { outcome: 'found', doc, expiresAt: expiry.at }
   return { outcome: 'refresh', doc, expiresAt: expiry.at, expiry }
 }
 
@@ -84,22 +84,57 @@ function conclude (ctx: SessionContext, ids: SessionIds, seen: Examined): Found 
   return seen.outcome === 'found' ? found : ctx.store.expire(ids.storedId, seen.expiry).then(() => found)
 }
 
-/** `old` holds `alias`, which only the raw old id decrypts. */
-function followAlias (ctx: SessionContext, old: SessionIds, alias: string, log: FastifyBaseLogger): Promise<Found | null> {
+/**
+ * `old` holds `alias`, which only the raw old id decrypts; followed only when `follow` and before the
+ * alias's own deadline. That deadline, not the key's TTL, is the grace window: a rolling read, or one
+ * run late, can stretch the TTL. Every alias a rolling read reached, followed or not (one reached
+ * through another, with `rotateGrace` ≥ `rotateEvery`), is set back to end at its deadline.
+ */
+function followAlias (ctx: SessionContext, old: SessionIds, alias: string, log: FastifyBaseLogger, follow: boolean): Promise<Found | null> {
   const next = successorOf(alias, old.id)
   if (next === undefined) return Promise.resolve(null)
   const ended = ctx.config.rolling ? ctx.store.endAliasAt(old.storedId, next.until) : undefined
+  if (!follow || !withinGrace(next)) return Promise.resolve(ended).then(() => null)
   return Promise.all([ended, loadSession(ctx, idsOf(ctx, next.id), log, false)]).then(([, found]) => found === null ? null : { ...found, via: old.storedId })
+}
+
+/** What `takeSession` deleted: the stored ids of the keys that held something, and the session's document text. */
+export interface Taken {
+  storedIds: string[]
+  /** null when the chain ended at a missing key or at an alias this id cannot open. */
+  text: string | null
+}
+
+/**
+ * Takes (GETDEL) the session stored under `ids` and, while what a key held is a rotation's alias,
+ * the successor it names: a session ended through an old id, by a request that loaded it before
+ * the rotation or by one that holds only the old id, must not live on under the new one.
+ */
+export async function takeSession (ctx: SessionContext, ids: SessionIds): Promise<Taken> {
+  const storedIds: string[] = []
+  let { id, storedId } = ids
+  let text = await ctx.store.take(storedId)
+  while (text !== null) {
+    storedIds.push(storedId)
+    if (!isAlias(text)) break
+    const next = successorOf(text, id)
+    if (next === undefined) return { storedIds, text: null }
+    // each step deletes a key that held an alias: a chain ends, whatever Redis holds
+    ;({ id, storedId } = idsOf(ctx, next.id))
+    text = await ctx.store.take(storedId)
+  }
+  return { storedIds, text }
 }
 
 /**
  * What a regenerated session starts with: the `keep` keys of its latest state. When it was stored
  * (as `previous`), that is taken with GETDEL, so the old id dies at once and changes other requests
- * saved since this one loaded come along. Null when it ended meanwhile and keys were to be carried:
- * carrying them to a new id would revive it.
+ * saved since this one loaded come along; an id rotated away meanwhile leads to its successor,
+ * which is taken too. Null when it ended meanwhile and keys were to be carried: carrying them to
+ * a new id would revive it.
  */
-export async function keptDocument (ctx: SessionContext, previous: string | undefined, work: WorkingDocument, keep: readonly string[] | undefined): Promise<SessionDocument | null> {
-  const stored = previous === undefined ? undefined : await ctx.store.take(previous)
+export async function keptDocument (ctx: SessionContext, previous: SessionIds | undefined, work: WorkingDocument, keep: readonly string[] | undefined): Promise<SessionDocument | null> {
+  const stored = previous === undefined ? undefined : (await takeSession(ctx, previous)).text
   const fresh = newDocument(Date.now(), ctx.config.absoluteTtl)
   if (keep === undefined || keep.length === 0) return fresh
   let latest = work.doc
@@ -116,9 +151,7 @@ export async function keptDocument (ctx: SessionContext, previous: string | unde
 /** Deletes a session, with its successor when it was rotated away meanwhile, and the alias that led here (`via`). */
 export async function destroyStored (ctx: SessionContext, ids: SessionIds, via: string | undefined): Promise<void> {
   const { store, stats } = ctx
-  const held = await store.take(ids.storedId)
-  const next = held !== null && isAlias(held) ? successorOf(held, ids.id) : undefined
-  if (next !== undefined) await store.remove(ctx.storedIdOf(next.id))
+  await takeSession(ctx, ids)
   if (via !== undefined) await store.remove(via)
   stats.destroyed++
   if (channels.destroy.hasSubscribers) channels.destroy.publish({ idHint: hintOf(ids.storedId), by: 'session' })

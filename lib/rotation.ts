@@ -48,6 +48,11 @@ export function successorOf (text: string, oldId: string): Successor | undefined
   return isValidId(id) ? { id, until: Number(match[2]) } : undefined
 }
 
+/** Whether an alias may still be followed to `next`: only before its own deadline, whatever its key's TTL. */
+export function withinGrace (next: Successor): boolean {
+  return Date.now() < next.until
+}
+
 /** A save found the key turned into an alias: the session must follow it (never reaches a route). */
 export class SessionMoved extends Error {
   readonly alias: string
@@ -75,20 +80,25 @@ export async function rotateSession (ctx: SessionContext, current: SessionIds, d
   const now = Date.now()
   const moved = { ...doc, c: now }
   const next = idsOf(ctx, newId(config.idGenerator, origin))
-  const grace = config.rotateGrace * 1000
-  // in ms, to the same instant a save would give the key (never past the absolute deadline)
-  const ttl = Math.max(1, keyExpiry(moved, config.ttl, now).at - now)
+  const until = now + config.rotateGrace * 1000
+  // the same instant a save would give the key (never past the absolute deadline)
+  const expiresAt = Math.max(now + 1, keyExpiry(moved, config.ttl, now).at)
+  // the copy already names its user: it joins the index first, as a save would (lib/user-index.ts)
+  if (ctx.index !== undefined) await ctx.index.join(next.storedId, moved)
   // keyed by stored ids; the alias itself is sealed with the raw old id, which only the client holds
-  const done = await store.rotate(current.storedId, doc.v, next.storedId, serializeDocument(moved), ttl, aliasText(current.id, next.id, now + grace), grace)
+  const done = await store.rotate(current.storedId, doc.v, next.storedId, serializeDocument(moved), expiresAt, aliasText(current.id, next.id, until), until)
   if (!done) return null
   stats.rotated++
   return { ids: next, doc: moved }
 }
 
-/** The successor that a save in flight under `id` found `alias` naming, with that save's `ops` applied. */
+/**
+ * The successor that a save in flight under `id` found `alias` naming, with that save's `ops`
+ * applied; GONE once the grace window is over, as for a load.
+ */
 export async function successorForSave (ctx: SessionContext, alias: string, id: string, ops: readonly Operation[]): Promise<Moved> {
   const next = successorOf(alias, id)
-  const ids = next === undefined ? undefined : idsOf(ctx, next.id)
+  const ids = next === undefined || !withinGrace(next) ? undefined : idsOf(ctx, next.id)
   const loaded = ids === undefined ? null : await ctx.store.load(ids.storedId, Date.now(), ctx.config.ttl, false)
   const doc = loaded === null ? null : parseDocument(loaded.text)
   if (ids === undefined || doc === null || typeof doc === 'string') throw new errors.FST_REDIS_SESSION_GONE()

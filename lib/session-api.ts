@@ -1,5 +1,6 @@
 import type { NumericSessionKey, SessionData, SessionKey, SessionOrigin, SessionValue } from '../types/index.js'
 import type { WorkingDocument } from './working-document.js'
+import { errors } from './errors.js'
 
 export const logBindings = { plugin: 'fastify-session-redis' }
 
@@ -103,3 +104,11 @@ export abstract class SessionApi {
     return settleWith(this.origin, this.saveNow(), callback)
   }
 }
+
+// Route code assigns data to the session's properties; `session.__proto__ = x` (or Object.assign
+// of parsed JSON holding a "__proto__" key) would instead replace the session's prototype, and
+// with it every method. Refused like the key itself.
+Object.defineProperty(SessionApi.prototype, '__proto__', {
+  get (this: object): unknown { return Object.getPrototypeOf(this) },
+  set (): void { throw new errors.FST_REDIS_SESSION_INVALID_KEY('"__proto__"') }
+})

@@ -168,16 +168,19 @@ export class RedisSession extends SessionApi implements Session {
 
   protected async regenerateNow (keep: readonly string[] | undefined): Promise<void> {
     this.#work.pull()
-    const previous = this.#base === 0 ? undefined : this.#current.storedId
+    const previous = this.#base === 0 ? undefined : this.#current
+    // the new id first, while `idGenerator` still sees the old data (as @fastify/session does)
+    const next = idsOf(this.#ctx, newId(this.#ctx.config.idGenerator, this.#origin))
     const fresh = await keptDocument(this.#ctx, previous, this.#work, keep)
     if (fresh === null) {
       this.#startOver()
       throw new errors.FST_REDIS_SESSION_GONE()
     }
     this.#startOver(fresh)
+    this.#ids = next
     const kept = Object.keys(fresh.d).length
     this.#mustWrite = kept > 0
-    if (channels.regenerate.hasSubscribers) channels.regenerate.publish(regenerateEvent(this.#current.storedId, previous, kept))
+    if (channels.regenerate.hasSubscribers) channels.regenerate.publish(regenerateEvent(this.#current.storedId, previous?.storedId, kept))
     // the browser's cookie names a deleted session: replaced once this one is written, else cleared
     this.#cookie.clear = previous !== undefined
   }
@@ -216,7 +219,9 @@ export class RedisSession extends SessionApi implements Session {
 
   /** The id was rotated away while this request held it: its changes go to the successor instead. */
   async #saveToSuccessor (alias: string): Promise<Written> {
-    const ops = this.#work.ops
+    // the index and client metadata were worked out for the old id: the save to the successor
+    // works them out again, so that a user set by this request joins its index under the new id
+    const ops = this.#work.ops.filter(op => op.kind !== 'meta')
     const moved = await successorForSave(this.#ctx, alias, this.id, ops)
     this.#moveTo(moved)
     this.#work.ops = ops

@@ -4,6 +4,7 @@ import type { CreateSessionOptions, CreatedSession, DetachedSession, FromHeaders
 import type { SessionStore } from './store.js'
 import type { SessionStats } from './stats.js'
 import { RedisSession } from './session.js'
+import { takeSession } from './lifecycle.js'
 import { defaultIdGenerator, isValidId } from './cookie.js'
 import { newDocument, parseDocument } from './document.js'
 import { liveDocument } from './expiry.js'
@@ -80,12 +81,13 @@ export class SessionManager implements SessionManagerApi {
   async destroy (id: string): Promise<boolean> {
     if (!isValidId(id)) return false
     const storedId = this.#storedIdOf(id)
-    const text = await this.#store.take(storedId)
-    if (text === null) return false
+    // an id rotated away within the grace window: its successor ends too
+    const { storedIds, text } = await takeSession(this.#ctx, { id, storedId })
+    if (storedIds.length === 0) return false
     this.#stats.destroyed++
     if (channels.destroy.hasSubscribers) channels.destroy.publish({ idHint: hintOf(storedId), by: 'admin' })
-    const doc = parseDocument(text)
-    if (this.#index !== undefined && typeof doc !== 'string' && doc.u !== undefined) await this.#index.forget(storedId, doc.u)
+    const doc = text === null ? null : parseDocument(text)
+    if (this.#index !== undefined && doc !== null && typeof doc !== 'string' && doc.u !== undefined) await this.#index.forget(storedIds, doc.u)
     return true
   }
 
@@ -133,5 +135,13 @@ function originOf (headers: unknown, options: unknown, log: FastifyBaseLogger): 
   const { ip, protocol = 'http', log: own = log } = options as FromHeadersOptions
   if (ip !== undefined && typeof ip !== 'string') throw new errors.FST_REDIS_SESSION_INVALID_VALUE('(options) ip', 'must be a string')
   if (protocol !== 'http' && protocol !== 'https') throw new errors.FST_REDIS_SESSION_INVALID_VALUE('(options) protocol', "must be 'http' or 'https'")
+  if (!isLogger(own)) throw new errors.FST_REDIS_SESSION_INVALID_VALUE('(options) log', 'must be a logger, such as the app\'s or a request\'s')
   return { headers: headers as IncomingHttpHeaders, ip, protocol, log: own }
+}
+
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const
+
+/** A pino-like logger: its level methods are what the session calls. */
+function isLogger (log: unknown): log is FastifyBaseLogger {
+  return typeof log === 'object' && log !== null && LEVELS.every(level => typeof (log as Record<string, unknown>)[level] === 'function')
 }
