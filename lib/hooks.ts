@@ -1,8 +1,8 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import type { Session } from '../types/index.js'
-import { RedisSession, kFinish, kSetCookie } from './session.js'
-import { verifyCookie, type SessionContext } from './context.js'
-import { logBindings } from './session-api.js'
+import { RedisSession, kFinish, kSetCookie } from './session/request-session.js'
+import { verifyCookie, type SessionContext } from './session/context.js'
+import { logBindings } from './session/session-methods.js'
 
 const kSession: unique symbol = Symbol('fastify-session-redis.session')
 const kLazy: unique symbol = Symbol('fastify-session-redis.lazy')

@@ -4,16 +4,16 @@ import type { FastifyBaseLogger, FastifyPluginAsync, FastifyRequest } from 'fast
 import type { Redis } from 'ioredis'
 import type { RedisSessionOptions } from '../types/index.js'
 import { resolveOptions } from './options.js'
-import { SessionStore } from './store.js'
-import { SessionWriter } from './writer.js'
-import { SessionCookie, storedIdOf } from './cookie.js'
-import { SessionSchema } from './schema.js'
-import { newStats } from './stats.js'
-import type { SessionContext } from './context.js'
+import { SessionStore } from './redis/store.js'
+import { SessionWriter } from './redis/writer.js'
+import { SessionCookie, storedIdOf } from './cookie/signed-cookie.js'
+import { SessionSchema } from './model/schema.js'
+import { newStats } from './model/stats.js'
+import type { SessionContext } from './session/context.js'
 import { sessionHooks } from './hooks.js'
-import { errors } from './errors.js'
-import { UserIndex } from './user-index.js'
-import { SessionManager } from './sessions.js'
+import { errors } from './model/errors.js'
+import { UserIndex } from './redis/user-index.js'
+import { SessionManager } from './manager.js'
 
 const logBindings = { plugin: 'fastify-session-redis' }
 /** `config: { session: false }`. Asked only when needed: `routeOptions` builds a new object on every call. */
@@ -82,5 +82,5 @@ function watchConnection (client: Redis, store: SessionStore, log: FastifyBaseLo
 
 export const redisSession = fp(plugin, { fastify: '5.x', name: 'fastify-session-redis' })
 export { errors }
-export { channelNames as channels } from './channels.js'
+export { channelNames as channels } from './model/channels.js'
 export default redisSession

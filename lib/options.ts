@@ -2,9 +2,9 @@ import { Type, TypeGuard, type TObject, type Static } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { Redis, type Cluster } from 'ioredis'
 import type { RedisSessionOptions, SessionOrigin } from '../types/index.js'
-import { errors } from './errors.js'
-import { defaultIdGenerator } from './cookie.js'
-import { dotted } from './schema.js'
+import { errors } from './model/errors.js'
+import { defaultIdGenerator } from './cookie/signed-cookie.js'
+import { dotted } from './model/schema.js'
 
 const CookieSchema = Type.Object({
   path: Type.String({ minLength: 1 }),

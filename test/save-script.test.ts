@@ -1,8 +1,8 @@
 import { test, type Test } from 'tap'
 import type { Redis } from 'ioredis'
-import { SessionStore } from '../lib/store.js'
-import { newStats } from '../lib/stats.js'
-import { KeyExpiry } from '../lib/expiry.js'
+import { SessionStore } from '../lib/redis/store.js'
+import { newStats } from '../lib/model/stats.js'
+import { KeyExpiry } from '../lib/model/expiry.js'
 import { connect, uniquePrefix } from './helpers/app.js'
 
 // What the save script leaves in Redis in each case; the writer's retries are tested elsewhere.

@@ -4,7 +4,7 @@ import { Signer, sign, unsign } from '@fastify/cookie'
 import type { LightMyRequestResponse } from 'fastify'
 import { OLD_SECRET, SECRET, buildApp, keysUnder, sessionCookie, setCookies, sharedRedisUrl, sessionKey } from './helpers/app.js'
 import { monitorRedis } from './helpers/monitor.js'
-import { SessionCookie, REMEMBERED_COOKIES, defaultIdGenerator, storedIdOf } from '../lib/cookie.js'
+import { SessionCookie, REMEMBERED_COOKIES, defaultIdGenerator, storedIdOf } from '../lib/cookie/signed-cookie.js'
 import { defaults } from '../lib/options.js'
 
 /** The id a response's session cookie carries, checked against SECRET alone. */

@@ -3,10 +3,10 @@
 // and the first then threw ERR_HTTP_HEADERS_SENT inside the save batch, so later requests of the
 // same batch never got an answer.
 import { test } from 'tap'
-import { SessionWriter } from '../../lib/writer.js'
-import { SessionStore } from '../../lib/store.js'
-import { newStats } from '../../lib/stats.js'
-import { newDocument } from '../../lib/document.js'
+import { SessionWriter } from '../../lib/redis/writer.js'
+import { SessionStore } from '../../lib/redis/store.js'
+import { newStats } from '../../lib/model/stats.js'
+import { newDocument } from '../../lib/model/document.js'
 import { buildApp, connect, sessionCookie, uniquePrefix } from '../helpers/app.js'
 
 const PARALLEL = 200

@@ -1,8 +1,8 @@
 import { test } from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Deadlines } from '../lib/deadlines.js'
-import { SessionStore } from '../lib/store.js'
-import { newStats } from '../lib/stats.js'
+import { Deadlines } from '../lib/redis/command-timeouts.js'
+import { SessionStore } from '../lib/redis/store.js'
+import { newStats } from '../lib/model/stats.js'
 import { connect } from './helpers/app.js'
 import { startRedis, waitFor } from './helpers/redis-server.js'
 

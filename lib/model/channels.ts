@@ -2,7 +2,7 @@ import diagnostics from 'node:diagnostics_channel'
 import type {
   SessionConflictEvent, SessionCreateEvent, SessionDestroyEvent, SessionExpiredEvent, SessionLoadEvent,
   SessionRegenerateEvent, SessionSaveEvent
-} from '../types/index.js'
+} from '../../types/index.js'
 
 /** The channel names (README "Events"), exported as `channels`. */
 export const channelNames = Object.freeze({

@@ -1,5 +1,5 @@
-import type { NumericSessionKey, SessionData, SessionKey, SessionOrigin, SessionValue } from '../types/index.js'
-import type { WorkingDocument } from './working-document.js'
+import type { NumericSessionKey, SessionData, SessionKey, SessionOrigin, SessionValue } from '../../types/index.js'
+import type { WorkingDocument } from '../model/working-document.js'
 
 export const logBindings = { plugin: 'fastify-session-redis' }
 

@@ -1,10 +1,10 @@
 import { createCipheriv, createDecipheriv, createHash } from 'node:crypto'
-import type { SessionOrigin } from '../types/index.js'
+import type { SessionOrigin } from '../../types/index.js'
 import { idsOf, type SessionContext } from './context.js'
-import { isValidId, newId, type SessionIds } from './cookie.js'
-import { keyExpiry } from './expiry.js'
-import { applyOperation, parseDocument, serializeDocument, type Operation, type SessionDocument } from './document.js'
-import { errors } from './errors.js'
+import { isValidId, newId, type SessionIds } from '../cookie/signed-cookie.js'
+import { keyExpiry } from '../model/expiry.js'
+import { applyOperation, parseDocument, serializeDocument, type Operation, type SessionDocument } from '../model/document.js'
+import { errors } from '../model/errors.js'
 
 // `rotateEvery`: a session's id is replaced by a new one once it is that old. The old key then
 // holds, for the grace window, an alias naming its successor, so that a request still carrying the

@@ -1,10 +1,10 @@
 import type { Redis, Cluster } from 'ioredis'
-import { errors } from './errors.js'
-import { isAlias } from './rotation.js'
-import { Deadlines } from './deadlines.js'
-import type { SessionStats } from './stats.js'
-import { isValidId } from './cookie.js'
-import type { KeyExpiry } from './expiry.js'
+import { errors } from '../model/errors.js'
+import { isAlias } from '../session/rotation.js'
+import { Deadlines } from './command-timeouts.js'
+import type { SessionStats } from '../model/stats.js'
+import { isValidId } from '../cookie/signed-cookie.js'
+import type { KeyExpiry } from '../model/expiry.js'
 import { ALIAS_SCRIPT, INDEX_ADD_SCRIPT, INDEX_DESTROY_SCRIPT, LOAD_SCRIPT, SAVE_SCRIPT, type Script } from './scripts.js'
 
 type Arg = string | number

@@ -1,9 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { Signer } from '@fastify/cookie'
 import type { FastifyReply } from 'fastify'
-import type { SessionOrigin } from '../types/index.js'
-import type { CookieSettings } from './options.js'
-import { errors } from './errors.js'
+import type { SessionOrigin } from '../../types/index.js'
+import type { CookieSettings } from '../options.js'
+import { errors } from '../model/errors.js'
 
 /** Ids are base64url, at least 22 characters (128 bits): nothing that could mean anything to Redis. */
 const ID_PATTERN = /^[A-Za-z0-9_-]{22,128}$/

@@ -1,10 +1,10 @@
-import type { SessionInfo, SessionOrigin } from '../types/index.js'
+import type { SessionInfo, SessionOrigin } from '../../types/index.js'
 import type { SessionStore } from './store.js'
-import { isValidId } from './cookie.js'
-import type { DocumentMeta, Operation, SessionDocument } from './document.js'
-import { lastRefreshOf, liveDocument } from './expiry.js'
-import { clientChanges } from './client-info.js'
-import { channels, hintOf } from './channels.js'
+import { isValidId } from '../cookie/signed-cookie.js'
+import type { DocumentMeta, Operation, SessionDocument } from '../model/document.js'
+import { lastRefreshOf, liveDocument } from '../model/expiry.js'
+import { clientChanges } from '../model/client-info.js'
+import { channels, hintOf } from '../model/channels.js'
 
 /** A set this large is pruned when a session joins it, so ended sessions never pile up. */
 const PRUNE_AT = 64

@@ -1,13 +1,13 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { SessionIds } from './cookie.js'
-import type { LoadedText } from './store.js'
+import type { SessionIds } from '../cookie/signed-cookie.js'
+import type { LoadedText } from '../redis/store.js'
 import { idsOf, type SessionContext } from './context.js'
-import { keyExpiry, type KeyExpiry } from './expiry.js'
+import { keyExpiry, type KeyExpiry } from '../model/expiry.js'
 import { isAlias, successorOf } from './rotation.js'
-import { applyOperation, newDocument, parseDocument, type SessionDocument } from './document.js'
-import type { WorkingDocument } from './working-document.js'
-import { logBindings } from './session-api.js'
-import { channels, hintOf } from './channels.js'
+import { applyOperation, newDocument, parseDocument, type SessionDocument } from '../model/document.js'
+import type { WorkingDocument } from '../model/working-document.js'
+import { logBindings } from './session-methods.js'
+import { channels, hintOf } from '../model/channels.js'
 
 // The Redis side of a session's lifecycle, as a session asks for it: load (following a rotation's
 // alias), take before a regenerate, destroy. Rotation itself: lib/rotation.ts.

@@ -1,11 +1,11 @@
 import type { SessionStore } from './store.js'
-import type { SessionStats } from './stats.js'
-import type { SessionSchema } from './schema.js'
-import { applyOperation, parseDocument, serializeDocument, type Operation, type SessionDocument } from './document.js'
-import { keyExpiry } from './expiry.js'
-import { errors } from './errors.js'
-import { SessionMoved } from './rotation.js'
-import { channels, hintOf } from './channels.js'
+import type { SessionStats } from '../model/stats.js'
+import type { SessionSchema } from '../model/schema.js'
+import { applyOperation, parseDocument, serializeDocument, type Operation, type SessionDocument } from '../model/document.js'
+import { keyExpiry } from '../model/expiry.js'
+import { errors } from '../model/errors.js'
+import { SessionMoved } from '../session/rotation.js'
+import { channels, hintOf } from '../model/channels.js'
 
 /** What a request hands over to be saved. */
 export interface WriteRequest {
