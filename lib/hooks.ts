@@ -2,7 +2,7 @@ import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fast
 import type { Session } from '../types/index.js'
 import { RedisSession, kFinish, kSetCookie } from './session/request-session.js'
 import { verifyCookie, type SessionContext } from './session/context.js'
-import { logBindings } from './session/session-methods.js'
+import { logBindings } from './model/errors.js'
 
 const kSession: unique symbol = Symbol('fastify-session-redis.session')
 const kLazy: unique symbol = Symbol('fastify-session-redis.lazy')

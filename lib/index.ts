@@ -6,16 +6,16 @@ import type { RedisSessionOptions } from '../types/index.js'
 import { resolveOptions } from './options.js'
 import { SessionStore } from './redis/store.js'
 import { SessionWriter } from './redis/writer.js'
-import { SessionCookie, storedIdOf } from './cookie/signed-cookie.js'
+import { SessionCookie } from './cookie/signed-cookie.js'
+import { storedIdOf } from './model/ids.js'
 import { SessionSchema } from './model/schema.js'
 import { newStats } from './model/stats.js'
 import type { SessionContext } from './session/context.js'
 import { sessionHooks } from './hooks.js'
-import { errors } from './model/errors.js'
+import { errors, logBindings } from './model/errors.js'
 import { UserIndex } from './redis/user-index.js'
 import { SessionManager } from './manager.js'
 
-const logBindings = { plugin: 'fastify-session-redis' }
 /** `config: { session: false }`. Asked only when needed: `routeOptions` builds a new object on every call. */
 function optedOut (request: FastifyRequest): boolean {
   return request.routeOptions.config.session === false

@@ -4,7 +4,7 @@ import type { CreateSessionOptions, CreatedSession, DetachedSession, FromHeaders
 import type { SessionStore } from './redis/store.js'
 import type { SessionStats } from './model/stats.js'
 import { RedisSession } from './session/request-session.js'
-import { defaultIdGenerator, isValidId } from './cookie/signed-cookie.js'
+import { defaultIdGenerator, isValidId } from './model/ids.js'
 import { newDocument, parseDocument } from './model/document.js'
 import { liveDocument } from './model/expiry.js'
 import { userOf, type UserIndex } from './redis/user-index.js'

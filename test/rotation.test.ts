@@ -6,7 +6,7 @@ import redisSession from '../lib/index.js'
 import { SECRET, buildApp, connect, keysUnder, sessionCookie, setCookies, sessionKey, type TestApp } from './helpers/app.js'
 import { Gate } from './helpers/gate.js'
 import { sign } from '@fastify/cookie'
-import { aliasText } from '../lib/session/rotation.js'
+import { aliasText } from '../lib/model/alias.js'
 
 const idOf = (cookie: string): string => decodeURIComponent(cookie.slice('sid='.length)).split('.')[0]
 

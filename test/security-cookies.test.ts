@@ -4,8 +4,9 @@ import { Signer, sign, unsign } from '@fastify/cookie'
 import type { LightMyRequestResponse } from 'fastify'
 import { OLD_SECRET, SECRET, buildApp, keysUnder, sessionCookie, setCookies, sharedRedisUrl, sessionKey } from './helpers/app.js'
 import { monitorRedis } from './helpers/monitor.js'
-import { SessionCookie, REMEMBERED_COOKIES, defaultIdGenerator, storedIdOf } from '../lib/cookie/signed-cookie.js'
-import { defaults } from '../lib/options.js'
+import { SessionCookie, REMEMBERED_COOKIES } from '../lib/cookie/signed-cookie.js'
+import { defaultIdGenerator, storedIdOf } from '../lib/model/ids.js'
+import { defaults } from '../lib/model/settings.js'
 
 /** The id a response's session cookie carries, checked against SECRET alone. */
 function cookieId (res: LightMyRequestResponse): string {

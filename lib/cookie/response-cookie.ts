@@ -2,7 +2,7 @@ import type { FastifyReply } from 'fastify'
 import type { SessionCookieOptions, SessionOrigin } from '../../types/index.js'
 import type { SessionCookie } from './signed-cookie.js'
 import type { SessionDocument } from '../model/document.js'
-import { cookieOverrides, type CookieSettings } from '../options.js'
+import { cookieOverrides, type CookieSettings } from '../model/settings.js'
 import { secondsLeft } from '../model/expiry.js'
 
 /** The session a response speaks of; `id` is read only when it is sent (a fresh session mints it then). */

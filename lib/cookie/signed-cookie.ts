@@ -1,52 +1,12 @@
-import { createHash, randomBytes } from 'node:crypto'
 import { Signer } from '@fastify/cookie'
 import type { FastifyReply } from 'fastify'
 import type { SessionOrigin } from '../../types/index.js'
-import type { CookieSettings } from '../options.js'
-import { errors } from '../model/errors.js'
-
-/** Ids are base64url, at least 22 characters (128 bits): nothing that could mean anything to Redis. */
-const ID_PATTERN = /^[A-Za-z0-9_-]{22,128}$/
+import type { CookieSettings } from '../model/settings.js'
+import { isValidId, type SessionIds } from '../model/ids.js'
 // id (≤ 128) + '.' + base64 HMAC-SHA256 (43): anything longer is rejected before any HMAC work
 const MAX_SIGNED_LENGTH = 128 + 1 + 43
 /** Verified cookie values remembered per instance (only valid ones, oldest out first), to skip their HMAC (README "Performance"). */
 export const REMEMBERED_COOKIES = 10_000
-
-export function defaultIdGenerator (): string {
-  return randomBytes(32).toString('base64url')
-}
-
-export function isValidId (id: unknown): id is string {
-  return typeof id === 'string' && ID_PATTERN.test(id)
-}
-
-/**
- * The id as Redis knows it. With `hashIds`, its SHA-256 in base64url (43 characters, itself of the
- * id format): whoever reads Redis (a dump, a replica, MONITOR) learns no id a cookie could carry.
- */
-export function storedIdOf (hashIds: boolean): (id: string) => string {
-  return hashIds ? hashId : unhashed
-}
-
-function hashId (id: string): string {
-  return createHash('sha256').update(id).digest('base64url')
-}
-
-function unhashed (id: string): string {
-  return id
-}
-
-export function newId (generate: (origin: SessionOrigin) => string, origin: SessionOrigin): string {
-  const id = generate(origin)
-  if (!isValidId(id)) throw new errors.FST_REDIS_SESSION_BAD_ID()
-  return id
-}
-
-/** An id, and the id under which Redis knows it (`storedIdOf`): the two always travel together. */
-export interface SessionIds {
-  readonly id: string
-  readonly storedId: string
-}
 
 /** A verified cookie's ids, worked out once per cookie value. */
 export interface CookieId extends SessionIds {

@@ -35,7 +35,7 @@ export const channels = {
 }
 
 /**
- * As much of a stored id (`storedIdOf` in lib/cookie.ts: the id's hash with `hashIds`) as an event
+ * As much of a stored id (`storedIdOf` in lib/model/ids.ts: the id's hash with `hashIds`) as an event
  * may carry, or `app.sessions.list` and `app.sessions.idHint` show: enough to tell sessions apart,
  * too few to use one. Every caller passes a stored id, never the id a cookie carries.
  */

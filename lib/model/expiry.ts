@@ -1,6 +1,6 @@
 import { parseDocument, type SessionDocument } from './document.js'
 
-// The one home of the time rules. The Lua scripts in store.ts repeat them where Redis itself
+// The one home of the time rules. The Lua scripts in lib/redis/scripts.ts repeat them where Redis itself
 // must decide (LOAD_SCRIPT: the deadline; SAVE_SCRIPT: the expiry of a document put back).
 
 /** Whole seconds to the absolute deadline, rounded up; 0 once it has passed. For the cookie's Max-Age only. */

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 
-// Every Lua script the store runs (lib/store.ts sends them, EVALSHA first). Each touches one key,
+// Every Lua script the store runs (lib/redis/store.ts sends them, EVALSHA first). Each touches one key,
 // so it runs on any node of a Cluster.
 
 export interface Script { lua: string, sha: string }
@@ -10,7 +10,7 @@ function script (lua: string): Script {
 }
 
 // Without rolling: returns the document and its PTTL, leaving the TTL alone. A document past its
-// absolute deadline (`liveDocument` in lib/expiry.ts) is deleted, not returned.
+// absolute deadline (`liveDocument` in lib/model/expiry.ts) is deleted, not returned.
 // Rolling reads use GETEX instead, far cheaper for Redis (README "Performance").
 // ARGV: now (ms)
 export const LOAD_SCRIPT = script(`
@@ -28,9 +28,9 @@ return {doc, redis.call('PTTL', KEYS[1])}
 // ('0': the key must not exist, so a destroyed session is never written back).
 // SET … GET writes and reads the previous value in one call, so the common case costs Redis one
 // command; when the check fails, the same atomic step puts the previous value back, with the
-// expiry its own metadata gives (the rule of `keyExpiry` in lib/expiry.ts, in ms; a value that is
+// expiry its own metadata gives (the rule of `keyExpiry` in lib/model/expiry.ts, in ms; a value that is
 // no session document gets this write's), and deletes it once it is past its deadline.
-// An alias left by a rotation (lib/rotation.ts) is put back as it was, to end when it ends.
+// An alias left by a rotation (lib/model/alias.ts) is put back as it was, to end when it ends.
 // Returns 1 when written, 0 when the session is gone, or the stored document (or alias) on a conflict.
 // ARGV: expected version, document, 'PX' or 'PXAT', its value (ms), configured ttl (ms)
 export const SAVE_SCRIPT = script(`

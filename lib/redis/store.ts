@@ -1,9 +1,9 @@
 import type { Redis, Cluster } from 'ioredis'
 import { errors } from '../model/errors.js'
-import { isAlias } from '../session/rotation.js'
-import { Deadlines } from './command-timeouts.js'
+import { isAlias } from '../model/alias.js'
+import { CommandTimeouts } from './command-timeouts.js'
 import type { SessionStats } from '../model/stats.js'
-import { isValidId } from '../cookie/signed-cookie.js'
+import { isValidId } from '../model/ids.js'
 import type { KeyExpiry } from '../model/expiry.js'
 import { ALIAS_SCRIPT, INDEX_ADD_SCRIPT, INDEX_DESTROY_SCRIPT, LOAD_SCRIPT, SAVE_SCRIPT, type Script } from './scripts.js'
 
@@ -23,7 +23,7 @@ function globEscape (text: string): string {
 
 /**
  * Every Redis command the plugin sends, each bounded by the configured timeout. Every `id` here is
- * a stored id (`storedIdOf` in lib/cookie.ts: the id's hash with `hashIds`), never one a cookie
+ * a stored id (`storedIdOf` in lib/model/ids.ts: the id's hash with `hashIds`), never one a cookie
  * carries. Keys: a session is `${prefix}${id}`, a user's index (a sorted set of stored ids)
  * `${prefix}user:${user}`.
  */
@@ -31,7 +31,7 @@ export class SessionStore {
   readonly #client: Redis | Cluster
   readonly #prefix: string
   readonly #timeout: number
-  readonly #deadlines: Deadlines
+  readonly #timeouts: CommandTimeouts
   readonly #stats: SessionStats
   /** Why the connection the plugin owns last failed, until it is ready again: told in 503 errors. */
   connectionError: string | undefined = undefined
@@ -40,7 +40,7 @@ export class SessionStore {
     this.#client = client
     this.#prefix = prefix
     this.#timeout = timeout
-    this.#deadlines = new Deadlines(timeout)
+    this.#timeouts = new CommandTimeouts(timeout)
     this.#stats = stats
   }
 
@@ -163,16 +163,16 @@ export class SessionStore {
    * ignored. `map` shapes the reply in the same step, and `noScript` resends a script Redis did not know.
    */
   #bounded<T, R> (what: string, command: Promise<T>, map: (reply: T) => R, noScript?: () => Promise<T>): Promise<R> {
-    const deadlines = this.#deadlines
+    const timeouts = this.#timeouts
     const stats = this.#stats
     return new Promise((resolve, reject) => {
-      const deadline = deadlines.add(() => {
+      const pending = timeouts.add(() => {
         stats.storeErrors++
         const cause = this.connectionError === undefined ? '' : ` (${this.connectionError})`
         reject(new errors.FST_REDIS_SESSION_STORE_UNAVAILABLE(`${what} took longer than ${this.#timeout} ms${cause}`))
       })
       const settled = (value: T): void => {
-        if (deadlines.stop(deadline)) resolve(map(value))
+        if (timeouts.stop(pending)) resolve(map(value))
       }
       const failed = (err: unknown): void => {
         if (noScript !== undefined && err instanceof Error && err.message.startsWith('NOSCRIPT')) {
@@ -181,7 +181,7 @@ export class SessionStore {
           resend().then(settled, failed)
           return
         }
-        if (!deadlines.stop(deadline)) return
+        if (!timeouts.stop(pending)) return
         stats.storeErrors++
         reject(new errors.FST_REDIS_SESSION_STORE_UNAVAILABLE(`${what} failed`, { cause: err }))
       }

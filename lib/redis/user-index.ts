@@ -1,6 +1,6 @@
 import type { SessionInfo, SessionOrigin } from '../../types/index.js'
 import type { SessionStore } from './store.js'
-import { isValidId } from '../cookie/signed-cookie.js'
+import { isValidId } from '../model/ids.js'
 import type { DocumentMeta, Operation, SessionDocument } from '../model/document.js'
 import { lastRefreshOf, liveDocument } from '../model/expiry.js'
 import { clientChanges } from '../model/client-info.js'
@@ -66,7 +66,7 @@ export class UserIndex {
 
   async #add (user: string, id: string, deadline: number): Promise<void> {
     const now = Date.now()
-    // no session key outlives its deadline (lib/expiry.ts, keyExpiry)
+    // no session key outlives its deadline (lib/model/expiry.ts, keyExpiry)
     const size = await this.#store.indexAdd(user, id, now, deadline - now)
     if (size > PRUNE_AT) await this.list(user, now)
   }

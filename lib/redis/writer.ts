@@ -4,7 +4,7 @@ import type { SessionSchema } from '../model/schema.js'
 import { applyOperation, parseDocument, serializeDocument, type Operation, type SessionDocument } from '../model/document.js'
 import { keyExpiry } from '../model/expiry.js'
 import { errors } from '../model/errors.js'
-import { SessionMoved } from '../session/rotation.js'
+import { SessionMoved } from '../model/alias.js'
 import { channels, hintOf } from '../model/channels.js'
 
 /** What a request hands over to be saved. */

@@ -1,14 +1,14 @@
 import type { FastifyBaseLogger, FastifyError } from 'fastify'
 import type { SessionOrigin, SessionSaveEvent } from '../../types/index.js'
-import type { SessionConfig } from '../options.js'
+import type { SessionConfig } from '../model/settings.js'
 import type { SessionStore } from '../redis/store.js'
 import type { SessionStats } from '../model/stats.js'
 import type { SessionSchema } from '../model/schema.js'
 import type { UserIndex } from '../redis/user-index.js'
 import type { SessionWriter, Written } from '../redis/writer.js'
-import type { CookieId, SessionCookie, SessionIds } from '../cookie/signed-cookie.js'
+import type { CookieId, SessionCookie } from '../cookie/signed-cookie.js'
 import type { WorkingDocument } from '../model/working-document.js'
-import { logBindings } from './session-methods.js'
+import { logBindings } from '../model/errors.js'
 import { channels, hintOf } from '../model/channels.js'
 
 /** What every session of one plugin instance shares. */
@@ -23,10 +23,6 @@ export interface SessionContext {
   schema: SessionSchema | undefined
   /** Set with `userKey` or `trackClient`. */
   index?: UserIndex
-}
-
-export function idsOf (ctx: SessionContext, id: string): SessionIds {
-  return { id, storedId: ctx.storedIdOf(id) }
 }
 
 /**

@@ -1,16 +1,16 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { SessionIds } from '../cookie/signed-cookie.js'
+import { idsOf, type SessionIds } from '../model/ids.js'
 import type { LoadedText } from '../redis/store.js'
-import { idsOf, type SessionContext } from './context.js'
+import type { SessionContext } from './context.js'
 import { keyExpiry, type KeyExpiry } from '../model/expiry.js'
-import { isAlias, successorOf } from './rotation.js'
+import { isAlias, successorOf } from '../model/alias.js'
 import { applyOperation, newDocument, parseDocument, type SessionDocument } from '../model/document.js'
 import type { WorkingDocument } from '../model/working-document.js'
-import { logBindings } from './session-methods.js'
+import { logBindings } from '../model/errors.js'
 import { channels, hintOf } from '../model/channels.js'
 
 // The Redis side of a session's lifecycle, as a session asks for it: load (following a rotation's
-// alias), take before a regenerate, destroy. Rotation itself: lib/rotation.ts.
+// alias), take before a regenerate, destroy. Rotation itself: lib/session/rotation.ts.
 
 /** A stored session that a request goes on from. */
 export interface Found {
@@ -89,7 +89,7 @@ function followAlias (ctx: SessionContext, old: SessionIds, alias: string, log: 
   const next = successorOf(alias, old.id)
   if (next === undefined) return Promise.resolve(null)
   const ended = ctx.config.rolling ? ctx.store.endAliasAt(old.storedId, next.until) : undefined
-  return Promise.all([ended, loadSession(ctx, idsOf(ctx, next.id), log, false)]).then(([, found]) => found === null ? null : { ...found, via: old.storedId })
+  return Promise.all([ended, loadSession(ctx, idsOf(ctx.storedIdOf, next.id), log, false)]).then(([, found]) => found === null ? null : { ...found, via: old.storedId })
 }
 
 /**

@@ -1,10 +1,12 @@
 import type { FastifyReply } from 'fastify'
 import type { Session, SessionCookieOptions, SessionOrigin } from '../../types/index.js'
 import type { Written } from '../redis/writer.js'
-import { idsOf, saveDocument, type SessionContext } from './context.js'
+import { saveDocument, type SessionContext } from './context.js'
 import { keyExpiry } from '../model/expiry.js'
-import { newId, type CookieId, type SessionIds } from '../cookie/signed-cookie.js'
-import { SessionMoved, rotateSession, rotationDue, successorForSave, type Moved } from './rotation.js'
+import type { CookieId } from '../cookie/signed-cookie.js'
+import { idsOf, newId, type SessionIds } from '../model/ids.js'
+import { SessionMoved } from '../model/alias.js'
+import { rotateSession, rotationDue, successorForSave, type Moved } from './rotation.js'
 import { destroyStored, keptDocument, loadSession, type Found } from './repository.js'
 import { newDocument, parseDocument, type SessionDocument } from '../model/document.js'
 import { WorkingDocument } from '../model/working-document.js'
@@ -79,7 +81,7 @@ export class RedisSession extends SessionApi implements Session {
 
   /** The ids, minted when first needed; every store call takes `storedId`, never `id`. */
   get #current (): SessionIds {
-    this.#ids ??= idsOf(this.#ctx, newId(this.#ctx.config.idGenerator, this.#origin))
+    this.#ids ??= idsOf(this.#ctx.storedIdOf, newId(this.#ctx.config.idGenerator, this.#origin))
     return this.#ids
   }
 

@@ -1,7 +1,6 @@
 import type { NumericSessionKey, SessionData, SessionKey, SessionOrigin, SessionValue } from '../../types/index.js'
 import type { WorkingDocument } from '../model/working-document.js'
-
-export const logBindings = { plugin: 'fastify-session-redis' }
+import { logBindings } from '../model/errors.js'
 
 /** Node's callback style, as @fastify/session takes it. */
 type SessionCallback = (err?: Error) => void
