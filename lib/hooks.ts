@@ -1,7 +1,8 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import type { Session } from '../types/index.js'
 import { RedisSession, kFinish, kSetCookie } from './session/request-session.js'
-import { verifyCookie, type SessionContext } from './session/context.js'
+import type { SessionContext } from './session/context.js'
+import { verifyCookie } from './cookie/signed-cookie.js'
 import { logBindings } from './model/errors.js'
 
 const kSession: unique symbol = Symbol('fastify-session-redis.session')
@@ -26,7 +27,7 @@ type SendDone = (err: Error | null, payload?: unknown) => void
  * `optedOut` says whether a route has `config: { session: false }`.
  */
 export function sessionHooks (ctx: SessionContext, optedOut: (request: FastifyRequest) => boolean) {
-  const { cookie, config } = ctx
+  const { cookie, config, stats } = ctx
 
   /** `request.session`: a request that never touches its session never builds one. */
   function session (this: FastifyRequest): Session {
@@ -44,7 +45,7 @@ export function sessionHooks (ctx: SessionContext, optedOut: (request: FastifyRe
       return done()
     }
     if (optedOut(request)) return done()
-    const verified = verifyCookie(ctx, request.log, raw)
+    const verified = verifyCookie(cookie, stats, request.log, raw)
     if (verified === null) {
       request[kSession] = kLazy
       return done()

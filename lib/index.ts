@@ -11,6 +11,7 @@ import { storedIdOf } from './model/ids.js'
 import { SessionSchema } from './model/schema.js'
 import { newStats } from './model/stats.js'
 import type { SessionContext } from './session/context.js'
+import { SessionRepository } from './session/repository.js'
 import { sessionHooks } from './hooks.js'
 import { errors, logBindings } from './model/errors.js'
 import { UserIndex } from './redis/user-index.js'
@@ -27,20 +28,27 @@ const plugin: FastifyPluginAsync<RedisSessionOptions> = async (fastify, opts) =>
   if (!fastify.hasReplyDecorator('setCookie')) await fastify.register(fastifyCookie)
 
   const stats = newStats()
-  const store = new SessionStore(config.client, config.prefix, config.timeout, stats)
+  const store = new SessionStore({ client: config.client, prefix: config.prefix, timeout: config.timeout, stats })
   const schema = config.schema === undefined ? undefined : new SessionSchema(config.schema)
   const storedId = storedIdOf(config.hashIds)
+  const index = config.userKey === undefined && !config.trackClient ? undefined : new UserIndex(store, config)
+  const writer = new SessionWriter({ store, ttl: config.ttl, timeout: config.timeout, maxBytes: config.maxBytes, stats, schema })
   const ctx: SessionContext = {
     config,
-    store,
-    writer: new SessionWriter(store, config.ttl, config.timeout, config.maxBytes, stats, schema),
-    cookie: new SessionCookie(config.cookieName, config.secrets, config.cookie, (header) => fastify.parseCookie(header), (name, value, options) => fastify.serializeCookie(name, value, options), storedId, config),
+    repository: new SessionRepository({ config, store, writer, stats, storedIdOf: storedId, schema, index }),
+    cookie: new SessionCookie({
+      name: config.cookieName,
+      secrets: config.secrets,
+      settings: config.cookie,
+      parse: (header) => fastify.parseCookie(header),
+      serialize: (name, value, options) => fastify.serializeCookie(name, value, options),
+      storedIdOf: storedId,
+      transport: config
+    }),
     stats,
-    storedIdOf: storedId,
-    schema,
-    index: config.userKey === undefined && !config.trackClient ? undefined : new UserIndex(store, config)
+    schema
   }
-  fastify.decorate('sessions', new SessionManager(ctx, fastify.log))
+  fastify.decorate('sessions', new SessionManager({ context: ctx, store, index, storedIdOf: storedId, log: fastify.log }))
 
   const hooks = sessionHooks(ctx, optedOut)
   fastify.decorateRequest(hooks.kSession, null)

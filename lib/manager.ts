@@ -3,40 +3,52 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { CreateSessionOptions, CreatedSession, DetachedSession, FromHeadersOptions, SessionData, SessionInfo, SessionManager as SessionManagerApi, SessionOrigin } from '../types/index.js'
 import type { SessionStore } from './redis/store.js'
 import type { SessionStats } from './model/stats.js'
+import type { SessionContext } from './session/context.js'
+import type { SessionRepository } from './session/repository.js'
 import { RedisSession } from './session/request-session.js'
-import { defaultIdGenerator, isValidId } from './model/ids.js'
-import { newDocument, parseDocument } from './model/document.js'
-import { liveDocument } from './model/expiry.js'
+import { verifyCookie } from './cookie/signed-cookie.js'
+import { isValidId } from './model/ids.js'
+import { newDocument } from './model/document.js'
 import { userOf, type UserIndex } from './redis/user-index.js'
-import { saveDocument, verifyCookie, type SessionContext } from './session/context.js'
 import { WorkingDocument } from './model/working-document.js'
 import { errors } from './model/errors.js'
-import { channels, hintOf } from './model/channels.js'
+import { hintOf } from './model/channels.js'
 
 type Data = Partial<SessionData> & Record<string, unknown>
 
 const NO_MEMBERS: ReadonlySet<string> = new Set()
 
+export interface ManagerOptions {
+  context: SessionContext
+  /** Counts the sessions stored. */
+  store: SessionStore
+  /** Set with `userKey` or `trackClient`. */
+  index: UserIndex | undefined
+  /** An id as Redis knows it (`storedIdOf` in lib/model/ids.ts). */
+  storedIdOf: (id: string) => string
+  /** The app's, for sessions whose caller gives none. */
+  log: FastifyBaseLogger
+}
+
 /** `app.sessions`: the admin view of the sessions of one plugin instance, and sessions outside requests. */
 export class SessionManager implements SessionManagerApi {
   readonly #ctx: SessionContext
+  readonly #repository: SessionRepository
   readonly #log: FastifyBaseLogger
   readonly #store: SessionStore
   readonly #index: UserIndex | undefined
   readonly #stats: SessionStats
-  readonly #ttl: number
   readonly #storedIdOf: (id: string) => string
 
-  /** `log`: the app's, for sessions whose caller gives none. */
-  constructor (ctx: SessionContext, log: FastifyBaseLogger) {
-    this.#ctx = ctx
+  constructor ({ context, store, index, storedIdOf, log }: ManagerOptions) {
+    this.#ctx = context
+    this.#repository = context.repository
     this.#log = log
-    this.#store = ctx.store
-    // the index is `list`'s and `destroyAll`'s only with `userKey` (ctx has one for `trackClient` alone too)
-    this.#index = ctx.config.userKey === undefined ? undefined : ctx.index
-    this.#stats = ctx.stats
-    this.#ttl = ctx.config.ttl
-    this.#storedIdOf = ctx.storedIdOf
+    this.#store = store
+    // the index is `list`'s and `destroyAll`'s only with `userKey` (there is one for `trackClient` alone too)
+    this.#index = context.config.userKey === undefined ? undefined : index
+    this.#stats = context.stats
+    this.#storedIdOf = storedIdOf
   }
 
   /**
@@ -53,9 +65,7 @@ export class SessionManager implements SessionManagerApi {
     for (const key of Object.keys(data)) work.set(key, data[key])
     if (options.ttl !== undefined) work.ttl(options.ttl)
     work.persist(options.rememberMe ?? false)
-    const id = defaultIdGenerator()
-    await saveDocument(ctx, ctx.storedIdOf(id), 0, work, undefined)
-    this.#stats.created++
+    const id = await this.#repository.create(work)
     return { id, ...ctx.cookie.credentials(id) }
   }
 
@@ -63,30 +73,19 @@ export class SessionManager implements SessionManagerApi {
   async fromHeaders (headers: IncomingHttpHeaders, options: FromHeadersOptions = {}): Promise<DetachedSession> {
     const origin = originOf(headers, options, this.#log)
     const raw = this.#ctx.cookie.raw(headers)
-    const verified = raw === undefined ? null : verifyCookie(this.#ctx, origin.log, raw)
+    const verified = raw === undefined ? null : verifyCookie(this.#ctx.cookie, this.#stats, origin.log, raw)
     return verified === null ? RedisSession.fresh(this.#ctx, origin) : await RedisSession.load(this.#ctx, origin, verified)
   }
 
   async get (id: string): Promise<Data | null> {
     if (!isValidId(id)) return null
-    const now = Date.now()
-    // rolling off: looking at a session must not keep it alive
-    const loaded = await this.#store.load(this.#storedIdOf(id), now, this.#ttl, false)
-    if (loaded === null) return null
-    const doc = liveDocument(loaded.text, now)
+    const doc = await this.#repository.peek(id)
     return doc === undefined ? null : doc.d as Data
   }
 
   async destroy (id: string): Promise<boolean> {
     if (!isValidId(id)) return false
-    const storedId = this.#storedIdOf(id)
-    const text = await this.#store.take(storedId)
-    if (text === null) return false
-    this.#stats.destroyed++
-    if (channels.destroy.hasSubscribers) channels.destroy.publish({ idHint: hintOf(storedId), by: 'admin' })
-    const doc = parseDocument(text)
-    if (this.#index !== undefined && typeof doc !== 'string' && doc.u !== undefined) await this.#index.forget(storedId, doc.u)
-    return true
+    return await this.#repository.destroyById(id)
   }
 
   count (): Promise<number> {

@@ -48,7 +48,7 @@ test('a Redis error that arrives after the timeout is ignored: one 503, counted 
   const server = await startRedis()
   const client = await connect(t, server.url)
   const stats = newStats()
-  const store = new SessionStore(client, 'deadlines:', 20, stats)
+  const store = new SessionStore({ client, prefix: 'deadlines:', timeout: 20, stats })
   // a hash where a session string should be: the load fails with WRONGTYPE, but only once a
   // script sent first on the same connection has kept Redis busy for 100 ms, well after the timeout
   await client.hset('deadlines:late', 'not', 'a session')

@@ -14,7 +14,7 @@ interface Stored { client: Redis, store: SessionStore, key: string }
 async function storeFor (t: Test): Promise<Stored> {
   const client = await connect(t)
   const prefix = uniquePrefix()
-  return { client, store: new SessionStore(client, prefix, 2000, newStats()), key: prefix + 'id' }
+  return { client, store: new SessionStore({ client, prefix, timeout: 2000, stats: newStats() }), key: prefix + 'id' }
 }
 
 /** A stored document as the plugin writes it: version, absolute deadline, own TTL first. */

@@ -168,7 +168,7 @@ function countHmacs (t: Test): () => number {
 }
 
 function sessionCookieCodec (secrets: string[], storedId: (id: string) => string = storedIdOf(true)): SessionCookie {
-  return new SessionCookie('sid', secrets, defaults.cookie, () => ({}), () => '', storedId)
+  return new SessionCookie({ name: 'sid', secrets, settings: defaults.cookie, parse: () => ({}), serialize: () => '', storedIdOf: storedId })
 }
 
 test('a cookie that verified is remembered: the next request with it costs no HMAC, nor a hash of its id', async (t) => {

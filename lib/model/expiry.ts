@@ -52,3 +52,8 @@ export function lastRefreshOf (doc: SessionDocument, configuredTtl: number, expi
   if (expiresAt >= doc.a - 1000) return undefined
   return Math.min(now, Math.max(doc.c, expiresAt - idleTtlOf(doc, configuredTtl) * 1000))
 }
+
+/** Whether a session holding `doc` is old enough to get a new id (`rotateEvery`, in seconds). */
+export function rotationDue ({ rotateEvery }: { rotateEvery?: number | undefined }, doc: SessionDocument): boolean {
+  return rotateEvery !== undefined && Date.now() - doc.c >= rotateEvery * 1000
+}

@@ -1,6 +1,4 @@
 import { createHash, randomBytes } from 'node:crypto'
-import type { SessionOrigin } from '../../types/index.js'
-import { errors } from './errors.js'
 
 /** Ids are base64url, at least 22 characters (128 bits): nothing that could mean anything to Redis. */
 const ID_PATTERN = /^[A-Za-z0-9_-]{22,128}$/
@@ -11,13 +9,6 @@ export function defaultIdGenerator (): string {
 
 export function isValidId (id: unknown): id is string {
   return typeof id === 'string' && ID_PATTERN.test(id)
-}
-
-/** A new id from `generate` (`idGenerator`), refused with FST_REDIS_SESSION_BAD_ID when it is not of the id format. */
-export function newId (generate: (origin: SessionOrigin) => string, origin: SessionOrigin): string {
-  const id = generate(origin)
-  if (!isValidId(id)) throw new errors.FST_REDIS_SESSION_BAD_ID()
-  return id
 }
 
 /**

@@ -1,20 +1,49 @@
 import type { Redis, Cluster } from 'ioredis'
 import { errors } from '../model/errors.js'
-import { isAlias } from '../model/alias.js'
 import { CommandTimeouts } from './command-timeouts.js'
 import type { SessionStats } from '../model/stats.js'
 import { isValidId } from '../model/ids.js'
-import type { KeyExpiry } from '../model/expiry.js'
 import { ALIAS_SCRIPT, INDEX_ADD_SCRIPT, INDEX_DESTROY_SCRIPT, LOAD_SCRIPT, SAVE_SCRIPT, type Script } from './scripts.js'
 
 type Arg = string | number
 
 export interface LoadedText { text: string, pttl: number }
 
-export type SaveResult = { status: 'saved' } | { status: 'gone' } | { status: 'conflict', current: string } | { status: 'moved', alias: string }
+/** `conflict`: the key holds another version, or no session document (an alias of a rotated id, say): `current`. */
+export type SaveResult = { status: 'saved' } | { status: 'gone' } | { status: 'conflict', current: string }
+
+/**
+ * When a key is to expire, as Redis is told it: `PX` and ms from now, or `PXAT` and an epoch ms
+ * (`keyExpiry` in lib/model/expiry.ts works it out).
+ */
+export interface Expiry {
+  readonly mode: 'PX' | 'PXAT'
+  readonly value: number
+}
+
+/** A rotation as the store carries it out: both ids are stored ids. */
+export interface Rotation {
+  from: string
+  version: number
+  to: string
+  text: string
+  ttlMs: number
+  alias: string
+  graceMs: number
+}
 
 const SAVED: SaveResult = { status: 'saved' }
 const GONE: SaveResult = { status: 'gone' }
+
+export interface StoreOptions {
+  client: Redis | Cluster
+  /** Put before every key (`prefix`). */
+  prefix: string
+  /** How long a command may take, ms (`timeout`). */
+  timeout: number
+  /** Counts the commands that failed or timed out (`storeErrors`). */
+  stats: SessionStats
+}
 
 /** Escapes Redis glob characters, so a prefix like `app[1]:` matches itself only. */
 function globEscape (text: string): string {
@@ -36,7 +65,7 @@ export class SessionStore {
   /** Why the connection the plugin owns last failed, until it is ready again: told in 503 errors. */
   connectionError: string | undefined = undefined
 
-  constructor (client: Redis | Cluster, prefix: string, timeout: number, stats: SessionStats) {
+  constructor ({ client, prefix, timeout, stats }: StoreOptions) {
     this.#client = client
     this.#prefix = prefix
     this.#timeout = timeout
@@ -70,26 +99,25 @@ export class SessionStore {
   }
 
   /** `expiry` is this document's; `configuredTtl` (s) lets the script work out a conflicting document's own. */
-  save (id: string, expectedVersion: number, doc: string, expiry: KeyExpiry, configuredTtl: number): Promise<SaveResult> {
+  save (id: string, expectedVersion: number, doc: string, expiry: Expiry, configuredTtl: number): Promise<SaveResult> {
     return this.#script('save', SAVE_SCRIPT, this.#key(id), [expectedVersion, doc, expiry.mode, expiry.value, configuredTtl * 1000], (reply) => {
       if (reply === 1) return SAVED
       if (reply === 0) return GONE
-      const current = String(reply)
-      return isAlias(current) ? { status: 'moved', alias: current } : { status: 'conflict', current }
+      return { status: 'conflict', current: String(reply) }
     })
   }
 
   /**
-   * Moves a session to a new id: stores `text` under it (never over an existing key), then turns the
-   * old key into `alias` for `graceMs`, provided it still holds `version`. False, and nothing
-   * changed, when either step finds the ground moved.
+   * Moves a session to a new id: stores `text` under `to` for `ttlMs` (never over an existing key),
+   * then turns `from` into `alias` for `graceMs`, provided it still holds `version`. False, and
+   * nothing changed, when either step finds the ground moved.
    */
-  async rotate (oldId: string, version: number, newId: string, text: string, ttlMs: number, alias: string, graceMs: number): Promise<boolean> {
-    const stored = await this.#bounded('rotate', this.#client.set(this.#key(newId), text, 'PX', ttlMs, 'NX'), same)
+  async rotate ({ from, version, to, text, ttlMs, alias, graceMs }: Rotation): Promise<boolean> {
+    const stored = await this.#bounded('rotate', this.#client.set(this.#key(to), text, 'PX', ttlMs, 'NX'), same)
     if (stored === null) return false
-    const moved = await this.#script('rotate', ALIAS_SCRIPT, this.#key(oldId), [version, alias, graceMs], Number)
+    const moved = await this.#script('rotate', ALIAS_SCRIPT, this.#key(from), [version, alias, graceMs], Number)
     if (moved === 1) return true
-    await this.remove(newId)
+    await this.remove(to)
     return false
   }
 
@@ -107,7 +135,7 @@ export class SessionStore {
     return this.#bounded('remove', this.#client.del(this.#key(id)), same)
   }
 
-  expire (id: string, expiry: KeyExpiry): Promise<unknown> {
+  expire (id: string, expiry: Expiry): Promise<unknown> {
     const key = this.#key(id)
     const command = expiry.mode === 'PX' ? this.#client.pexpire(key, expiry.value) : this.#client.pexpireat(key, expiry.value)
     return this.#bounded('expire', command, same)

@@ -4,7 +4,7 @@ import type { SessionSchema } from '../model/schema.js'
 import { applyOperation, parseDocument, serializeDocument, type Operation, type SessionDocument } from '../model/document.js'
 import { keyExpiry } from '../model/expiry.js'
 import { errors } from '../model/errors.js'
-import { SessionMoved } from '../model/alias.js'
+import { SessionMoved, isAlias } from '../model/alias.js'
 import { channels, hintOf } from '../model/channels.js'
 
 /** What a request hands over to be saved. */
@@ -23,6 +23,19 @@ export interface Written {
   doc: SessionDocument
   /** When the key expires (epoch ms). */
   expiresAt: number
+}
+
+export interface WriterOptions {
+  store: SessionStore
+  /** The configured idle TTL, s (`ttl`). */
+  ttl: number
+  /** How long a save may keep retrying, ms (`timeout`). */
+  timeout: number
+  /** The largest document written, in bytes of UTF-8 (`maxBytes`). */
+  maxBytes: number
+  stats: SessionStats
+  /** Checked again once other requests' changes were merged in. */
+  schema: SessionSchema | undefined
 }
 
 /** Called once with what was written, or why nothing was. */
@@ -76,7 +89,7 @@ export class SessionWriter {
   readonly #stats: SessionStats
   readonly #schema: SessionSchema | undefined
 
-  constructor (store: SessionStore, ttl: number, timeout: number, maxBytes: number, stats: SessionStats, schema: SessionSchema | undefined) {
+  constructor ({ store, ttl, timeout, maxBytes, stats, schema }: WriterOptions) {
     this.#store = store
     this.#ttl = ttl
     this.#timeout = timeout
@@ -169,7 +182,7 @@ export class SessionWriter {
       }
       if (result.status === 'gone') return settleBatch(batch, new errors.FST_REDIS_SESSION_GONE())
       // rotated meanwhile: each request follows the alias itself, with its own operations
-      if (result.status === 'moved') return settleBatch(batch, new SessionMoved(result.alias))
+      if (isAlias(result.current)) return settleBatch(batch, new SessionMoved(result.current))
       // a new session's id is already stored: never merge it into another session
       if (expected === 0) return settleBatch(batch, new errors.FST_REDIS_SESSION_BAD_ID())
       this.#stats.conflicts++

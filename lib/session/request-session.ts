@@ -1,17 +1,15 @@
 import type { FastifyReply } from 'fastify'
 import type { Session, SessionCookieOptions, SessionOrigin } from '../../types/index.js'
 import type { Written } from '../redis/writer.js'
-import { saveDocument, type SessionContext } from './context.js'
-import { keyExpiry } from '../model/expiry.js'
+import type { SessionContext } from './context.js'
+import { keyExpiry, rotationDue } from '../model/expiry.js'
 import type { CookieId } from '../cookie/signed-cookie.js'
-import { idsOf, newId, type SessionIds } from '../model/ids.js'
-import { SessionMoved } from '../model/alias.js'
-import { rotateSession, rotationDue, successorForSave, type Moved } from './rotation.js'
-import { destroyStored, keptDocument, loadSession, type Found } from './repository.js'
+import type { SessionIds } from '../model/ids.js'
+import type { Found, Moved } from './repository.js'
 import { newDocument, parseDocument, type SessionDocument } from '../model/document.js'
 import { WorkingDocument } from '../model/working-document.js'
 import { errors } from '../model/errors.js'
-import { SessionApi } from './session-methods.js'
+import { SessionMethods } from './session-methods.js'
 import { ResponseCookie } from '../cookie/response-cookie.js'
 import { channels, hintOf, regenerateEvent } from '../model/channels.js'
 
@@ -25,7 +23,7 @@ export const kSetCookie = Symbol('fastify-session-redis.set-cookie')
  * The session of one request (or of one `fromHeaders` call): its working document, its id, and
  * what the response must say of it.
  */
-export class RedisSession extends SessionApi implements Session {
+export class RedisSession extends SessionMethods implements Session {
   readonly #ctx: SessionContext
   // private fields behind getters: an own property would be taken for session data
   readonly #origin: SessionOrigin
@@ -61,12 +59,12 @@ export class RedisSession extends SessionApi implements Session {
   /** The stored session the cookie names, or a fresh one (with a new id) when there is none. */
   static load (ctx: SessionContext, origin: SessionOrigin, cookie: CookieId): Promise<RedisSession> {
     const session = new RedisSession(ctx, origin, LOADING)
-    return loadSession(ctx, cookie, origin.log).then((found) => {
+    return ctx.repository.load(cookie, origin.log).then((found) => {
       if (!session.#goOn(found)) return session
       // a persistent cookie's Max-Age follows the expiry that a rolling read just pushed forward
       session.#cookie.send ||= cookie.renew || (ctx.config.rolling && (ctx.config.cookie.maxAge !== undefined || session.isPersistent))
       if (!rotationDue(ctx.config, session.#work.doc)) return session
-      return rotateSession(ctx, session.#current, session.#work.doc, origin).then((moved) => {
+      return ctx.repository.rotate(session.#current, session.#work.doc, origin).then((moved) => {
         // lost to a save or another rotation meanwhile: this request goes on as it is
         if (moved !== null) session.#moveTo(moved)
         return session
@@ -81,7 +79,7 @@ export class RedisSession extends SessionApi implements Session {
 
   /** The ids, minted when first needed; every store call takes `storedId`, never `id`. */
   get #current (): SessionIds {
-    this.#ids ??= idsOf(this.#ctx.storedIdOf, newId(this.#ctx.config.idGenerator, this.#origin))
+    this.#ids ??= this.#ctx.repository.newIds(this.#origin)
     return this.#ids
   }
 
@@ -122,9 +120,9 @@ export class RedisSession extends SessionApi implements Session {
    * new session is to be stored), a TTL refresh after `touch()` without rolling; null when nothing.
    */
   [kFinish] (): Promise<unknown> | null {
-    const { config, store } = this.#ctx
+    const { config, repository } = this.#ctx
     if (this.isModified() || (this.#base === 0 && config.saveUninitialized)) return this.#save().then((written) => { this.#stored(written) })
-    if (this.#touched && !config.rolling && this.#base !== 0) return store.expire(this.#current.storedId, keyExpiry(this.#work.doc, config.ttl, Date.now()))
+    if (this.#touched && !config.rolling && this.#base !== 0) return repository.refresh(this.#current, this.#work.doc)
     return null
   }
 
@@ -171,7 +169,7 @@ export class RedisSession extends SessionApi implements Session {
   protected async regenerateNow (keep: readonly string[] | undefined): Promise<void> {
     this.#work.pull()
     const previous = this.#base === 0 ? undefined : this.#current.storedId
-    const fresh = await keptDocument(this.#ctx, previous, this.#work, keep)
+    const fresh = await this.#ctx.repository.keptDocument(previous, this.#work, keep)
     if (fresh === null) {
       this.#startOver()
       throw new errors.FST_REDIS_SESSION_GONE()
@@ -186,12 +184,12 @@ export class RedisSession extends SessionApi implements Session {
 
   protected async reloadNow (): Promise<void> {
     if (this.#base === 0) this.#startOver()
-    else this.#goOn(await loadSession(this.#ctx, this.#current, this.#origin.log))
+    else this.#goOn(await this.#ctx.repository.load(this.#current, this.#origin.log))
   }
 
   protected async destroyNow (): Promise<void> {
     if (this.#base !== 0) {
-      await destroyStored(this.#ctx, this.#current, this.#via)
+      await this.#ctx.repository.destroy(this.#current, this.#via)
       this.#cookie.clear = true
     }
     this.#startOver()
@@ -204,25 +202,14 @@ export class RedisSession extends SessionApi implements Session {
     if (written.doc !== this.#work.doc) this.#work.replace(parseDocument(written.text) as SessionDocument)
   }
 
+  /** Saves this request's changes; an id rotated away meanwhile hands them over to its successor. */
   #save (): Promise<Written> {
     try {
       this.#work.pull()
-      return saveDocument(this.#ctx, this.#current.storedId, this.#base, this.#work, this.#origin).catch((err: Error) => {
-        if (err instanceof SessionMoved) return this.#saveToSuccessor(err.alias)
-        throw err
-      })
+      return this.#ctx.repository.save(this.#current, this.#base, this.#work, this.#origin, (moved) => { this.#moveTo(moved) })
     } catch (err) {
       return Promise.reject(err)
     }
-  }
-
-  /** The id was rotated away while this request held it: its changes go to the successor instead. */
-  async #saveToSuccessor (alias: string): Promise<Written> {
-    const ops = this.#work.ops
-    const moved = await successorForSave(this.#ctx, alias, this.id, ops)
-    this.#moveTo(moved)
-    this.#work.ops = ops
-    return await saveDocument(this.#ctx, moved.ids.storedId, moved.doc.v, this.#work, this.#origin)
   }
 
   /** What a successful write changes: the stored version to build on, and the cookie of a new session. */
@@ -264,6 +251,6 @@ export class RedisSession extends SessionApi implements Session {
 /** The names of the session's own members: data keys so named are not mirrored as properties. */
 const MEMBERS: ReadonlySet<string> = new Set([
   ...Object.getOwnPropertyNames(RedisSession.prototype),
-  ...Object.getOwnPropertyNames(SessionApi.prototype),
+  ...Object.getOwnPropertyNames(SessionMethods.prototype),
   ...Object.getOwnPropertyNames(Object.prototype)
 ])

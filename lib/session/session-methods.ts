@@ -21,7 +21,7 @@ function settleWith (origin: SessionOrigin, promise: Promise<void>, callback: Se
  * promise-or-callback forms of the lifecycle calls, which the Redis session implements.
  * Every read first takes in what route code assigned to the session's properties.
  */
-export abstract class SessionApi {
+export abstract class SessionMethods {
   protected abstract readonly work: WorkingDocument
   protected abstract readonly origin: SessionOrigin
 
