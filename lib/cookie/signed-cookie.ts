@@ -7,7 +7,7 @@ import type { SessionStats } from '../model/stats.js'
 import { logBindings } from '../model/errors.js'
 // id (≤ 128) + '.' + base64 HMAC-SHA256 (43): anything longer is rejected before any HMAC work
 const MAX_SIGNED_LENGTH = 128 + 1 + 43
-/** Verified cookie values remembered per instance (only valid ones, oldest out first), to skip their HMAC (README "Performance"). */
+/** Verified cookie values remembered per instance (only valid ones, oldest out first), to skip their HMAC (docs/performance.md). */
 export const REMEMBERED_COOKIES = 10_000
 
 /** A verified cookie's ids, worked out once per cookie value. */

@@ -10,7 +10,7 @@ export interface PendingCommand {
 
 /**
  * The timeouts of the commands in flight, watched by one shared timer, not a setTimeout per command
- * (README "Performance"). A command expires between `ms` and `ms` + 2 × `tick` after it was sent.
+ * (docs/performance.md). A command expires between `ms` and `ms` + 2 × `tick` after it was sent.
  */
 export class CommandTimeouts {
   readonly #ms: number

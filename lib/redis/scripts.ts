@@ -11,7 +11,7 @@ function script (lua: string): Script {
 
 // Without rolling: returns the document and its PTTL, leaving the TTL alone. A document past its
 // absolute deadline (`liveDocument` in lib/model/expiry.ts) is deleted, not returned.
-// Rolling reads use GETEX instead, far cheaper for Redis (README "Performance").
+// Rolling reads use GETEX instead, far cheaper for Redis (docs/performance.md).
 // ARGV: now (ms)
 export const LOAD_SCRIPT = script(`
 local doc = redis.call('GET', KEYS[1])

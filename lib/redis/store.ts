@@ -180,7 +180,7 @@ export class SessionStore {
 
   /**
    * EVALSHA, and EVAL once when Redis does not know the script yet (a new or restarted server,
-   * another node of a cluster). Not ioredis' defineCommand: its wrapper costs on every call (README "Performance").
+   * another node of a cluster). Not ioredis' defineCommand: its wrapper costs on every call (docs/performance.md).
    */
   #script<R> (what: string, { sha, lua }: Script, key: string, args: Arg[], map: (reply: unknown) => R): Promise<R> {
     return this.#bounded(what, this.#client.evalsha(sha, 1, key, ...args), map, () => this.#client.eval(lua, 1, key, ...args))

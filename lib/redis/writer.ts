@@ -41,7 +41,7 @@ export interface WriterOptions {
 /** Called once with what was written, or why nothing was. */
 export type WriteDone = (outcome: Written | Error) => void
 
-// Waiter and Lane are classes, not object literals: V8 would pretenure literals made under early load (README "Performance").
+// Waiter and Lane are classes, not object literals: V8 would pretenure literals made under early load (docs/performance.md).
 
 /** One request's save, waiting in its lane. */
 class Waiter implements WriteRequest {

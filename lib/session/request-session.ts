@@ -41,7 +41,7 @@ export class RedisSession extends SessionMethods implements Session {
   /** The stored id of the id this request came with, when it led here as an alias of a rotated-away id. */
   #via: string | undefined
 
-  /** `loading`: a stand-in until the load settles; a blank document per load costs (README "Performance"). */
+  /** `loading`: a stand-in until the load settles; a blank document per load costs (docs/performance.md). */
   private constructor (ctx: SessionContext, origin: SessionOrigin, loading?: SessionDocument) {
     super()
     this.#ctx = ctx
