@@ -1,5 +1,5 @@
 // Turns a run's measurements into RESULTS.md and a bar chart (hand-written SVG).
-import { writeFileSync, readFileSync } from 'node:fs'
+import { existsSync, writeFileSync, readFileSync } from 'node:fs'
 import { cpus, totalmem, platform, release } from 'node:os'
 import { contestants } from './contestants.js'
 
@@ -13,6 +13,8 @@ function median (values) {
 const FIELDS = ['rps', 'p50', 'p99', 'commands', 'sent', 'setCookie', 'stored', 'bytes', 'appCpuMicros', 'redisCpuMicros', 'failures']
 
 // a --baseline commit runs as baseline-<its first 7 hex digits>, built the first time only
+/** The heading from which RESULTS.md is kept by hand (see keptNotes). */
+const NOTES = '## Notes on earlier runs'
 const SIDE_BY_SIDE = 'npm run bench -- --only hook-ap,plugin-ap,plugin-header,plugin-events --baseline bf451b9 --skip-scale # features and an earlier commit side by side'
 
 /** Median of every field over the rounds of each group of runs. */
@@ -336,10 +338,10 @@ export function writeReport (results, dir, scenarios) {
     'they store a session for every cookie-less visitor; fastify-session-redis runs with its defaults plus `maxBytes: 1 MiB` (for the 64 KB sessions).', '')
   const md = new URL('RESULTS.md', dir)
   const svg = new URL('results.svg', dir)
-  const snippet = new URL('results/README-section.md', import.meta.url)
-  writeFileSync(md, out.join('\n'))
+  const snippet = new URL('results/performance-section.md', import.meta.url)
+  writeFileSync(md, out.join('\n') + keptNotes(md))
   writeFileSync(svg, svgChart(main, names, scenarioList, scenarios))
-  writeFileSync(snippet, readmeSection(results, main, scenarioList, scenarios))
+  writeFileSync(snippet, performanceSection(results, main, scenarioList, scenarios))
   return [md, svg, snippet]
 }
 
@@ -360,8 +362,16 @@ function sliceNote (opts) {
   return slices === 1 ? 'one piece' : `${slices} slices of ${opts.duration / slices} s taken in turn with the other contestants`
 }
 
-/** The README's Performance section, from the same run. */
-function readmeSection (results, main, scenarioList, scenarios) {
+/** The hand-kept part of a RESULTS.md, from its notes heading to the end: a run rewrites the rest. */
+function keptNotes (md) {
+  if (!existsSync(md)) return ''
+  const text = readFileSync(md, 'utf8')
+  const at = text.indexOf(`\n${NOTES}\n`)
+  return at === -1 ? '' : text.slice(at)
+}
+
+/** docs/performance.md's "The current figures", from the same run. */
+function performanceSection (results, main, scenarioList, scenarios) {
   const { opts, names } = results
   const out = []
   out.push(`Measured ${results.startedAt.slice(0, 10)} with \`npm run bench\` on ${machine()}, Node.js ${process.version}, ` +
@@ -370,14 +380,14 @@ function readmeSection (results, main, scenarioList, scenarios) {
     `autocannon, ${opts.connections} connections, ${opts.duration} s runs in ${sliceNote(opts)}, ${opts.rounds} interleaved rounds, medians. ` +
     'Every contestant serves the same routes; 1.00× is a hand-written hook doing the least a Redis session can ' +
     '(a signed cookie, one `GETEX` to read, one `SET EX` to write, no expiry bookkeeping, no concurrency control).', '')
-  out.push('![Requests per second by scenario](benchmarks/results.svg)', '')
+  out.push('![Requests per second by scenario](../benchmarks/results.svg)', '')
   out.push(summaryTable(main, names, scenarioList, scenarios, results.correctness), '')
   out.push(targetTable(targets(results.main, main, names).filter(t => t.ours === 'plugin-ap'), false), '')
   out.push('Each ratio is the median over the rounds of the ratio measured within a round, where the runs take turns. ' +
     '**by CPU** is the same ratio computed from CPU time per request (server process plus redis-server), which the ' +
     'other work on the machine disturbs less than requests per second do.', '')
   out.push('Redis commands, Set-Cookie headers, CPU per request, bytes per session and the 1k/100k/1M-session and ' +
-    '100 B/4 KB/64 KB scale runs are in [benchmarks/RESULTS.md](benchmarks/RESULTS.md). To reproduce (needs Node.js and ' +
+    '100 B/4 KB/64 KB scale runs are in [benchmarks/RESULTS.md](../benchmarks/RESULTS.md). To reproduce (needs Node.js and ' +
     '`redis-server`; installs the peers into `benchmarks/` only and starts its own Redis on a free loopback port):', '')
   out.push('```sh', 'npm run bench            # about 30 minutes; rewrites benchmarks/RESULTS.md and results.svg',
     'npm run bench -- --quick # a one-round smoke run', SIDE_BY_SIDE, '```', '')

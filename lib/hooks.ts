@@ -1,9 +1,8 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import type { Session } from '../types/index.js'
-import { RedisSession, kFinish, kSetCookie } from './session/request-session.js'
-import type { SessionContext } from './session/context.js'
+import { RedisSession, kFinish, kSetCookie, type SessionContext } from './session/request-session.js'
 import { verifyCookie } from './cookie/signed-cookie.js'
-import { logBindings } from './model/errors.js'
+import { errors, logBindings } from './model/errors.js'
 
 const kSession: unique symbol = Symbol('fastify-session-redis.session')
 const kLazy: unique symbol = Symbol('fastify-session-redis.lazy')
@@ -29,13 +28,24 @@ type SendDone = (err: Error | null, payload?: unknown) => void
 export function sessionHooks (ctx: SessionContext, optedOut: (request: FastifyRequest) => boolean) {
   const { cookie, config, stats } = ctx
 
-  /** `request.session`: a request that never touches its session never builds one. */
+  /** The request's session, built now if it is its first use; null on a route that opted out. */
+  function sessionOf (request: FastifyRequest): RedisSession | null {
+    const current = request[kSession]
+    if (current !== kLazy) return current
+    const fresh = optedOut(request) ? null : RedisSession.fresh(ctx, request)
+    request[kSession] = fresh
+    return fresh
+  }
+
+  /**
+   * `request.session`: a request that never touches its session never builds one. Where there is
+   * none (a route with `config: { session: false }`, or a hook that runs before the plugin's), an
+   * error that says so: the type promises a session, and a null would fail later, less clearly.
+   */
   function session (this: FastifyRequest): Session {
-    const current = this[kSession]
-    if (current !== kLazy) return current as Session
-    const fresh = optedOut(this) ? null : RedisSession.fresh(ctx, this)
-    this[kSession] = fresh
-    return fresh as Session
+    const found = sessionOf(this)
+    if (found === null) throw new errors.FST_REDIS_SESSION_NONE(optedOut(this) ? 'the route has config: { session: false }' : 'it is read before the plugin\'s onRequest hook ran')
+    return found
   }
 
   function loadSession (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void {
@@ -65,7 +75,7 @@ export function sessionHooks (ctx: SessionContext, optedOut: (request: FastifyRe
   function saveSession (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: SendDone): void {
     let current = request[kSession]
     // never read: built now only when even an untouched new session is to be stored
-    if (current === kLazy) current = config.saveUninitialized ? request.session as unknown as RedisSession | null : null
+    if (current === kLazy) current = config.saveUninitialized ? sessionOf(request) : null
     const sending = request[kSending]
     if (current === null || sending === null) return done(null, payload)
     if (sending !== undefined) {

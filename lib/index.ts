@@ -1,17 +1,18 @@
 import fp from 'fastify-plugin'
 import fastifyCookie from '@fastify/cookie'
-import type { FastifyBaseLogger, FastifyPluginAsync, FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify'
 import type { Redis } from 'ioredis'
 import type { RedisSessionOptions } from '../types/index.js'
 import { resolveOptions } from './options.js'
 import { SessionStore } from './redis/store.js'
+import { Outage } from './redis/outage.js'
 import { SessionWriter } from './redis/writer.js'
 import { SessionCookie } from './cookie/signed-cookie.js'
 import { storedIdOf } from './model/ids.js'
 import { SessionSchema } from './model/schema.js'
 import { newStats } from './model/stats.js'
-import type { SessionContext } from './session/context.js'
 import { SessionRepository } from './session/repository.js'
+import type { SessionContext } from './session/request-session.js'
 import { sessionHooks } from './hooks.js'
 import { errors, logBindings } from './model/errors.js'
 import { UserIndex } from './redis/user-index.js'
@@ -24,11 +25,11 @@ function optedOut (request: FastifyRequest): boolean {
 
 const plugin: FastifyPluginAsync<RedisSessionOptions> = async (fastify, opts) => {
   const config = resolveOptions(opts)
-  // an app that registered @fastify/cookie itself keeps its own secret: ours signs only our cookie
-  if (!fastify.hasReplyDecorator('setCookie')) await fastify.register(fastifyCookie)
+  const codec = await cookieCodec(fastify)
 
   const stats = newStats()
-  const store = new SessionStore({ client: config.client, prefix: config.prefix, timeout: config.timeout, stats })
+  const outage = new Outage(config.client, config.timeout, fastify.log)
+  const store = new SessionStore({ client: config.client, prefix: config.prefix, timeout: config.timeout, stats, outage })
   const schema = config.schema === undefined ? undefined : new SessionSchema(config.schema)
   const storedId = storedIdOf(config.hashIds)
   const index = config.userKey === undefined && !config.trackClient ? undefined : new UserIndex(store, config)
@@ -40,8 +41,8 @@ const plugin: FastifyPluginAsync<RedisSessionOptions> = async (fastify, opts) =>
       name: config.cookieName,
       secrets: config.secrets,
       settings: config.cookie,
-      parse: (header) => fastify.parseCookie(header),
-      serialize: (name, value, options) => fastify.serializeCookie(name, value, options),
+      parse: codec.parseCookie,
+      serialize: codec.serializeCookie,
       storedIdOf: storedId,
       transport: config
     }),
@@ -66,6 +67,25 @@ const plugin: FastifyPluginAsync<RedisSessionOptions> = async (fastify, opts) =>
       else client.disconnect()
     })
   }
+}
+
+type CookieCodec = Pick<FastifyInstance, 'parseCookie' | 'serializeCookie'>
+
+/**
+ * @fastify/cookie's parser and serializer. Unless the app registered @fastify/cookie first, from a
+ * registration in a context of the plugin's own: nothing is decorated on the app, so it may register
+ * @fastify/cookie (with its own secret and options) before this plugin, after it, or not at all.
+ */
+async function cookieCodec (fastify: FastifyInstance): Promise<CookieCodec> {
+  // registered already: its parser, with the app's options (a second registration would clash)
+  let codec: CookieCodec = fastify
+  if (!fastify.hasDecorator('parseCookie')) {
+    await fastify.register(async function sessionCookieCodec (scope) {
+      await scope.register(fastifyCookie)
+      codec = scope
+    })
+  }
+  return { parseCookie: (header) => codec.parseCookie(header), serializeCookie: (name, value, options) => codec.serializeCookie(name, value, options) }
 }
 
 /**

@@ -3,9 +3,8 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { CreateSessionOptions, CreatedSession, DetachedSession, FromHeadersOptions, SessionData, SessionInfo, SessionManager as SessionManagerApi, SessionOrigin } from '../types/index.js'
 import type { SessionStore } from './redis/store.js'
 import type { SessionStats } from './model/stats.js'
-import type { SessionContext } from './session/context.js'
 import type { SessionRepository } from './session/repository.js'
-import { RedisSession } from './session/request-session.js'
+import { RedisSession, type SessionContext } from './session/request-session.js'
 import { verifyCookie } from './cookie/signed-cookie.js'
 import { isValidId } from './model/ids.js'
 import { newDocument } from './model/document.js'
@@ -132,5 +131,13 @@ function originOf (headers: unknown, options: unknown, log: FastifyBaseLogger): 
   const { ip, protocol = 'http', log: own = log } = options as FromHeadersOptions
   if (ip !== undefined && typeof ip !== 'string') throw new errors.FST_REDIS_SESSION_INVALID_VALUE('(options) ip', 'must be a string')
   if (protocol !== 'http' && protocol !== 'https') throw new errors.FST_REDIS_SESSION_INVALID_VALUE('(options) protocol', "must be 'http' or 'https'")
+  if (!isLogger(own)) throw new errors.FST_REDIS_SESSION_INVALID_VALUE('(options) log', 'must be a logger, such as the app\'s or a request\'s')
   return { headers: headers as IncomingHttpHeaders, ip, protocol, log: own }
+}
+
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const
+
+/** A pino-like logger: its level methods are what the session calls. */
+function isLogger (log: unknown): log is FastifyBaseLogger {
+  return typeof log === 'object' && log !== null && LEVELS.every(level => typeof (log as Record<string, unknown>)[level] === 'function')
 }

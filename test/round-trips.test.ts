@@ -54,7 +54,7 @@ test('Redis round trips per request', async (t) => {
 
   const short = await app.inject({ method: 'POST', url: '/short' })
   await monitor.take()
-  t.same(await commandsFor({ url: '/read', headers: { cookie: sessionCookie(short) } }), ['getex', 'pexpire'], 'a session with its own ttl, only read: the read, then its own TTL')
+  t.same(await commandsFor({ url: '/read', headers: { cookie: sessionCookie(short) } }), ['getex', 'pexpireat'], 'a session with its own ttl, only read: the read, then its own TTL')
   // teardowns run in order: the server goes last, after every connection to it is closed
   t.teardown(() => server.stop())
 })

@@ -1,4 +1,4 @@
-// The session id in a header: README "Session id in a header", seen through the package's own name.
+// The session id in a header: docs/header-ids.md, seen through the package's own name.
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import { expectAssignable, expectError, expectType } from 'tsd'
@@ -7,7 +7,7 @@ import redisSession, { type RedisSessionOptions } from 'fastify-session-redis'
 const app = Fastify()
 const secret = 'a-secret-of-at-least-32-characters!'
 
-// the README snippet
+// the snippet of the page
 await app.register(redisSession, { client: new Redis(), secret, idFrom: 'header' }) // header: 'x-session-id'
 app.post('/api/login', async (req) => {
   await req.session.regenerate()

@@ -404,9 +404,10 @@ export interface RedisSessionErrors {
   FST_REDIS_SESSION_CONFLICT: FastifyErrorConstructor<{ code: 'FST_REDIS_SESSION_CONFLICT', statusCode: 503 }, [attempts: number, ms: number]>
   FST_REDIS_SESSION_GONE: FastifyErrorConstructor<{ code: 'FST_REDIS_SESSION_GONE', statusCode: 409 }, []>
   FST_REDIS_SESSION_INVALID_KEY: FastifyErrorConstructor<{ code: 'FST_REDIS_SESSION_INVALID_KEY', statusCode: 500 }, [string]>
-  FST_REDIS_SESSION_INVALID_VALUE: FastifyErrorConstructor<{ code: 'FST_REDIS_SESSION_INVALID_VALUE', statusCode: 500 }, [string, string]>
+  FST_REDIS_SESSION_INVALID_VALUE: FastifyErrorConstructor<{ code: 'FST_REDIS_SESSION_INVALID_VALUE', statusCode: 500 }, [string, string, { cause: unknown }?]>
   FST_REDIS_SESSION_SCHEMA_MISMATCH: FastifyErrorConstructor<{ code: 'FST_REDIS_SESSION_SCHEMA_MISMATCH', statusCode: 500 }, [string, string]>
   FST_REDIS_SESSION_TOO_LARGE: FastifyErrorConstructor<{ code: 'FST_REDIS_SESSION_TOO_LARGE', statusCode: 507 }, [number, number]>
+  FST_REDIS_SESSION_NONE: FastifyErrorConstructor<{ code: 'FST_REDIS_SESSION_NONE', statusCode: 500 }, [reason: string]>
   FST_REDIS_SESSION_BAD_ID: FastifyErrorConstructor<{ code: 'FST_REDIS_SESSION_BAD_ID', statusCode: 500 }, []>
 }
 
@@ -426,7 +427,9 @@ declare module 'fastify' {
   }
   interface FastifyRequest {
     /**
-     * The request's session. On routes registered with `config: { session: false }` it is `null` at run time.
+     * The request's session. Where there is none, reading it throws `FST_REDIS_SESSION_NONE`: on a
+     * route with `config: { session: false }`, and in a hook that runs before the plugin's onRequest.
+     * Code shared by every route can ask `request.routeOptions.config.session !== false` first.
      * The data keys are also properties (`request.session.user = x`), as with @fastify/session.
      */
     session: RequestSession

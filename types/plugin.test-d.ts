@@ -82,6 +82,12 @@ app.get('/', async (request) => {
   return request.session.id
 })
 app.get('/health', { config: { session: false } }, async () => 'ok')
+// a route that opted out still sees the session's type: reading it throws FST_REDIS_SESSION_NONE, so it is never null
+app.get('/opted-out', { config: { session: false } }, async (request) => {
+  expectType<RequestSession>(request.session)
+  return 'ok'
+})
+expectType<'FST_REDIS_SESSION_NONE'>(new errors.FST_REDIS_SESSION_NONE('why').code)
 app.route({ method: 'GET', url: '/metrics', config: { session: false }, handler: async () => 'ok' })
 expectError(app.get('/nope', { config: { session: 'off' } }, async () => 'ok'))
 

@@ -1,4 +1,4 @@
-// Remember me: README "Remember me", seen through the package's own name.
+// Remember me: docs/remember-me.md, seen through the package's own name.
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import { expectError, expectType } from 'tsd'
@@ -7,7 +7,7 @@ import redisSession, { type Session } from 'fastify-session-redis'
 const app = Fastify()
 await app.register(redisSession, { client: new Redis(), secret: 'a-secret-of-at-least-32-characters!' })
 
-// the README snippet
+// the snippet of the page
 app.post<{ Body: { remember?: boolean } }>('/login', async (req) => {
   await req.session.regenerate()
   req.session.set('user', { id: 42 })

@@ -33,7 +33,7 @@ expectError(app.register(redisSession, { client: new Redis(), secret: 'x'.repeat
 expectError<RedisSessionOptions>({ secret: 'x'.repeat(32), userKey: 1 })
 expectError<RedisSessionOptions>({ secret: 'x'.repeat(32), trackClient: 'yes' })
 
-// app.sessions.create: README "Sessions in tests"
+// app.sessions.create: docs/managing-sessions.md "Sessions in tests"
 const created = await app.sessions.create({ user: { id: 1 } }, { rememberMe: true })
 expectType<CreatedSession>(created)
 expectType<string>(created.id)

@@ -2,6 +2,7 @@
 import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import Fastify from 'fastify'
+import fastifyCookie from '@fastify/cookie'
 import redisSession from 'fastify-session-redis'
 import { errorPage, homePage, loginPage, membersPage, TTL_CHOICES, ttlLabel } from './views.js'
 
@@ -71,6 +72,8 @@ async function createApp ({ client, secret, prefix = 'demo:sess:', userKey, logg
     return Object.fromEntries(new URLSearchParams(body))
   })
 
+  // the pages read request.cookies: the app's own @fastify/cookie (the plugin decorates none)
+  await app.register(fastifyCookie)
   await app.register(redisSession, {
     client,
     secret,

@@ -80,8 +80,10 @@ export class SessionCookie {
    */
   raw (headers: Record<string, string | string[] | undefined>, parsed?: Record<string, string | undefined>): string | undefined {
     if (this.#header !== undefined) {
-      const value = headers[this.#header]
-      // a repeated header arrives joined with ", ": no valid value, refused by verify()
+      const sent = headers[this.#header]
+      // a repeated header arrives over HTTP joined with ", ": no valid value, refused by verify();
+      // a list (given to fromHeaders) is joined alike, never passed over for the cookie
+      const value = Array.isArray(sent) ? sent.join(', ') : sent
       if (typeof value === 'string' && value !== '') return value
     }
     const header = headers.cookie
@@ -120,21 +122,25 @@ export class SessionCookie {
   write (origin: SessionOrigin, reply: FastifyReply, id: string, secondsLeft: number, persistFor: number | undefined, overrides?: Partial<CookieSettings>): void {
     const signed = this.#signer.sign(id)
     if (this.#header !== undefined) reply.header(this.#header, signed)
-    if (this.#useCookie) reply.setCookie(this.name, signed, this.#setting(origin, secondsLeft, persistFor, overrides))
+    // a Set-Cookie header of its own: Fastify adds it to any the route or @fastify/cookie sets
+    if (this.#useCookie) reply.header('set-cookie', this.#serialized(signed, this.#setting(origin, secondsLeft, persistFor, overrides)))
     noStore(reply)
   }
 
   /** Tells the client to drop the id: a clearing cookie, and the header sent empty. */
   clear (origin: SessionOrigin, reply: FastifyReply): void {
     if (this.#header !== undefined) reply.header(this.#header, '')
-    if (this.#useCookie) reply.clearCookie(this.name, this.#clearing(origin))
+    if (this.#useCookie) reply.header('set-cookie', this.clearHeader(origin))
     noStore(reply)
   }
 
   /** What `write` would set, as a Set-Cookie header value (for a response the plugin does not send). */
   header (origin: SessionOrigin, id: string, secondsLeft: number, persistFor: number | undefined, overrides?: Partial<CookieSettings>): string {
-    const setting = this.#setting(origin, secondsLeft, persistFor, overrides)
-    return this.#serialize(this.name, this.#signer.sign(id), { ...setting, secure: setting.secure === true })
+    return this.#serialized(this.#signer.sign(id), this.#setting(origin, secondsLeft, persistFor, overrides))
+  }
+
+  #serialized (signed: string, setting: CookieSettings): string {
+    return this.#serialize(this.name, signed, { ...setting, secure: setting.secure === true })
   }
 
   /** What `clear` would set, as a Set-Cookie header value: as @fastify/cookie's clearCookie, expired in 1970. */

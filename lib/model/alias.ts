@@ -44,6 +44,11 @@ export function successorOf (text: string, oldId: string): Successor | undefined
   return isValidId(id) ? { id, until: Number(match[2]) } : undefined
 }
 
+/** Whether an alias may still be followed to `next`: only before its own deadline, whatever its key's TTL. */
+export function withinGrace (next: Successor): boolean {
+  return Date.now() < next.until
+}
+
 /** A save found the key turned into an alias: the session must follow it (never reaches a route). */
 export class SessionMoved extends Error {
   readonly alias: string

@@ -4,7 +4,7 @@ import type {
   SessionRegenerateEvent, SessionSaveEvent
 } from '../../types/index.js'
 
-/** The channel names (README "Events"), exported as `channels`. */
+/** The channel names (docs/events-and-metrics.md), exported as `channels`. */
 export const channelNames = Object.freeze({
   load: 'fastify-session-redis:load',
   save: 'fastify-session-redis:save',

@@ -1,3 +1,5 @@
+import { errors } from './errors.js'
+
 /**
  * The stored form of a session: one JSON document per Redis string.
  *
@@ -53,6 +55,32 @@ export function serializeDocument (doc: SessionDocument): string {
   // after "u", which the scripts expect right after "c"
   if (doc.p === 1) meta += ',"p":1'
   return '{"v":' + doc.v + ',"a":' + doc.a + ',"t":' + doc.t + ',"c":' + doc.c + meta + flash + ',"d":' + JSON.stringify(doc.d) + '}'
+}
+
+/**
+ * A copy that operations can be applied to without touching `doc`: they replace top-level fields
+ * and data keys and change the flash lists, never anything inside a value.
+ */
+export function copyDocument (doc: SessionDocument): SessionDocument {
+  // the flash bucket holds only strings: nothing in it can make structuredClone throw
+  return { ...doc, f: structuredClone(doc.f), d: { ...doc.d } }
+}
+
+/**
+ * The coded error for a document that could not be serialized (`thrown`): a value changed in place
+ * after `set()` checked it, into one JSON cannot hold. Names the first key whose value fails.
+ */
+export function unserializable (doc: SessionDocument, thrown: unknown): Error {
+  // what was thrown goes in `cause` only: a message of the app's own getter or toJSON may tell of the data
+  const reason = 'it was changed in place after set() into something JSON cannot hold'
+  for (const key of Object.keys(doc.d)) {
+    try {
+      JSON.stringify(doc.d[key])
+    } catch {
+      return new errors.FST_REDIS_SESSION_INVALID_VALUE(key, reason, { cause: thrown })
+    }
+  }
+  return new errors.FST_REDIS_SESSION_INVALID_VALUE('(data)', reason, { cause: thrown })
 }
 
 function isPlainObject (value: unknown): value is Record<string, unknown> {
@@ -114,7 +142,10 @@ export function applyOperation (doc: SessionDocument, op: Operation): void {
     case 'clear': doc.d = {}; break
     case 'increment': {
       const current = Object.hasOwn(doc.d, op.key) ? doc.d[op.key] : undefined
-      doc.d[op.key] = (typeof current === 'number' ? current : 0) + op.step
+      const next = (typeof current === 'number' ? current : 0) + op.step
+      // each request checked its own sum; merged with others' increments it may still overflow
+      if (!Number.isFinite(next)) throw new errors.FST_REDIS_SESSION_INVALID_VALUE(op.key, `${next} is not a finite number`)
+      doc.d[op.key] = next
       break
     }
     case 'flashAdd': {
@@ -167,7 +198,8 @@ function unfaithfulObject (value: object, path: Set<object>): string | undefined
   if (path.has(value)) return 'it is circular'
   if (path.size >= MAX_DEPTH) return `it is nested more than ${MAX_DEPTH} levels deep`
   const proto = Object.getPrototypeOf(value)
-  if (!Array.isArray(value) && proto !== Object.prototype && proto !== null) {
+  // an Array subclass passes Array.isArray, and its toJSON would decide what is stored
+  if (Array.isArray(value) ? proto !== Array.prototype : proto !== Object.prototype && proto !== null) {
     return `${Object.prototype.toString.call(value)} is not a plain object or array`
   }
   path.add(value)

@@ -15,12 +15,14 @@ export const errors = {
     'FST_REDIS_SESSION_GONE', 'Session ended (destroyed, regenerated or expired) before this request could save its changes', 409),
   FST_REDIS_SESSION_INVALID_KEY: createError<'FST_REDIS_SESSION_INVALID_KEY', 500, [string]>(
     'FST_REDIS_SESSION_INVALID_KEY', 'Invalid session key %s', 500),
-  FST_REDIS_SESSION_INVALID_VALUE: createError<'FST_REDIS_SESSION_INVALID_VALUE', 500, [string, string]>(
+  FST_REDIS_SESSION_INVALID_VALUE: createError<'FST_REDIS_SESSION_INVALID_VALUE', 500, [string, string, { cause: unknown }?]>(
     'FST_REDIS_SESSION_INVALID_VALUE', 'Session key "%s" cannot hold this value: %s', 500),
   FST_REDIS_SESSION_SCHEMA_MISMATCH: createError<'FST_REDIS_SESSION_SCHEMA_MISMATCH', 500, [string, string]>(
     'FST_REDIS_SESSION_SCHEMA_MISMATCH', 'Session value at "%s" does not match the schema: %s', 500),
   FST_REDIS_SESSION_TOO_LARGE: createError<'FST_REDIS_SESSION_TOO_LARGE', 507, [number, number]>(
     'FST_REDIS_SESSION_TOO_LARGE', 'Session is %d bytes, more than maxBytes (%d); it was not saved', 507),
+  FST_REDIS_SESSION_NONE: createError<'FST_REDIS_SESSION_NONE', 500, [string]>(
+    'FST_REDIS_SESSION_NONE', 'This request has no session: %s', 500),
   FST_REDIS_SESSION_BAD_ID: createError<'FST_REDIS_SESSION_BAD_ID', 500, []>(
     'FST_REDIS_SESSION_BAD_ID', 'idGenerator returned an unusable id: not 22-128 characters of [A-Za-z0-9_-], or one already in use', 500)
 }

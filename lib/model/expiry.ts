@@ -1,7 +1,8 @@
 import { parseDocument, type SessionDocument } from './document.js'
 
 // The one home of the time rules. The Lua scripts in lib/redis/scripts.ts repeat them where Redis itself
-// must decide (LOAD_SCRIPT: the deadline; SAVE_SCRIPT: the expiry of a document put back).
+// must decide (LOAD_SCRIPT: the deadline; SAVE_SCRIPT: the expiry of a document put back;
+// LATE_READ_SCRIPT: the expiry a read that timed out was owed).
 
 /** Whole seconds to the absolute deadline, rounded up; 0 once it has passed. For the cookie's Max-Age only. */
 export function secondsLeft (doc: SessionDocument, now: number): number {
@@ -14,9 +15,8 @@ export function idleTtlOf (doc: SessionDocument, configuredTtl: number): number 
 }
 
 /**
- * When the stored key is to expire, as Redis is told it: `PX` and the idle TTL in ms while that
- * ends first, else `PXAT` and the absolute deadline itself, so that however long the command takes
- * to reach Redis, the key never outlives the deadline. `at`: the epoch ms it comes to.
+ * When the stored key is to expire, as Redis is told it (`PX` and ms, or `PXAT` and epoch ms), and
+ * `at`, the epoch ms it comes to.
  */
 export class KeyExpiry {
   readonly mode: 'PX' | 'PXAT'
@@ -30,10 +30,17 @@ export class KeyExpiry {
   }
 }
 
-/** The key's expiry when written or refreshed now: the idle TTL, capped by the absolute deadline (`at` ≤ now once it passed). */
+/**
+ * The key's expiry when written or refreshed at `now`: the idle TTL, capped by the absolute deadline
+ * (`at` ≤ now once it passed). Always `PXAT`, an instant, never a duration: a command that times out
+ * is still sent, or already was, and Redis may run it much later (after a stall, or when ioredis
+ * resends it on reconnecting); counted from then, a duration would stretch the idle timeout and
+ * could carry the key past the absolute deadline, while the instant gives no more than the request
+ * was owed when it was made. The price: idle expiry too is on the app server's clock.
+ */
 export function keyExpiry (doc: SessionDocument, configuredTtl: number, now: number): KeyExpiry {
-  const idle = idleTtlOf(doc, configuredTtl) * 1000
-  return now + idle < doc.a ? new KeyExpiry('PX', idle, now + idle) : new KeyExpiry('PXAT', doc.a, doc.a)
+  const at = Math.min(now + idleTtlOf(doc, configuredTtl) * 1000, doc.a)
+  return new KeyExpiry('PXAT', at, at)
 }
 
 /** The stored text as a document, or undefined when it cannot be trusted or is past its absolute deadline. */

@@ -86,6 +86,10 @@ export class WorkingDocument {
 
   increment (key: unknown, step: number): number {
     checkKey(key)
+    // a BigInt would throw a TypeError below, a string would be concatenated
+    if (typeof step !== 'number' || !Number.isFinite(step)) {
+      throw new errors.FST_REDIS_SESSION_INVALID_VALUE(key, 'increment takes a finite number as its step')
+    }
     const current = this.get(key)
     if (current !== undefined && typeof current !== 'number') {
       throw new errors.FST_REDIS_SESSION_INVALID_VALUE(key, 'increment needs a number, and it holds something else')

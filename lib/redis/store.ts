@@ -1,9 +1,10 @@
 import type { Redis, Cluster } from 'ioredis'
 import { errors } from '../model/errors.js'
 import { CommandTimeouts } from './command-timeouts.js'
+import { Outage } from './outage.js'
 import type { SessionStats } from '../model/stats.js'
 import { isValidId } from '../model/ids.js'
-import { ALIAS_SCRIPT, INDEX_ADD_SCRIPT, INDEX_DESTROY_SCRIPT, LOAD_SCRIPT, SAVE_SCRIPT, type Script } from './scripts.js'
+import { ALIAS_SCRIPT, INDEX_ADD_SCRIPT, INDEX_DESTROY_SCRIPT, LATE_READ_SCRIPT, LOAD_SCRIPT, SAVE_SCRIPT, type Script } from './scripts.js'
 
 type Arg = string | number
 
@@ -13,23 +14,24 @@ export interface LoadedText { text: string, pttl: number }
 export type SaveResult = { status: 'saved' } | { status: 'gone' } | { status: 'conflict', current: string }
 
 /**
- * When a key is to expire, as Redis is told it: `PX` and ms from now, or `PXAT` and an epoch ms
- * (`keyExpiry` in lib/model/expiry.ts works it out).
+ * When a key is to expire, as Redis is told it (`PX` and ms, or `PXAT` and an epoch ms), and `at`,
+ * the epoch ms it comes to (`keyExpiry` in lib/model/expiry.ts works it out).
  */
 export interface Expiry {
   readonly mode: 'PX' | 'PXAT'
   readonly value: number
+  readonly at: number
 }
 
-/** A rotation as the store carries it out: both ids are stored ids. */
+/** A rotation as the store carries it out: both ids are stored ids, both times epoch ms. */
 export interface Rotation {
   from: string
   version: number
   to: string
   text: string
-  ttlMs: number
+  expiresAt: number
   alias: string
-  graceMs: number
+  until: number
 }
 
 const SAVED: SaveResult = { status: 'saved' }
@@ -43,6 +45,8 @@ export interface StoreOptions {
   timeout: number
   /** Counts the commands that failed or timed out (`storeErrors`). */
   stats: SessionStats
+  /** Tells when Redis is out of reach, so that commands fail at once; one without a log when not given. */
+  outage?: Outage
 }
 
 /** Escapes Redis glob characters, so a prefix like `app[1]:` matches itself only. */
@@ -62,11 +66,13 @@ export class SessionStore {
   readonly #timeout: number
   readonly #timeouts: CommandTimeouts
   readonly #stats: SessionStats
-  /** Why the connection the plugin owns last failed, until it is ready again: told in 503 errors. */
+  readonly #outage: Outage
+  /** Why the connection the plugin owns last failed, until it is ready again: the `cause` of 503 errors. */
   connectionError: string | undefined = undefined
 
-  constructor ({ client, prefix, timeout, stats }: StoreOptions) {
+  constructor ({ client, prefix, timeout, stats, outage = new Outage(client, timeout) }: StoreOptions) {
     this.#client = client
+    this.#outage = outage
     this.#prefix = prefix
     this.#timeout = timeout
     this.#timeouts = new CommandTimeouts(timeout)
@@ -83,13 +89,18 @@ export class SessionStore {
 
   /**
    * The stored text and its remaining life in ms, or null when there is none. Rolling, the read
-   * itself sets the TTL to `ttl` seconds (GETEX … PX); the caller corrects it when the session's own
-   * TTL or its absolute deadline calls for less.
+   * itself makes the key expire `ttl` seconds after `now` (GETEX … PXAT: run late, it gives no more
+   * than that); the caller corrects it when the session's own TTL or its absolute deadline calls for
+   * less, and when the read times out, LATE_READ_SCRIPT follows it to do so in Redis.
    */
   load (id: string, now: number, ttl: number, rolling: boolean): Promise<LoadedText | null> {
     if (rolling) {
       const pttl = ttl * 1000
-      return this.#bounded('load', this.#client.getex(this.#key(id), 'PX', pttl), (text) => text === null ? null : { text, pttl })
+      const key = this.#key(id)
+      return this.#bounded('load', () => this.#client.getex(key, 'PXAT', now + pttl), (text) => text === null ? null : { text, pttl }, undefined, () => {
+        // queued now, on the same connection: Redis runs it right after the read, if ever it runs that
+        this.#client.eval(LATE_READ_SCRIPT.lua, 1, key, now, pttl).catch(ignore)
+      })
     }
     return this.#script('load', LOAD_SCRIPT, this.#key(id), [now], (reply) => {
       if (reply === null) return null
@@ -98,9 +109,12 @@ export class SessionStore {
     })
   }
 
-  /** `expiry` is this document's; `configuredTtl` (s) lets the script work out a conflicting document's own. */
+  /**
+   * `expiry` is this document's; `configuredTtl` (s) and the clock now let the script work out a
+   * conflicting document's own, as an instant however late it runs.
+   */
   save (id: string, expectedVersion: number, doc: string, expiry: Expiry, configuredTtl: number): Promise<SaveResult> {
-    return this.#script('save', SAVE_SCRIPT, this.#key(id), [expectedVersion, doc, expiry.mode, expiry.value, configuredTtl * 1000], (reply) => {
+    return this.#script('save', SAVE_SCRIPT, this.#key(id), [expectedVersion, doc, expiry.mode, expiry.value, configuredTtl * 1000, Date.now()], (reply) => {
       if (reply === 1) return SAVED
       if (reply === 0) return GONE
       return { status: 'conflict', current: String(reply) }
@@ -108,37 +122,37 @@ export class SessionStore {
   }
 
   /**
-   * Moves a session to a new id: stores `text` under `to` for `ttlMs` (never over an existing key),
-   * then turns `from` into `alias` for `graceMs`, provided it still holds `version`. False, and
-   * nothing changed, when either step finds the ground moved.
+   * Moves a session to a new id: stores `text` under `to` (never over an existing key) to expire
+   * at `expiresAt`, then turns `from` into `alias` until `until`, provided it still holds
+   * `version`. False, and nothing changed, when either step finds the ground moved.
    */
-  async rotate ({ from, version, to, text, ttlMs, alias, graceMs }: Rotation): Promise<boolean> {
-    const stored = await this.#bounded('rotate', this.#client.set(this.#key(to), text, 'PX', ttlMs, 'NX'), same)
+  async rotate ({ from, version, to, text, expiresAt, alias, until }: Rotation): Promise<boolean> {
+    // both instants, not durations: either command may run late
+    const stored = await this.#bounded('rotate', () => this.#client.set(this.#key(to), text, 'PXAT', expiresAt, 'NX'), same)
     if (stored === null) return false
-    const moved = await this.#script('rotate', ALIAS_SCRIPT, this.#key(from), [version, alias, graceMs], Number)
+    const moved = await this.#script('rotate', ALIAS_SCRIPT, this.#key(from), [version, alias, until], Number)
     if (moved === 1) return true
     await this.remove(to)
     return false
   }
 
-  /** Ends an alias when it should: a rolling read (GETEX) gave it the idle TTL. */
+  /** Ends an alias when it should, its `until` (epoch ms): a rolling read (GETEX) gave it the idle TTL. */
   endAliasAt (id: string, until: number): Promise<unknown> {
-    return this.#bounded('alias', this.#client.pexpireat(this.#key(id), until), same)
+    return this.#bounded('alias', () => this.#client.pexpireat(this.#key(id), until), same)
   }
 
   /** Deletes the session and returns what it held (GETDEL: nothing can slip in between). */
   take (id: string): Promise<string | null> {
-    return this.#bounded('take', this.#client.getdel(this.#key(id)), same)
+    return this.#bounded('take', () => this.#client.getdel(this.#key(id)), same)
   }
 
   remove (id: string): Promise<unknown> {
-    return this.#bounded('remove', this.#client.del(this.#key(id)), same)
+    return this.#bounded('remove', () => this.#client.del(this.#key(id)), same)
   }
 
+  /** Sets the key's expiry to `expiry.at`: an instant, so that run late it gives no more than when asked. */
   expire (id: string, expiry: Expiry): Promise<unknown> {
-    const key = this.#key(id)
-    const command = expiry.mode === 'PX' ? this.#client.pexpire(key, expiry.value) : this.#client.pexpireat(key, expiry.value)
-    return this.#bounded('expire', command, same)
+    return this.#bounded('expire', () => this.#client.pexpireat(this.#key(id), expiry.at), same)
   }
 
   /** Adds a session to the user's index, which is made to live at least `ms` more; returns the index's size. */
@@ -148,14 +162,14 @@ export class SessionStore {
 
   /** The user's index: session ids, each followed by when it joined (epoch ms, as a string). */
   indexMembers (user: string): Promise<string[]> {
-    return this.#bounded('index', this.#client.zrange(this.#userKey(user), '0', '-1', 'WITHSCORES'), same)
+    return this.#bounded('index', () => this.#client.zrange(this.#userKey(user), '0', '-1', 'WITHSCORES'), same)
   }
 
   indexRemove (user: string, ids: string[]): Promise<unknown> {
-    return this.#bounded('index', this.#client.zrem(this.#userKey(user), ...ids), same)
+    return this.#bounded('index', () => this.#client.zrem(this.#userKey(user), ...ids), same)
   }
 
-  /** Deletes the session only while it still belongs to `user`; returns 1 when it did, else 0. */
+  /** Deletes the session only while it still belongs to `user`; returns 1 when it did, 2 when the key is an alias, else 0. */
   indexDestroy (id: string, user: string): Promise<number> {
     return this.#script('destroy', INDEX_DESTROY_SCRIPT, this.#key(id), [JSON.stringify(user)], Number)
   }
@@ -170,7 +184,7 @@ export class SessionStore {
       let cursor = '0'
       do {
         // TYPE string leaves out the user indexes; the id check, any other key under the prefix
-        const [next, keys] = await this.#bounded('count', node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000, 'TYPE', 'string'), same)
+        const [next, keys] = await this.#bounded('count', () => node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000, 'TYPE', 'string'), same)
         for (const key of keys) if (isValidId(key.slice(this.#prefix.length))) count++
         cursor = next
       } while (cursor !== '0')
@@ -183,23 +197,35 @@ export class SessionStore {
    * another node of a cluster). Not ioredis' defineCommand: its wrapper costs on every call (docs/performance.md).
    */
   #script<R> (what: string, { sha, lua }: Script, key: string, args: Arg[], map: (reply: unknown) => R): Promise<R> {
-    return this.#bounded(what, this.#client.evalsha(sha, 1, key, ...args), map, () => this.#client.eval(lua, 1, key, ...args))
+    return this.#bounded(what, () => this.#client.evalsha(sha, 1, key, ...args), map, () => this.#client.eval(lua, 1, key, ...args))
   }
 
   /**
-   * Turns a slow or failed command into a 503 error once `timeout` ms have passed; a late reply is
-   * ignored. `map` shapes the reply in the same step, and `noScript` resends a script Redis did not know.
+   * Sends a command unless Redis is known to be out of reach (lib/redis/outage.ts), and turns a slow or
+   * failed command into a 503 error once `timeout` ms have passed; a late reply is ignored. `map`
+   * shapes the reply in the same step, `noScript` resends a script Redis did not know, and `late`
+   * runs at the timeout, for what Redis must still be told should the command run after all.
+   * Addresses and causes go to the error's `cause` and the log, never into its message: Fastify
+   * sends that to the client.
    */
-  #bounded<T, R> (what: string, command: Promise<T>, map: (reply: T) => R, noScript?: () => Promise<T>): Promise<R> {
-    const timeouts = this.#timeouts
+  #bounded<T, R> (what: string, send: () => Promise<T>, map: (reply: T) => R, noScript?: () => Promise<T>, late?: () => void): Promise<R> {
+    const outage = this.#outage
     const stats = this.#stats
+    const down = outage.reason()
+    if (down !== undefined) {
+      stats.storeErrors++
+      return Promise.reject(new errors.FST_REDIS_SESSION_STORE_UNAVAILABLE(`${what} not sent: ${down}`, this.#cause()))
+    }
+    const timeouts = this.#timeouts
     return new Promise((resolve, reject) => {
       const pending = timeouts.add(() => {
         stats.storeErrors++
-        const cause = this.connectionError === undefined ? '' : ` (${this.connectionError})`
-        reject(new errors.FST_REDIS_SESSION_STORE_UNAVAILABLE(`${what} took longer than ${this.#timeout} ms${cause}`))
+        outage.timedOut()
+        reject(new errors.FST_REDIS_SESSION_STORE_UNAVAILABLE(`${what} took longer than ${this.#timeout} ms`, this.#cause()))
+        late?.()
       })
       const settled = (value: T): void => {
+        outage.answered()
         if (timeouts.stop(pending)) resolve(map(value))
       }
       const failed = (err: unknown): void => {
@@ -213,11 +239,19 @@ export class SessionStore {
         stats.storeErrors++
         reject(new errors.FST_REDIS_SESSION_STORE_UNAVAILABLE(`${what} failed`, { cause: err }))
       }
-      command.then(settled, failed)
+      send().then(settled, failed)
     })
+  }
+
+  /** What the log learns of a failure that has no error of its own: why the connection failed. */
+  #cause (): { cause: unknown } | undefined {
+    return this.connectionError === undefined ? undefined : { cause: new Error(this.connectionError) }
   }
 }
 
 function same<T> (value: T): T {
   return value
 }
+
+/** A command nobody waits for: its failure has nobody to tell. */
+function ignore (): void {}

@@ -64,6 +64,14 @@ export class UserIndex {
     return Object.keys(fields).length === 0 ? undefined : { kind: 'meta', fields }
   }
 
+  /**
+   * Called before a rotation stores the session under its new id: the copy names its user already,
+   * so no save would add it (docs/rotating-ids.md). Costs a round trip only for a session with a user.
+   */
+  async join (id: string, doc: SessionDocument): Promise<void> {
+    if (doc.u !== undefined) await this.#add(doc.u, id, doc.a)
+  }
+
   async #add (user: string, id: string, deadline: number): Promise<void> {
     const now = Date.now()
     // no session key outlives its deadline (lib/model/expiry.ts, keyExpiry)
@@ -71,9 +79,9 @@ export class UserIndex {
     if (size > PRUNE_AT) await this.list(user, now)
   }
 
-  /** Takes one session out of a user's index. */
-  async forget (id: string, user: string): Promise<void> {
-    await this.#store.indexRemove(user, [id])
+  /** Takes sessions (an id and the ids it was rotated to) out of a user's index. */
+  async forget (ids: string[], user: string): Promise<void> {
+    await this.#store.indexRemove(user, ids)
   }
 
   /** The user's live sessions, oldest first; entries of ended sessions are removed from the set. */
@@ -89,16 +97,33 @@ export class UserIndex {
     return live.sort((a, b) => a.createdAt - b.createdAt)
   }
 
-  /** Deletes every session of the user but `except`; returns how many it deleted. */
+  /**
+   * Deletes every session of the user but `except`; returns how many it deleted. A key met holding
+   * an alias may have been rotated after the index was read, its successor joining only then: the
+   * index is read again, and every entry not yet settled visited again, until no new alias turns up
+   * (each one is met once, so this ends).
+   */
   async destroyAll (user: string, except: string | undefined): Promise<number> {
     let count = 0
-    const ended = await this.#each(user, Date.now(), async (id) => {
-      if (id === except) return true
-      const deleted = await this.#store.indexDestroy(id, user)
-      count += deleted
-      if (deleted === 1 && channels.destroy.hasSubscribers) channels.destroy.publish({ idHint: hintOf(id), by: 'admin' })
-      return deleted === 1 ? false : undefined
-    })
+    const settled = new Set<string>()
+    const ended: string[] = []
+    let moved = true
+    while (moved) {
+      moved = false
+      ended.push(...await this.#each(user, Date.now(), async (id) => {
+        if (id === except || settled.has(id)) return true
+        const outcome = await this.#store.indexDestroy(id, user)
+        if (outcome === 0) return undefined
+        settled.add(id)
+        if (outcome === 2) {
+          moved = true
+          return false
+        }
+        count++
+        if (channels.destroy.hasSubscribers) channels.destroy.publish({ idHint: hintOf(id), by: 'admin' })
+        return false
+      }))
+    }
     await this.#prune(user, ended)
     return count
   }

@@ -1,8 +1,8 @@
 import type { SessionStore } from './store.js'
 import type { SessionStats } from '../model/stats.js'
 import type { SessionSchema } from '../model/schema.js'
-import { applyOperation, parseDocument, serializeDocument, type Operation, type SessionDocument } from '../model/document.js'
-import { keyExpiry } from '../model/expiry.js'
+import { applyOperation, copyDocument, parseDocument, serializeDocument, unserializable, type Operation, type SessionDocument } from '../model/document.js'
+import { keyExpiry, type KeyExpiry } from '../model/expiry.js'
 import { errors } from '../model/errors.js'
 import { SessionMoved, isAlias } from '../model/alias.js'
 import { channels, hintOf } from '../model/channels.js'
@@ -132,7 +132,7 @@ export class SessionWriter {
     }
     if (batch.length === 1) return { doc: newest.doc, expected: newest.base, replay: [] }
     // a private copy: if the batch has to be split, no request's own document was touched
-    return { doc: structuredClone(newest.doc), expected: newest.base, replay: batch.filter(w => w !== newest) }
+    return { doc: copyDocument(newest.doc), expected: newest.base, replay: batch.filter(w => w !== newest) }
   }
 
   /**
@@ -148,6 +148,16 @@ export class SessionWriter {
     return merged ? this.#schema?.mismatchError(doc.d) : undefined
   }
 
+  /**
+   * A document that may not be written fails its request; a batch's merge is split instead, each
+   * request given its own write, so that only the culprit fails.
+   */
+  #refuse (id: string, lane: Lane, batch: Waiter[], refusal: Error): Promise<void> | void {
+    if (batch.length === 1) return settleBatch(batch, refusal)
+    lane.waiting.unshift(...batch.slice(1))
+    return this.#commit(id, lane, batch.slice(0, 1))
+  }
+
   /** Settles every waiter of the batch; never throws. */
   async #commit (id: string, lane: Lane, batch: Waiter[]): Promise<void> {
     let { doc, expected, replay } = this.#start(lane, batch)
@@ -156,18 +166,21 @@ export class SessionWriter {
     let elapsed = 0
     while (elapsed < this.#timeout) {
       attempt++
-      for (const waiter of replay) for (const op of waiter.ops) applyOperation(doc, op)
-      doc.v = expected + 1
-      const text = serializeDocument(doc)
-      const refusal = this.#refusal(doc, text, replay.length > 0)
-      if (refusal !== undefined) {
-        if (batch.length === 1) return settleBatch(batch, refusal)
-        // the merge of the batch is refused: give each request its own write, so only the culprit fails
-        lane.waiting.unshift(...batch.slice(1))
-        return this.#commit(id, lane, batch.slice(0, 1))
-      }
       const now = Date.now()
-      const expiry = keyExpiry(doc, this.#ttl, now)
+      let text: string
+      let expiry: KeyExpiry
+      try {
+        for (const waiter of replay) for (const op of waiter.ops) applyOperation(doc, op)
+        doc.v = expected + 1
+        text = serializeDocument(doc)
+        const refusal = this.#refusal(doc, text, replay.length > 0)
+        if (refusal !== undefined) return this.#refuse(id, lane, batch, refusal)
+        expiry = keyExpiry(doc, this.#ttl, now)
+      } catch (err) {
+        // an increment that overflows once merged (coded already), or a value changed in place
+        // after set() into one JSON cannot hold: refused like any document that may not be written
+        return this.#refuse(id, lane, batch, isCoded(err) ? err : unserializable(doc, err))
+      }
       if (expiry.at <= now) return settleBatch(batch, new errors.FST_REDIS_SESSION_GONE())
       let result
       try {
@@ -198,6 +211,11 @@ export class SessionWriter {
     }
     settleBatch(batch, new errors.FST_REDIS_SESSION_CONFLICT(attempt, Math.round(elapsed)))
   }
+}
+
+/** One of the plugin's own errors (FST_REDIS_SESSION_…), not one that a value threw. */
+function isCoded (err: unknown): err is Error {
+  return err instanceof Error && String((err as Error & { code?: unknown }).code).startsWith('FST_REDIS_SESSION_')
 }
 
 function pause (ms: number): Promise<void> {

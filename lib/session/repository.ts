@@ -8,7 +8,7 @@ import type { SessionSchema } from '../model/schema.js'
 import type { SessionStats } from '../model/stats.js'
 import type { WorkingDocument } from '../model/working-document.js'
 import { defaultIdGenerator, idsOf, isValidId, type SessionIds } from '../model/ids.js'
-import { SessionMoved, aliasText, isAlias, successorOf } from '../model/alias.js'
+import { SessionMoved, aliasText, isAlias, successorOf, withinGrace } from '../model/alias.js'
 import { keyExpiry, liveDocument, type KeyExpiry } from '../model/expiry.js'
 import { applyOperation, newDocument, parseDocument, serializeDocument, type Operation, type SessionDocument } from '../model/document.js'
 import { errors, logBindings } from '../model/errors.js'
@@ -31,6 +31,13 @@ export interface Found {
 
 /** A session under a new id. */
 export interface Moved { ids: SessionIds, doc: SessionDocument }
+
+/** What `#take` deleted: the stored ids of the keys that held something, and the session's document text. */
+interface Taken {
+  storedIds: string[]
+  /** null when the chain ended at a missing key or at an alias this id cannot open. */
+  text: string | null
+}
 
 /** What a loaded text is, and what Redis must still be told of it. */
 type Examined =
@@ -93,10 +100,10 @@ export class SessionRepository {
   load (ids: SessionIds, log: FastifyBaseLogger, follow = true): Promise<Found | null> {
     const config = this.#config
     const now = Date.now()
-    // the clock is read only while someone listens (README "Events")
+    // the clock is read only while someone listens (docs/events-and-metrics.md)
     const started = channels.load.hasSubscribers ? performance.now() : -1
     return this.#store.load(ids.storedId, now, config.ttl, config.rolling).then((loaded) => {
-      if (loaded !== null && isAlias(loaded.text)) return follow ? this.#followAlias(ids, loaded.text, log) : null
+      if (loaded !== null && isAlias(loaded.text)) return this.#followAlias(ids, loaded.text, log, follow)
       const seen = this.#examine(loaded, now, log)
       if ((seen.outcome === 'missing' || seen.outcome === 'expired') && channels.expired.hasSubscribers) {
         channels.expired.publish({ idHint: hintOf(ids.storedId), reason: seen.outcome === 'missing' ? 'missing' : 'deadline' })
@@ -126,9 +133,9 @@ export class SessionRepository {
     // past its absolute deadline: an ordinary end, deleted without a warning
     if (doc.a <= now) return { outcome: 'expired' }
     if (!config.rolling) return { outcome: 'found', doc, expiresAt: Math.min(doc.a, now + loaded.pttl) }
-    // a rolling read set the configured TTL; a session's own TTL or a near deadline needs another
+    // a rolling read set the configured TTL from `now`; a session's own TTL or a near deadline needs another
     const expiry = keyExpiry(doc, config.ttl, now)
-    if (expiry.mode === 'PX' && expiry.value === config.ttl * 1000) return { outcome: 'found', doc, expiresAt: expiry.at }
+    if (expiry.at === now + config.ttl * 1000) return { outcome: 'found', doc, expiresAt: expiry.at }
     return { outcome: 'refresh', doc, expiresAt: expiry.at, expiry }
   }
 
@@ -141,11 +148,17 @@ export class SessionRepository {
     return seen.outcome === 'found' ? found : this.#store.expire(ids.storedId, seen.expiry).then(() => found)
   }
 
-  /** `old` holds `alias`, which only the raw old id decrypts. */
-  #followAlias (old: SessionIds, alias: string, log: FastifyBaseLogger): Promise<Found | null> {
+  /**
+   * `old` holds `alias`, which only the raw old id decrypts; followed only when `follow` and before the
+   * alias's own deadline. That deadline, not the key's TTL, is the grace window: a rolling read, or one
+   * run late, can stretch the TTL. Every alias a rolling read reached, followed or not (one reached
+   * through another, with `rotateGrace` ≥ `rotateEvery`), is set back to end at its deadline.
+   */
+  #followAlias (old: SessionIds, alias: string, log: FastifyBaseLogger, follow: boolean): Promise<Found | null> {
     const next = successorOf(alias, old.id)
     if (next === undefined) return Promise.resolve(null)
     const ended = this.#config.rolling ? this.#store.endAliasAt(old.storedId, next.until) : undefined
+    if (!follow || !withinGrace(next)) return Promise.resolve(ended).then(() => null)
     return Promise.all([ended, this.load(this.idsOf(next.id), log, false)]).then(([, found]) => found === null ? null : { ...found, via: old.storedId })
   }
 
@@ -163,17 +176,22 @@ export class SessionRepository {
   }
 
   async #saveToSuccessor (alias: string, id: string, work: WorkingDocument, origin: SessionOrigin, onMoved: (moved: Moved) => void): Promise<Written> {
-    const ops = work.ops
+    // the index and client metadata were worked out for the old id: the save to the successor
+    // works them out again, so that a user set by this request joins its index under the new id
+    const ops = work.ops.filter(op => op.kind !== 'meta')
     const moved = await this.#successorForSave(alias, id, ops)
     onMoved(moved)
     work.ops = ops
     return await this.#write(moved.ids.storedId, moved.doc.v, work, origin)
   }
 
-  /** The successor that a save in flight under `id` found `alias` naming, with that save's `ops` applied. */
+  /**
+   * The successor that a save in flight under `id` found `alias` naming, with that save's `ops`
+   * applied; GONE once the grace window is over, as for a load.
+   */
   async #successorForSave (alias: string, id: string, ops: readonly Operation[]): Promise<Moved> {
     const next = successorOf(alias, id)
-    const ids = next === undefined ? undefined : this.idsOf(next.id)
+    const ids = next === undefined || !withinGrace(next) ? undefined : this.idsOf(next.id)
     const loaded = ids === undefined ? null : await this.#store.load(ids.storedId, Date.now(), this.#config.ttl, false)
     const doc = loaded === null ? null : parseDocument(loaded.text)
     if (ids === undefined || doc === null || typeof doc === 'string') throw new errors.FST_REDIS_SESSION_GONE()
@@ -202,7 +220,7 @@ export class SessionRepository {
         else resolve(outcome)
       })
     })
-    // the clock is read, and a promise added, only while someone listens (README "Events")
+    // the clock is read, and a promise added, only while someone listens (docs/events-and-metrics.md)
     const started = channels.save.hasSubscribers ? performance.now() : -1
     const saving = this.#index === undefined
       ? write()
@@ -230,18 +248,20 @@ export class SessionRepository {
     const now = Date.now()
     const moved = { ...doc, c: now }
     const next = this.newIds(origin)
-    const grace = config.rotateGrace * 1000
-    // in ms, to the same instant a save would give the key (never past the absolute deadline)
-    const ttl = Math.max(1, keyExpiry(moved, config.ttl, now).at - now)
+    const until = now + config.rotateGrace * 1000
+    // the same instant a save would give the key (never past the absolute deadline)
+    const expiresAt = Math.max(now + 1, keyExpiry(moved, config.ttl, now).at)
+    // the copy already names its user: it joins the index first, as a save would (lib/redis/user-index.ts)
+    if (this.#index !== undefined) await this.#index.join(next.storedId, moved)
     // keyed by stored ids; the alias itself is sealed with the raw old id, which only the client holds
     const done = await this.#store.rotate({
       from: current.storedId,
       version: doc.v,
       to: next.storedId,
       text: serializeDocument(moved),
-      ttlMs: ttl,
-      alias: aliasText(current.id, next.id, now + grace),
-      graceMs: grace
+      expiresAt,
+      alias: aliasText(current.id, next.id, until),
+      until
     })
     if (!done) return null
     this.#stats.rotated++
@@ -254,13 +274,35 @@ export class SessionRepository {
   }
 
   /**
+   * Takes (GETDEL) the session stored under `ids` and, while what a key held is a rotation's alias,
+   * the successor it names: a session ended through an old id, by a request that loaded it before
+   * the rotation or by one that holds only the old id, must not live on under the new one.
+   */
+  async #take (ids: SessionIds): Promise<Taken> {
+    const storedIds: string[] = []
+    let { id, storedId } = ids
+    let text = await this.#store.take(storedId)
+    while (text !== null) {
+      storedIds.push(storedId)
+      if (!isAlias(text)) break
+      const next = successorOf(text, id)
+      if (next === undefined) return { storedIds, text: null }
+      // each step deletes a key that held an alias: a chain ends, whatever Redis holds
+      ;({ id, storedId } = this.idsOf(next.id))
+      text = await this.#store.take(storedId)
+    }
+    return { storedIds, text }
+  }
+
+  /**
    * What a regenerated session starts with: the `keep` keys of its latest state. When it was stored
    * (as `previous`), that is taken with GETDEL, so the old id dies at once and changes other requests
-   * saved since this one loaded come along. Null when it ended meanwhile and keys were to be carried:
-   * carrying them to a new id would revive it.
+   * saved since this one loaded come along; an id rotated away meanwhile leads to its successor,
+   * which is taken too. Null when it ended meanwhile and keys were to be carried: carrying them to
+   * a new id would revive it.
    */
-  async keptDocument (previous: string | undefined, work: WorkingDocument, keep: readonly string[] | undefined): Promise<SessionDocument | null> {
-    const stored = previous === undefined ? undefined : await this.#store.take(previous)
+  async keptDocument (previous: SessionIds | undefined, work: WorkingDocument, keep: readonly string[] | undefined): Promise<SessionDocument | null> {
+    const stored = previous === undefined ? undefined : (await this.#take(previous)).text
     const fresh = newDocument(Date.now(), this.#config.absoluteTtl)
     if (keep === undefined || keep.length === 0) return fresh
     let latest = work.doc
@@ -276,11 +318,8 @@ export class SessionRepository {
 
   /** Deletes a session, with its successor when it was rotated away meanwhile, and the alias that led here (`via`). */
   async destroy (ids: SessionIds, via: string | undefined): Promise<void> {
-    const store = this.#store
-    const held = await store.take(ids.storedId)
-    const next = held !== null && isAlias(held) ? successorOf(held, ids.id) : undefined
-    if (next !== undefined) await store.remove(this.#storedIdOf(next.id))
-    if (via !== undefined) await store.remove(via)
+    await this.#take(ids)
+    if (via !== undefined) await this.#store.remove(via)
     this.#stats.destroyed++
     if (channels.destroy.hasSubscribers) channels.destroy.publish({ idHint: hintOf(ids.storedId), by: 'session' })
   }
@@ -293,15 +332,18 @@ export class SessionRepository {
     return loaded === null ? undefined : liveDocument(loaded.text, now)
   }
 
-  /** Deletes the session stored under `id` and its user index entry (`app.sessions.destroy`); false when there was none. */
+  /**
+   * Deletes the session stored under `id` and its user index entries (`app.sessions.destroy`); false
+   * when there was none. An id rotated away within the grace window: its successor ends too.
+   */
   async destroyById (id: string): Promise<boolean> {
     const storedId = this.#storedIdOf(id)
-    const text = await this.#store.take(storedId)
-    if (text === null) return false
+    const { storedIds, text } = await this.#take({ id, storedId })
+    if (storedIds.length === 0) return false
     this.#stats.destroyed++
     if (channels.destroy.hasSubscribers) channels.destroy.publish({ idHint: hintOf(storedId), by: 'admin' })
-    const doc = parseDocument(text)
-    if (this.#userIndex !== undefined && typeof doc !== 'string' && doc.u !== undefined) await this.#userIndex.forget(storedId, doc.u)
+    const doc = text === null ? null : parseDocument(text)
+    if (this.#userIndex !== undefined && doc !== null && typeof doc !== 'string' && doc.u !== undefined) await this.#userIndex.forget(storedIds, doc.u)
     return true
   }
 }

@@ -1,17 +1,30 @@
 import type { FastifyReply } from 'fastify'
 import type { Session, SessionCookieOptions, SessionOrigin } from '../../types/index.js'
 import type { Written } from '../redis/writer.js'
-import type { SessionContext } from './context.js'
 import { keyExpiry, rotationDue } from '../model/expiry.js'
-import type { CookieId } from '../cookie/signed-cookie.js'
+import type { CookieId, SessionCookie } from '../cookie/signed-cookie.js'
 import type { SessionIds } from '../model/ids.js'
-import type { Found, Moved } from './repository.js'
+import type { SessionConfig } from '../model/settings.js'
+import type { SessionStats } from '../model/stats.js'
+import type { SessionSchema } from '../model/schema.js'
+import type { Found, Moved, SessionRepository } from './repository.js'
 import { newDocument, parseDocument, type SessionDocument } from '../model/document.js'
 import { WorkingDocument } from '../model/working-document.js'
 import { errors } from '../model/errors.js'
 import { SessionMethods } from './session-methods.js'
 import { ResponseCookie } from '../cookie/response-cookie.js'
 import { channels, hintOf, regenerateEvent } from '../model/channels.js'
+
+/** What every session of one plugin instance shares (built once, in lib/index.ts). */
+export interface SessionContext {
+  config: SessionConfig
+  /** Where a session's stored life is decided: load, save, rotate, regenerate, destroy. */
+  repository: SessionRepository
+  /** Reads and signs the id a client sends, and writes the one it gets. */
+  cookie: SessionCookie
+  stats: SessionStats
+  schema: SessionSchema | undefined
+}
 
 /** Never read: every load ends in `#goOn`, which replaces it. */
 const LOADING: SessionDocument = Object.freeze(newDocument(0, 0))
@@ -168,16 +181,19 @@ export class RedisSession extends SessionMethods implements Session {
 
   protected async regenerateNow (keep: readonly string[] | undefined): Promise<void> {
     this.#work.pull()
-    const previous = this.#base === 0 ? undefined : this.#current.storedId
+    const previous = this.#base === 0 ? undefined : this.#current
+    // the new id first, while `idGenerator` still sees the old data (as @fastify/session does)
+    const next = this.#ctx.repository.newIds(this.#origin)
     const fresh = await this.#ctx.repository.keptDocument(previous, this.#work, keep)
     if (fresh === null) {
       this.#startOver()
       throw new errors.FST_REDIS_SESSION_GONE()
     }
     this.#startOver(fresh)
+    this.#ids = next
     const kept = Object.keys(fresh.d).length
     this.#mustWrite = kept > 0
-    if (channels.regenerate.hasSubscribers) channels.regenerate.publish(regenerateEvent(this.#current.storedId, previous, kept))
+    if (channels.regenerate.hasSubscribers) channels.regenerate.publish(regenerateEvent(this.#current.storedId, previous?.storedId, kept))
     // the browser's cookie names a deleted session: replaced once this one is written, else cleared
     this.#cookie.clear = previous !== undefined
   }

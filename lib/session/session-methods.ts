@@ -1,6 +1,6 @@
 import type { NumericSessionKey, SessionData, SessionKey, SessionOrigin, SessionValue } from '../../types/index.js'
 import type { WorkingDocument } from '../model/working-document.js'
-import { logBindings } from '../model/errors.js'
+import { errors, logBindings } from '../model/errors.js'
 
 /** Node's callback style, as @fastify/session takes it. */
 type SessionCallback = (err?: Error) => void
@@ -102,3 +102,11 @@ export abstract class SessionMethods {
     return settleWith(this.origin, this.saveNow(), callback)
   }
 }
+
+// Route code assigns data to the session's properties; `session.__proto__ = x` (or Object.assign
+// of parsed JSON holding a "__proto__" key) would instead replace the session's prototype, and
+// with it every method. Refused like the key itself.
+Object.defineProperty(SessionMethods.prototype, '__proto__', {
+  get (this: object): unknown { return Object.getPrototypeOf(this) },
+  set (): void { throw new errors.FST_REDIS_SESSION_INVALID_KEY('"__proto__"') }
+})

@@ -25,18 +25,17 @@ test('idleTtlOf: the session\'s own TTL when setTtl gave one, else the configure
   t.equal(idleTtlOf(doc(3600, 30), TTL), 30)
 })
 
-test('keyExpiry: PX and the idle TTL while that ends first', async (t) => {
-  t.same(keyExpiry(doc(3600), TTL, NOW), new KeyExpiry('PX', TTL * 1000, NOW + TTL * 1000))
-  t.same(keyExpiry(doc(3600, 30), TTL, NOW + 5), new KeyExpiry('PX', 30_000, NOW + 5 + 30_000), 'the session\'s own TTL')
-  t.equal(keyExpiry(doc(3600), TTL, NOW).at, NOW + TTL * 1000)
+test('keyExpiry: an instant (PXAT), one idle TTL from now while that ends first', async (t) => {
+  t.same(keyExpiry(doc(3600), TTL, NOW), new KeyExpiry('PXAT', NOW + TTL * 1000, NOW + TTL * 1000))
+  t.same(keyExpiry(doc(3600, 30), TTL, NOW + 5), new KeyExpiry('PXAT', NOW + 5 + 30_000, NOW + 5 + 30_000), 'the session\'s own TTL')
 })
 
-test('keyExpiry: PXAT and the deadline itself once that is nearer, or as near', async (t) => {
+test('keyExpiry: the deadline itself once that is nearer, or as near', async (t) => {
   const d = doc(3600)
   t.same(keyExpiry(d, TTL, d.a - TTL * 1000 + 1), new KeyExpiry('PXAT', d.a, d.a), 'a millisecond too late for the idle TTL')
   t.same(keyExpiry(d, TTL, d.a - TTL * 1000), new KeyExpiry('PXAT', d.a, d.a), 'the idle TTL ending at the deadline exactly')
-  t.same(keyExpiry(d, TTL, d.a - TTL * 1000 - 1), new KeyExpiry('PX', TTL * 1000, d.a - 1), 'a millisecond earlier: PX')
-  t.ok(keyExpiry(d, TTL, d.a + 1).at <= d.a + 1, 'past the deadline: at is not after now')
+  t.same(keyExpiry(d, TTL, d.a - TTL * 1000 - 1), new KeyExpiry('PXAT', d.a - 1, d.a - 1), 'a millisecond earlier: the idle TTL')
+  t.equal(keyExpiry(d, TTL, d.a + 1).at, d.a, 'past the deadline: at is the deadline, before now')
 })
 
 test('liveDocument: the stored text as a document, unless it cannot be trusted or its deadline has passed', async (t) => {
