@@ -11,9 +11,8 @@
 import diagnostics from 'node:diagnostics_channel'
 import type { FastifyInstance } from 'fastify'
 import { Counter, Histogram, Registry } from 'prom-client'
-import { channels, type SessionExpiredEvent, type SessionLoadEvent, type SessionSaveEvent, type SessionStats } from 'fastify-session-redis'
+import { channels, type SessionExpiredEvent, type SessionLoadEvent, type SessionSaveEvent } from 'fastify-session-redis'
 
-const statNames: Array<keyof SessionStats> = ['loaded', 'created', 'saved', 'destroyed', 'conflicts', 'rejectedCookies', 'storeErrors']
 const eventNames = Object.keys(channels) as Array<keyof typeof channels>
 
 export function sessionMetrics (app: FastifyInstance, registry = new Registry(), path = '/metrics'): Registry {
@@ -23,9 +22,9 @@ export function sessionMetrics (app: FastifyInstance, registry = new Registry(),
     labelNames: ['kind'],
     registers: [],
     collect () {
-      const stats = app.sessions.stats()
       this.reset()
-      for (const kind of statNames) this.inc({ kind }, stats[kind])
+      // every counter the plugin keeps, so one added in a later version is reported too
+      for (const [kind, value] of Object.entries(app.sessions.stats())) this.inc({ kind }, value)
     }
   }))
   const events = new Counter({ name: 'session_events_total', help: 'Session lifecycle events, by event', labelNames: ['event'], registers: [registry] })

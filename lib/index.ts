@@ -111,4 +111,5 @@ function watchConnection (client: Redis, store: SessionStore, log: FastifyBaseLo
 export const redisSession = fp(plugin, { fastify: '5.x', name: 'fastify-session-redis' })
 export { errors }
 export { channelNames as channels } from './model/channels.js'
+export { Type } from '@sinclair/typebox'
 export default redisSession

@@ -5,11 +5,10 @@ import type { RedisSessionOptions } from '../types/index.js'
 import { errors } from './model/errors.js'
 import { defaultIdGenerator } from './model/ids.js'
 import { dotted } from './model/schema.js'
-import { defaults, SettingsSchema, type SessionConfig, type Settings } from './model/settings.js'
+import { defaults, otherNames, SettingsSchema, type SessionConfig, type Settings } from './model/settings.js'
 
 const checkSettings = TypeCompiler.Compile(SettingsSchema)
 const settingNames = new Set(Object.keys(SettingsSchema.properties))
-const otherNames = new Set(['client', 'redis', 'secret', 'idGenerator', 'schema'])
 
 function invalid (name: string, expected: string): Error {
   return new errors.FST_REDIS_SESSION_INVALID_OPTION(name, expected)

@@ -2,6 +2,7 @@ import { test } from 'tap'
 import Fastify from 'fastify'
 import redisSession from '../lib/index.js'
 import { SECRET, buildApp, connect, keysUnder, sessionCookie, setCookies, sessionKey } from './helpers/app.js'
+import { logoutRoute } from './helpers/routes.js'
 
 /** The attributes of one Set-Cookie header, lower-cased names, in order. */
 function attributes (header: string): string[] {
@@ -15,7 +16,7 @@ function clearing (header: string): string[] {
   return all.filter(a => a !== 'max-age=0' && !a.startsWith('expires='))
 }
 
-const logout = { routes: (app: import('fastify').FastifyInstance) => app.post('/logout', async (req) => { await req.session.destroy(); return 'bye' }) }
+const logout = { routes: logoutRoute }
 
 test('defaults: HttpOnly, SameSite=Lax, Path=/, host-only, a browser-session cookie, not Secure over plain HTTP', async (t) => {
   const { app } = await buildApp(t)

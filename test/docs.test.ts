@@ -9,6 +9,20 @@ import { fileURLToPath } from 'node:url'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const pages = ['README.md', ...readdirSync(join(root, 'docs')).filter(f => f.endsWith('.md')).sort().map(f => `docs/${f}`)]
+const repository = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { repository: { url: string } })
+  .repository.url.replace(/^git\+/, '').replace(/\.git$/, '')
+
+/**
+ * A link to a file of this repository on GitHub, as a path from its root. README.md links its files
+ * so, because the registry shows README.md without the files beside it; they are checked like
+ * relative links.
+ */
+function ownFile (target: string): string | undefined {
+  const prefixes = [`${repository}/blob/main/`, `${repository}/tree/main/`,
+    `https://raw.githubusercontent.com${new URL(repository).pathname}/main/`]
+  const prefix = prefixes.find(p => target.startsWith(p))
+  return prefix === undefined ? undefined : target.slice(prefix.length)
+}
 
 /** The file's text outside fenced code blocks (kept line for line, so line numbers hold). */
 function prose (text: string): string {
@@ -49,9 +63,10 @@ function linksOf (text: string): Array<{ target: string, line: number }> {
 function brokenLinks (page: string, text: string, read: (path: string) => string | undefined): string[] {
   const broken: string[] = []
   for (const { target, line } of linksOf(text)) {
-    if (/^[a-z][a-z+.-]*:/i.test(target)) continue // https:, mailto:
-    const [file, anchor] = target.split('#', 2) as [string, string | undefined]
-    const path = file === '' ? page : relative(root, join(root, dirname(page), decodeURIComponent(file)))
+    const own = ownFile(target)
+    if (own === undefined && /^[a-z][a-z+.-]*:/i.test(target)) continue // https:, mailto:
+    const [file, anchor] = (own ?? target).split('#', 2) as [string, string | undefined]
+    const path = file === '' ? page : relative(root, join(root, own === undefined ? dirname(page) : '', decodeURIComponent(file)))
     const where = `${page}:${line} ${target}`
     if (path.startsWith('..')) {
       broken.push(`${where}: leaves the repository`)
@@ -152,13 +167,18 @@ test('the link check finds a missing file, a missing heading and a link out of t
     'docs/a.md:1 a.md#nope: no heading #nope in docs/a.md',
     'docs/a.md:1 ../../x.md: leaves the repository'
   ])
+  const own = `[h](${repository}/blob/main/docs/a.md#its-part-two) [i](${repository}/blob/main/docs/nope.md) [j](${repository}/blob/main/docs/a.md#nope)`
+  t.same(brokenLinks('README.md', own, read), [
+    `README.md:1 ${repository}/blob/main/docs/nope.md: no file docs/nope.md`,
+    `README.md:1 ${repository}/blob/main/docs/a.md#nope: no heading #nope in docs/a.md`
+  ], 'a link to a file of this repository on GitHub is checked as a relative one')
   t.same([...anchorsOf('# Migrating from @fastify/session\n## Why pick it\n## Why pick it\n### `app.sessions`\n')],
     ['migrating-from-fastifysession', 'why-pick-it', 'why-pick-it-1', 'appsessions'])
 })
 
 test('every page of docs/ has a title and is linked from README.md', async (t) => {
   const readme = readFileSync(join(root, 'README.md'), 'utf8')
-  const linked = new Set(linksOf(readme).map(l => l.target.split('#')[0]))
+  const linked = new Set(linksOf(readme).map(l => (ownFile(l.target) ?? l.target).split('#')[0]))
   for (const page of pages.slice(1)) {
     t.match(readFileSync(join(root, page), 'utf8'), /^# \S/, `${page} opens with its title`)
     t.ok(linked.has(page), `README links ${page}`)

@@ -5,6 +5,7 @@ import Fastify from 'fastify'
 import redisSession from '../lib/index.js'
 import type { RedisSessionOptions } from '../types/index.js'
 import { SECRET, buildApp, sessionCookie, setCookies } from './helpers/app.js'
+import { logoutRoute } from './helpers/routes.js'
 import { freePort, startRedis } from './helpers/redis-server.js'
 
 test('secure: auto with sameSite none or partitioned sends, over plain HTTP, a cookie browsers keep', async (t) => {
@@ -25,7 +26,7 @@ test('secure: auto with sameSite none or partitioned sends, over plain HTTP, a c
 test('a response that sets or clears the session cookie is not stored by caches; others are left alone', async (t) => {
   const { app } = await buildApp(t, {
     routes: (app) => {
-      app.post('/logout', async (req) => { await req.session.destroy(); return 'bye' })
+      logoutRoute(app)
       app.post('/cached', async (req, reply) => {
         req.session.set('a', 1)
         return reply.header('cache-control', 'private, no-cache').send('mine')

@@ -1,6 +1,7 @@
 import { test, type Test } from 'tap'
 import diagnostics from 'node:diagnostics_channel'
 import { buildApp, sessionCookie, sessionKey, hashedId } from './helpers/app.js'
+import { loginRoute, logoutRoute } from './helpers/routes.js'
 import { channels } from '../lib/index.js'
 
 type Name = keyof typeof channels
@@ -54,8 +55,8 @@ test('create, load, save, regenerate and destroy of real requests, with hints on
   const events = listen(t)
   const { app, client, prefix } = await buildApp(t, {
     routes: (app) => {
-      app.post('/login', async (req) => { await req.session.regenerate(['n']); req.session.set('user', 'ann'); return { id: req.session.id } })
-      app.post('/logout', async (req) => { await req.session.destroy(); return 'ok' })
+      loginRoute(app, ['n'])
+      logoutRoute(app)
       app.post('/ttl', async (req) => { req.session.setTtl(60); return 'ok' })
       app.post('/fresh-login', async (req) => { await req.session.regenerate(); return 'ok' })
     }
@@ -87,7 +88,7 @@ test('create, load, save, regenerate and destroy of real requests, with hints on
   await app.inject({ url: '/read', headers: { cookie } })
   t.same(shapes(t, events.take()).map(([name, message]) => [name, message.outcome, message.version]), [['load', 'found', 3]])
 
-  const login = await app.inject({ method: 'POST', url: '/login', headers: { cookie } })
+  const login = await app.inject({ method: 'POST', url: '/login', headers: { cookie }, payload: { user: 'ann' } })
   const newId = login.json().id as string
   const seenLogin = shapes(t, events.take())
   t.same(seenLogin.map(([name]) => name), ['load', 'regenerate', 'save', 'create'])

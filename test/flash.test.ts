@@ -1,6 +1,7 @@
 import { test, type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { buildApp, connect, sessionCookie, keysUnder, type TestApp } from './helpers/app.js'
+import { Gate } from './helpers/gate.js'
 
 function flashApp (t: Test): Promise<TestApp> {
   return buildApp(t, {
@@ -55,14 +56,13 @@ test('reading flash messages of a new session writes nothing', async (t) => {
 
 test('two instances reading the same flash at once: each removes only what it read, nothing fails', async (t) => {
   const first = await flashApp(t)
-  let arrived = 0
-  let release: () => void = () => {}
-  const bothLoaded = new Promise<void>(resolve => { release = resolve })
+  const gate = new Gate()
+  // both requests have loaded and read the flash before either saves
+  gate.reached(2).then(() => { gate.open() }, t.threw)
   const routes = (app: FastifyInstance): void => {
     app.get('/take-together', async (req) => {
       const taken = req.session.flash('info')
-      if (++arrived === 2) release()
-      await bothLoaded
+      await gate.hold()
       return taken
     })
   }

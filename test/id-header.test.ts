@@ -2,13 +2,14 @@ import { test } from 'tap'
 import { sign, unsign } from '@fastify/cookie'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { OLD_SECRET, SECRET, buildApp, sessionCookie, setCookies, sharedRedisUrl, sessionKey } from './helpers/app.js'
+import { loginRoute, logoutRoute } from './helpers/routes.js'
 import { monitorRedis } from './helpers/monitor.js'
 
 const H = 'x-session-id'
 
 const lifecycle = (app: FastifyInstance): void => {
-  app.post('/logout', async (req) => { await req.session.destroy(); return 'bye' })
-  app.post('/login', async (req) => { await req.session.regenerate(['user']); return { id: req.session.id } })
+  logoutRoute(app)
+  loginRoute(app, ['user'])
   app.post('/regenerate', async (req) => { await req.session.regenerate(); return 'ok' })
 }
 

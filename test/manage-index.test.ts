@@ -39,9 +39,9 @@ test('a logged-in session joins its user\'s index; list shows each device', asyn
   const setTtl = await client.pttl(key)
   for (const id of [phoneId, laptopId]) {
     const sessionTtl = await client.pttl(sessionKey(prefix, id))
-    t.ok(sessionTtl > 0 && setTtl >= sessionTtl, 'the index outlives the session')
+    t.ok(sessionTtl > 3_590_000 && sessionTtl <= 3_600_000 && setTtl >= sessionTtl, `the index outlives the session (PTTL ${setTtl} ms, the session's ${sessionTtl} ms)`)
   }
-  t.ok(setTtl > 0 && setTtl <= 604_801_000, 'and no longer than the absolute deadline allows')
+  t.ok(setTtl > 604_790_000 && setTtl <= 604_801_000, `and no longer than the absolute deadline allows (PTTL ${setTtl} ms)`)
 })
 
 test('the index costs a round trip only when a session joins it or changes user', async (t) => {
@@ -179,7 +179,7 @@ test('a real expiry: the entry is pruned once the session expired', async (t) =>
   const browser = new Browser()
   const id = (await browser.send(app, 'POST', '/login', { userId: 'short' })).json().id
   const pttl = await client.pttl(sessionKey(prefix, id))
-  t.ok(pttl > 0 && pttl <= 1000, 'a 1 s TTL')
+  t.ok(pttl > 500 && pttl <= 1000, `a 1 s TTL (PTTL ${pttl} ms)`)
   await waitFor('the session to expire', async () => await client.exists(sessionKey(prefix, id)) === 0, { timeout: 10_000 })
   t.equal(await client.exists(sessionKey(prefix, id)), 0, 'expired')
   await waitFor('the index entry to be pruned', async () => {
@@ -213,7 +213,8 @@ test('the index lives as long as its longest session, and a later login extends 
   const first = await client.pttl(key)
   t.ok(first > 599_000 && first <= 601_000)
   await new Browser().send(short, 'POST', '/login', { userId: 9 })
-  t.ok(await client.pttl(key) > 599_000, 'a shorter session never shortens it')
+  const second = await client.pttl(key)
+  t.ok(second > 599_000 && second <= first, `a shorter session never shortens it, nor extends it (PTTL ${second} ms)`)
   const list = await short.sessions.list(9)
   t.equal(list.length, 2)
   t.equal(list.filter(s => s.lastSeen === undefined).length, 2, 'no last seen while the absolute deadline is nearer')
@@ -229,7 +230,7 @@ test('last seen follows a session\'s own idle timeout', async (t) => {
   const before = Date.now()
   await browser.send(app, 'POST', '/short')
   const [info] = await app.sessions.list('own')
-  t.ok(info.expiresAt > before && info.expiresAt <= Date.now() + 120_000, 'the session\'s own timeout')
+  t.ok(info.expiresAt >= before + 119_000 && info.expiresAt <= Date.now() + 120_000, 'the session\'s own timeout')
   t.ok(info.lastSeen! >= before - 1000 && info.lastSeen! <= Date.now(), 'seen at the last request')
 })
 

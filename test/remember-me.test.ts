@@ -2,6 +2,7 @@ import { test } from 'tap'
 import type { Test } from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { OLD_SECRET, SECRET, buildApp, sessionCookie, setCookies, type BuildOptions, sessionKey } from './helpers/app.js'
+import { loginRoute, touchRoute } from './helpers/routes.js'
 
 interface RememberBody { on?: boolean, ttl?: number, user?: string }
 
@@ -15,9 +16,9 @@ const routes = (app: FastifyInstance): void => {
     return { id: req.session.id, persistent: req.session.isPersistent, modified: req.session.isModified() }
   })
   app.get('/persistent', async (req) => ({ persistent: req.session.isPersistent }))
-  app.post('/touch', async (req) => { req.session.touch(); return 'ok' })
+  touchRoute(app, 'POST')
   app.post('/short-cookie', async (req) => { req.session.options({ maxAge: 60 }); return 'ok' })
-  app.post('/login', async (req) => { await req.session.regenerate(['user']); return 'ok' })
+  loginRoute(app, ['user'])
   app.post('/bad', async (req) => { req.session.rememberMe('yes' as unknown as boolean); return 'ok' })
 }
 

@@ -3,6 +3,7 @@ import { sign } from '@fastify/cookie'
 import type { InjectOptions } from 'fastify'
 import { Redis } from 'ioredis'
 import { buildApp, connect, sessionCookie, sharedRedisUrl, SECRET, sessionKey } from './helpers/app.js'
+import { loginRoute, logoutRoute } from './helpers/routes.js'
 import { startRedis } from './helpers/redis-server.js'
 import { monitorRedis } from './helpers/monitor.js'
 
@@ -15,8 +16,8 @@ test('Redis round trips per request', async (t) => {
   const { app } = await buildApp(t, {
     client,
     routes: (app) => {
-      app.post('/login', async (req) => { await req.session.regenerate(['a']); return 'ok' })
-      app.post('/logout', async (req) => { await req.session.destroy(); return 'ok' })
+      loginRoute(app, ['a'])
+      logoutRoute(app)
       app.post('/short', async (req) => { req.session.setTtl(60); return 'ok' })
     }
   })

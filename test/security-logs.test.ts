@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { sign } from '@fastify/cookie'
 import type { LightMyRequestResponse } from 'fastify'
 import { OLD_SECRET, SECRET, buildApp, connect, sessionCookie, sessionKey } from './helpers/app.js'
+import { logoutRoute } from './helpers/routes.js'
 import { startRedis } from './helpers/redis-server.js'
 
 const DATA = 'DATA-7f3a9c'
@@ -23,10 +24,7 @@ test('nothing logged at trace level holds a full id, a signed cookie, a secret o
         req.session.set('user', `${DATA}-user`)
         return { id: req.session.id }
       })
-      app.post('/logout', async (req) => {
-        await req.session.destroy()
-        return 'bye'
-      })
+      logoutRoute(app)
       app.post('/nan', async (req) => {
         req.session.set('ratio', NaN)
         return 'no'

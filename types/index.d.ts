@@ -416,6 +416,9 @@ export declare const errors: RedisSessionErrors
 
 export type { FastifyError }
 
+/** TypeBox's `Type` builder, the one the plugin compiles `schema` with: an app needs no TypeBox of its own. */
+export { Type } from '@sinclair/typebox'
+
 declare const redisSession: FastifyPluginAsync<RedisSessionOptions>
 export { redisSession }
 export default redisSession

@@ -7,6 +7,7 @@ import { expectAssignable, expectError, expectNotAssignable, expectType } from '
 import redisSession, {
   redisSession as named,
   errors,
+  Type as PluginType,
   type RedisSessionErrors,
   type RedisSessionOptions,
   type RequestSession,
@@ -175,3 +176,8 @@ expectNotAssignable<FromSchema>({ user: { id: '1', roles: [] } })
 expectNotAssignable<FromSchema>({ user: { id: 1, roles: [] }, views: 'many' })
 expectError<SessionDataOf<ReturnType<typeof Type.String>>>({})
 app.register(redisSession, { client, secret, schema })
+
+// the plugin exports TypeBox's Type, so an app needs no TypeBox of its own for a schema
+expectType<typeof Type>(PluginType)
+app.register(redisSession, { client, secret, schema: PluginType.Object({ views: PluginType.Integer() }) })
+expectError(app.register(redisSession, { client, secret, schema: PluginType.Array(PluginType.String()) }))

@@ -62,6 +62,9 @@ export const defaults: Settings = {
   hashIds: true
 }
 
+/** The options that are not plain data (checked one by one in lib/options.ts). */
+export const otherNames = new Set(['client', 'redis', 'secret', 'idGenerator', 'schema'])
+
 const checkCookieOverrides = TypeCompiler.Compile(Type.Partial(CookieSchema))
 const cookieNames = Object.keys(CookieSchema.properties)
 

@@ -5,6 +5,7 @@ import type { Test } from 'tap'
 import redisSession from '../../lib/index.js'
 import type { RedisSessionOptions } from '../../types/index.js'
 import { startRedis } from './redis-server.js'
+import { dataRoutes } from './routes.js'
 
 export const SECRET = 'test-secret-0123456789-abcdefghijklmnop'
 export const OLD_SECRET = 'old-secret-0123456789-abcdefghijklmnopq'
@@ -64,8 +65,8 @@ export interface BuildOptions<C extends Client = Redis> {
 }
 
 /**
- * An app with the plugin and generic routes (GET /read, POST /write, POST /increment, GET
- * /untouched) besides `routes`; closed at teardown.
+ * An app with the plugin and the shared data routes (GET /read, POST /write, POST /increment, GET
+ * /untouched: see routes.ts) besides `routes`; closed at teardown.
  */
 export async function buildApp<C extends Client = Redis> (t: Test, options: BuildOptions<C> = {}): Promise<TestApp<C>> {
   const client = options.client ?? await connect(t) as C
@@ -74,13 +75,7 @@ export async function buildApp<C extends Client = Redis> (t: Test, options: Buil
   t.teardown(() => app.close())
   await options.before?.(app)
   await app.register(redisSession, { client, secret: SECRET, ...options.session, prefix })
-  app.get('/read', async (req) => ({ id: req.session.id, isNew: req.session.isNew, data: req.session.toJSON() }))
-  app.post('/write', async (req) => {
-    for (const [key, value] of Object.entries(req.body as Record<string, unknown>)) req.session.set(key, value)
-    return { id: req.session.id }
-  })
-  app.post('/increment', async (req) => ({ n: req.session.increment('n') }))
-  app.get('/untouched', async () => 'ok')
+  dataRoutes(app)
   options.routes?.(app)
   await app.ready()
   return { app, client, prefix }

@@ -82,7 +82,8 @@ test('a stalled Redis: after a run of commands that ran out of time nothing more
       t.equal((await app.inject({ url: '/read', headers: { cookie } })).statusCode, 503, `read ${i + 1} ran out of time`)
     }
     const sent = client.commandQueue.length
-    t.equal(sent, STALLED_AFTER, 'each of them was sent and waits for its reply')
+    // each timed-out read also has the script that bounds its late refresh queued behind it
+    t.equal(sent, 2 * STALLED_AFTER, 'each of them was sent and waits for its reply')
     t.same(await statuses(app, cookie, 20), Array(20).fill([503, UNAVAILABLE]), 'later reads: the coded 503')
     // one may go out to see whether Redis is back, if a whole timeout passed meanwhile
     t.ok(client.commandQueue.length <= sent + 1, 'none of them was sent, but for at most one probe')
@@ -106,8 +107,9 @@ test('the store on its own: a run of timeouts stops the sending, a reply starts 
   server.pause()
   try {
     for (let i = 0; i < STALLED_AFTER; i++) await t.rejects(store.load('a'.repeat(22), Date.now(), 60, true), { code: UNAVAILABLE })
+    const sent = client.commandQueue.length
     await t.rejects(store.remove('a'.repeat(22)), { code: UNAVAILABLE })
-    t.equal(client.commandQueue.length, STALLED_AFTER, 'the remove was not sent')
+    t.equal(client.commandQueue.length, sent, 'the remove was not sent')
   } finally {
     server.resume()
   }

@@ -10,3 +10,4 @@ export const errors: typeof published.errors = lib.errors
 export const plugin: typeof published.redisSession = lib.redisSession
 export const defaultExport: typeof published.default = lib.default
 export const channels: typeof published.channels = lib.channels
+export const typeBuilder: typeof published.Type = lib.Type

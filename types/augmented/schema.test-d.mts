@@ -2,9 +2,9 @@
 // program of its own, as the augmentation retypes SessionData for every file compiled with it.
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
-import { Type, type Static } from '@sinclair/typebox'
+import type { Static } from '@sinclair/typebox'
 import { expectType } from 'tsd'
-import redisSession, { type SessionDataOf } from 'fastify-session-redis'
+import redisSession, { Type, type SessionDataOf } from 'fastify-session-redis'
 
 const app = Fastify()
 const client = new Redis()
@@ -17,7 +17,7 @@ const sessionSchema = Type.Object({
 }, { additionalProperties: false })
 
 declare module 'fastify-session-redis' {
-  interface SessionData extends Static<typeof sessionSchema> {}
+  interface SessionData extends SessionDataOf<typeof sessionSchema> {}
 }
 
 await app.register(redisSession, { client, secret, schema: sessionSchema })
