@@ -25,6 +25,9 @@ interface Tally {
   sent: number
   ok: number
   okAfterRestart: number
+  /** Answers that arrived before Redis was killed, and how many of them were the 503. */
+  beforeKill: number
+  unavailableBeforeKill: number
   unavailable: number
   other: string[]
   slowest: number
@@ -37,7 +40,7 @@ test('Redis killed under load, then restarted: every answer is a correct 2xx or 
   const client = new Redis(server.url) // ioredis defaults: offline queue, 20 retries per request
   client.on('error', () => {})
   t.teardown(() => { client.disconnect() })
-  const tally: Tally = { sent: 0, ok: 0, okAfterRestart: 0, unavailable: 0, other: [], slowest: 0, slowestInServer: 0 }
+  const tally: Tally = { sent: 0, ok: 0, okAfterRestart: 0, beforeKill: 0, unavailableBeforeKill: 0, unavailable: 0, other: [], slowest: 0, slowestInServer: 0 }
   const { app, prefix } = await buildApp(t, {
     client,
     session: { timeout: TIMEOUT },
@@ -57,6 +60,7 @@ test('Redis killed under load, then restarted: every answer is a correct 2xx or 
 
   const start = performance.now()
   let restartedAt = Infinity
+  let killedAt = Infinity
 
   /** One connection's requests: increments and reads on its own session, replacing the cookie whenever a new one is set. */
   async function connection (): Promise<void> {
@@ -77,8 +81,10 @@ test('Redis killed under load, then restarted: every answer is a correct 2xx or 
         })
         const body = await res.json() as { n?: unknown, code?: unknown, isNew?: unknown, data?: { n?: unknown } }
         const issued = res.headers.getSetCookie().find(c => c.startsWith('sid='))
+        if (performance.now() < killedAt) tally.beforeKill++
         if (res.status === 503 && body.code === UNAVAILABLE) {
           tally.unavailable++
+          if (performance.now() < killedAt) tally.unavailableBeforeKill++
           failedSince = true
         } else if (res.status !== 200) {
           verdict = `${res.status} ${JSON.stringify(body)}`
@@ -111,6 +117,7 @@ test('Redis killed under load, then restarted: every answer is a correct 2xx or 
 
   async function chaos (): Promise<void> {
     await waitFor(`${KILL_AFTER} requests sent`, () => tally.sent >= KILL_AFTER, { interval: 10, timeout: 60_000 })
+    killedAt = performance.now()
     await server.kill()
     await sleep(DOWN_FOR)
     await server.restart()
@@ -126,7 +133,10 @@ test('Redis killed under load, then restarted: every answer is a correct 2xx or 
   t.equal(tally.sent, CONNECTIONS * PER_CONNECTION)
   t.same(tally.other.slice(0, 5), [], 'every answer is a correct 2xx or the 503 code')
   t.ok(tally.unavailable > 0, 'the outage was seen')
-  t.ok(tally.ok > tally.sent / 2, 'most requests were served')
+  // while Redis is known to be down, requests fail at once (docs/failures.md): how many do depends
+  // on how long ioredis takes to reconnect, not on the plugin
+  t.ok(tally.beforeKill > 0, 'requests were answered before the kill')
+  t.equal(tally.unavailableBeforeKill, 0, 'every one of them was served')
   t.ok(tally.okAfterRestart > 0, 'requests sent after the restart were served')
   t.ok(tally.slowestInServer <= SLOWEST_IN_SERVER, `no response took the server more than ${SLOWEST_IN_SERVER} ms`)
   t.ok(tally.slowest <= SLOWEST_AT_CLIENT, `no response took more than ${SLOWEST_AT_CLIENT} ms to arrive`)

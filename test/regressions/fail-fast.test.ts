@@ -110,6 +110,13 @@ test('the store on its own: a run of timeouts stops the sending, a reply starts 
     const sent = client.commandQueue.length
     await t.rejects(store.remove('a'.repeat(22)), { code: UNAVAILABLE })
     t.equal(client.commandQueue.length, sent, 'the remove was not sent')
+    // once a whole timeout has passed, one command goes out to see whether Redis is back
+    await new Promise(resolve => setTimeout(resolve, 150))
+    const probe = store.remove('a'.repeat(22))
+    const next = store.remove('a'.repeat(22))
+    t.equal(client.commandQueue.length, sent + 1, 'the first is sent, the next one not')
+    await t.rejects(next, { code: UNAVAILABLE })
+    await t.rejects(probe, { code: UNAVAILABLE }, 'the probe ran out of time too')
   } finally {
     server.resume()
   }
