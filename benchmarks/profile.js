@@ -10,7 +10,7 @@ const IDLE = new Set(['(idle)', '(program)'])
 function area (url) {
   if (url === '') return 'V8 / native'
   if (url.startsWith('node:')) return 'Node core'
-  if (/\/dist\/[^/]+\.js$/.test(url) && !url.includes('node_modules')) return 'fastify-session-redis'
+  if (/\/dist\/.+\.js$/.test(url) && !url.includes('node_modules')) return 'fastify-session-redis'
   const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url)
   if (pkg) return pkg[1]
   return 'benchmark app'

@@ -9,8 +9,8 @@ import { join } from 'node:path'
 import { spawnSync } from 'node:child_process'
 import { Redis } from 'ioredis'
 import { startRedis } from './redis.js'
-import { LOAD_SCRIPT, SAVE_SCRIPT } from '../dist/store.js'
-import { newDocument, serializeDocument } from '../dist/document.js'
+import { LOAD_SCRIPT, SAVE_SCRIPT } from '../dist/redis/scripts.js'
+import { newDocument, serializeDocument } from '../dist/model/document.js'
 
 const COUNT = Number(process.argv[2] ?? 20_000)
 const BATCH = 100

@@ -1,9 +1,8 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import type { Session } from '../types/index.js'
-import { RedisSession, kFinish, kSetCookie } from './session.js'
-import { verifyCookie, type SessionContext } from './context.js'
-import { logBindings } from './session-api.js'
-import { errors } from './errors.js'
+import { RedisSession, kFinish, kSetCookie, type SessionContext } from './session/request-session.js'
+import { verifyCookie } from './cookie/signed-cookie.js'
+import { errors, logBindings } from './model/errors.js'
 
 const kSession: unique symbol = Symbol('fastify-session-redis.session')
 const kLazy: unique symbol = Symbol('fastify-session-redis.lazy')
@@ -27,7 +26,7 @@ type SendDone = (err: Error | null, payload?: unknown) => void
  * `optedOut` says whether a route has `config: { session: false }`.
  */
 export function sessionHooks (ctx: SessionContext, optedOut: (request: FastifyRequest) => boolean) {
-  const { cookie, config } = ctx
+  const { cookie, config, stats } = ctx
 
   /** The request's session, built now if it is its first use; null on a route that opted out. */
   function sessionOf (request: FastifyRequest): RedisSession | null {
@@ -56,7 +55,7 @@ export function sessionHooks (ctx: SessionContext, optedOut: (request: FastifyRe
       return done()
     }
     if (optedOut(request)) return done()
-    const verified = verifyCookie(ctx, request.log, raw)
+    const verified = verifyCookie(cookie, stats, request.log, raw)
     if (verified === null) {
       request[kSession] = kLazy
       return done()

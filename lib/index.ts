@@ -4,19 +4,20 @@ import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyReq
 import type { Redis } from 'ioredis'
 import type { RedisSessionOptions } from '../types/index.js'
 import { resolveOptions } from './options.js'
-import { SessionStore } from './store.js'
-import { Outage } from './outage.js'
-import { SessionWriter } from './writer.js'
-import { SessionCookie, storedIdOf } from './cookie.js'
-import { SessionSchema } from './schema.js'
-import { newStats } from './stats.js'
-import type { SessionContext } from './context.js'
+import { SessionStore } from './redis/store.js'
+import { Outage } from './redis/outage.js'
+import { SessionWriter } from './redis/writer.js'
+import { SessionCookie } from './cookie/signed-cookie.js'
+import { storedIdOf } from './model/ids.js'
+import { SessionSchema } from './model/schema.js'
+import { newStats } from './model/stats.js'
+import { SessionRepository } from './session/repository.js'
+import type { SessionContext } from './session/request-session.js'
 import { sessionHooks } from './hooks.js'
-import { errors } from './errors.js'
-import { UserIndex } from './user-index.js'
-import { SessionManager } from './sessions.js'
+import { errors, logBindings } from './model/errors.js'
+import { UserIndex } from './redis/user-index.js'
+import { SessionManager } from './manager.js'
 
-const logBindings = { plugin: 'fastify-session-redis' }
 /** `config: { session: false }`. Asked only when needed: `routeOptions` builds a new object on every call. */
 function optedOut (request: FastifyRequest): boolean {
   return request.routeOptions.config.session === false
@@ -27,20 +28,28 @@ const plugin: FastifyPluginAsync<RedisSessionOptions> = async (fastify, opts) =>
   const codec = await cookieCodec(fastify)
 
   const stats = newStats()
-  const store = new SessionStore(config.client, config.prefix, config.timeout, stats, new Outage(config.client, config.timeout, fastify.log))
+  const outage = new Outage(config.client, config.timeout, fastify.log)
+  const store = new SessionStore({ client: config.client, prefix: config.prefix, timeout: config.timeout, stats, outage })
   const schema = config.schema === undefined ? undefined : new SessionSchema(config.schema)
   const storedId = storedIdOf(config.hashIds)
+  const index = config.userKey === undefined && !config.trackClient ? undefined : new UserIndex(store, config)
+  const writer = new SessionWriter({ store, ttl: config.ttl, timeout: config.timeout, maxBytes: config.maxBytes, stats, schema })
   const ctx: SessionContext = {
     config,
-    store,
-    writer: new SessionWriter(store, config.ttl, config.timeout, config.maxBytes, stats, schema),
-    cookie: new SessionCookie(config.cookieName, config.secrets, config.cookie, codec.parseCookie, codec.serializeCookie, storedId, config),
+    repository: new SessionRepository({ config, store, writer, stats, storedIdOf: storedId, schema, index }),
+    cookie: new SessionCookie({
+      name: config.cookieName,
+      secrets: config.secrets,
+      settings: config.cookie,
+      parse: codec.parseCookie,
+      serialize: codec.serializeCookie,
+      storedIdOf: storedId,
+      transport: config
+    }),
     stats,
-    storedIdOf: storedId,
-    schema,
-    index: config.userKey === undefined && !config.trackClient ? undefined : new UserIndex(store, config)
+    schema
   }
-  fastify.decorate('sessions', new SessionManager(ctx, fastify.log))
+  fastify.decorate('sessions', new SessionManager({ context: ctx, store, index, storedIdOf: storedId, log: fastify.log }))
 
   const hooks = sessionHooks(ctx, optedOut)
   fastify.decorateRequest(hooks.kSession, null)
@@ -101,6 +110,6 @@ function watchConnection (client: Redis, store: SessionStore, log: FastifyBaseLo
 
 export const redisSession = fp(plugin, { fastify: '5.x', name: 'fastify-session-redis' })
 export { errors }
-export { channelNames as channels } from './channels.js'
+export { channelNames as channels } from './model/channels.js'
 export { Type } from '@sinclair/typebox'
 export default redisSession

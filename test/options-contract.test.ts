@@ -5,7 +5,8 @@ import { test } from 'tap'
 import { readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import ts from 'typescript'
-import { defaults, resolveOptions, cookieOverrides } from '../lib/options.js'
+import { resolveOptions } from '../lib/options.js'
+import { defaults, cookieOverrides } from '../lib/model/settings.js'
 import type { RedisSessionOptions } from '../types/index.js'
 
 const root = new URL('..', import.meta.url).pathname

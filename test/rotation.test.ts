@@ -7,7 +7,7 @@ import { SECRET, buildApp, connect, keysUnder, sessionCookie, setCookies, sessio
 import { logoutRoute } from './helpers/routes.js'
 import { Gate } from './helpers/gate.js'
 import { sign } from '@fastify/cookie'
-import { aliasText } from '../lib/rotation.js'
+import { aliasText } from '../lib/model/alias.js'
 
 const idOf = (cookie: string): string => decodeURIComponent(cookie.slice('sid='.length)).split('.')[0]
 

@@ -1,8 +1,8 @@
 import { test, type Test } from 'tap'
 import type { Redis } from 'ioredis'
-import { SessionStore } from '../lib/store.js'
-import { newStats } from '../lib/stats.js'
-import { KeyExpiry } from '../lib/expiry.js'
+import { SessionStore } from '../lib/redis/store.js'
+import { newStats } from '../lib/model/stats.js'
+import { KeyExpiry } from '../lib/model/expiry.js'
 import { connect, uniquePrefix } from './helpers/app.js'
 
 // What the save script leaves in Redis in each case; the writer's retries are tested elsewhere.
@@ -14,7 +14,7 @@ interface Stored { client: Redis, store: SessionStore, key: string }
 async function storeFor (t: Test): Promise<Stored> {
   const client = await connect(t)
   const prefix = uniquePrefix()
-  return { client, store: new SessionStore(client, prefix, 2000, newStats()), key: prefix + 'id' }
+  return { client, store: new SessionStore({ client, prefix, timeout: 2000, stats: newStats() }), key: prefix + 'id' }
 }
 
 /** A stored document as the plugin writes it: version, absolute deadline, own TTL first. */

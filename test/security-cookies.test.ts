@@ -4,8 +4,9 @@ import { Signer, sign, unsign } from '@fastify/cookie'
 import type { LightMyRequestResponse } from 'fastify'
 import { OLD_SECRET, SECRET, buildApp, keysUnder, sessionCookie, setCookies, sharedRedisUrl, sessionKey } from './helpers/app.js'
 import { monitorRedis } from './helpers/monitor.js'
-import { SessionCookie, REMEMBERED_COOKIES, defaultIdGenerator, storedIdOf } from '../lib/cookie.js'
-import { defaults } from '../lib/options.js'
+import { SessionCookie, REMEMBERED_COOKIES } from '../lib/cookie/signed-cookie.js'
+import { defaultIdGenerator, storedIdOf } from '../lib/model/ids.js'
+import { defaults } from '../lib/model/settings.js'
 
 /** The id a response's session cookie carries, checked against SECRET alone. */
 function cookieId (res: LightMyRequestResponse): string {
@@ -167,7 +168,7 @@ function countHmacs (t: Test): () => number {
 }
 
 function sessionCookieCodec (secrets: string[], storedId: (id: string) => string = storedIdOf(true)): SessionCookie {
-  return new SessionCookie('sid', secrets, defaults.cookie, () => ({}), () => '', storedId)
+  return new SessionCookie({ name: 'sid', secrets, settings: defaults.cookie, parse: () => ({}), serialize: () => '', storedIdOf: storedId })
 }
 
 test('a cookie that verified is remembered: the next request with it costs no HMAC, nor a hash of its id', async (t) => {

@@ -4,9 +4,9 @@ import { Writable } from 'node:stream'
 import { sign } from '@fastify/cookie'
 import { Redis } from 'ioredis'
 import type { FastifyInstance } from 'fastify'
-import { SessionStore } from '../../lib/store.js'
-import { STALLED_AFTER } from '../../lib/outage.js'
-import { newStats } from '../../lib/stats.js'
+import { SessionStore } from '../../lib/redis/store.js'
+import { STALLED_AFTER } from '../../lib/redis/outage.js'
+import { newStats } from '../../lib/model/stats.js'
 import { SECRET, buildApp, sessionCookie } from '../helpers/app.js'
 import { startRedis, waitFor } from '../helpers/redis-server.js'
 
@@ -102,7 +102,7 @@ test('the store on its own: a run of timeouts stops the sending, a reply starts 
   const server = await startRedis()
   t.teardown(() => server.stop())
   const client = appClient(t, server.url)
-  const store = new SessionStore(client, 'outage:', 100, newStats())
+  const store = new SessionStore({ client, prefix: 'outage:', timeout: 100, stats: newStats() })
   t.equal(await store.load('a'.repeat(22), Date.now(), 60, true), null)
   server.pause()
   try {

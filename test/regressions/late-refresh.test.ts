@@ -10,9 +10,9 @@ import type { FastifyInstance, InjectOptions } from 'fastify'
 import type { RedisSessionOptions } from '../../types/index.js'
 import { sign } from '@fastify/cookie'
 import { SECRET, buildApp, connect, sessionCookie, sessionKey } from '../helpers/app.js'
-import { SessionStore } from '../../lib/store.js'
-import { KeyExpiry } from '../../lib/expiry.js'
-import { newStats } from '../../lib/stats.js'
+import { SessionStore } from '../../lib/redis/store.js'
+import { KeyExpiry } from '../../lib/model/expiry.js'
+import { newStats } from '../../lib/model/stats.js'
 import { startRedis, type RedisServer } from '../helpers/redis-server.js'
 
 const TIMEOUT = 200
@@ -135,7 +135,7 @@ test('a save that runs late and finds a newer version puts it back to expire cou
   t.teardown(() => server.stop())
   const client = await connect(t, server.url)
   const busy = await connect(t, server.url)
-  const store = new SessionStore(client, 'late:', 5000, newStats())
+  const store = new SessionStore({ client, prefix: 'late:', timeout: 5000, stats: newStats() })
   const now = Date.now()
   const newer = `{"v":7,"a":${now + 3_600_000},"t":0,"c":${now},"d":{"by":"another instance"}}`
   await client.set('late:id', newer, 'EX', 1000)

@@ -7,7 +7,7 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import type { Redis } from 'ioredis'
 import { buildApp, keysUnder, sessionCookie, sessionKey } from '../helpers/app.js'
 import { Gate } from '../helpers/gate.js'
-import { aliasText } from '../../lib/rotation.js'
+import { aliasText } from '../../lib/model/alias.js'
 
 const idOf = (cookie: string): string => decodeURIComponent(cookie.slice('sid='.length)).split('.')[0]
 

@@ -3,10 +3,10 @@
 // and the first then threw ERR_HTTP_HEADERS_SENT inside the save batch, so later requests of the
 // same batch never got an answer.
 import { test } from 'tap'
-import { SessionWriter } from '../../lib/writer.js'
-import { SessionStore } from '../../lib/store.js'
-import { newStats } from '../../lib/stats.js'
-import { newDocument } from '../../lib/document.js'
+import { SessionWriter } from '../../lib/redis/writer.js'
+import { SessionStore } from '../../lib/redis/store.js'
+import { newStats } from '../../lib/model/stats.js'
+import { newDocument } from '../../lib/model/document.js'
 import { buildApp, connect, sessionCookie, uniquePrefix } from '../helpers/app.js'
 
 const PARALLEL = 200
@@ -52,8 +52,8 @@ test(`${PARALLEL} parallel such requests on one session over HTTP: each gets one
 
 test('a waiter whose callback throws does not keep the rest of its batch from their outcome', async (t) => {
   const client = await connect(t)
-  const store = new SessionStore(client, uniquePrefix(), 2000, newStats())
-  const writer = new SessionWriter(store, 60, 2000, 65536, newStats(), undefined)
+  const store = new SessionStore({ client, prefix: uniquePrefix(), timeout: 2000, stats: newStats() })
+  const writer = new SessionWriter({ store, ttl: 60, timeout: 2000, maxBytes: 65536, stats: newStats(), schema: undefined })
   const warnings: Error[] = []
   const onWarning = (warning: Error): void => { warnings.push(warning) }
   process.on('warning', onWarning)

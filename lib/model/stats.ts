@@ -1,4 +1,4 @@
-import type { SessionStats } from '../types/index.js'
+import type { SessionStats } from '../../types/index.js'
 
 /** Counters since the plugin started (declared in the public types); `app.sessions.stats()` returns a copy. */
 export type { SessionStats }

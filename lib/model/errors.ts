@@ -1,5 +1,8 @@
 import createError from '@fastify/error'
 
+/** Every log line of the plugin carries these bindings (never session data, a secret or a full id). */
+export const logBindings = { plugin: 'fastify-session-redis' }
+
 /** Every error the plugin raises, keyed by its stable code. */
 export const errors = {
   FST_REDIS_SESSION_INVALID_OPTION: createError<'FST_REDIS_SESSION_INVALID_OPTION', 500, [string, string]>(

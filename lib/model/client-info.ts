@@ -1,4 +1,4 @@
-import type { SessionOrigin } from '../types/index.js'
+import type { SessionOrigin } from '../../types/index.js'
 import type { DocumentMeta, SessionDocument } from './document.js'
 
 const MAX_USER_AGENT = 256

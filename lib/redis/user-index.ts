@@ -1,10 +1,10 @@
-import type { SessionInfo, SessionOrigin } from '../types/index.js'
+import type { SessionInfo, SessionOrigin } from '../../types/index.js'
 import type { SessionStore } from './store.js'
-import { isValidId } from './cookie.js'
-import type { DocumentMeta, Operation, SessionDocument } from './document.js'
-import { lastRefreshOf, liveDocument } from './expiry.js'
-import { clientChanges } from './client-info.js'
-import { channels, hintOf } from './channels.js'
+import { isValidId } from '../model/ids.js'
+import type { DocumentMeta, Operation, SessionDocument } from '../model/document.js'
+import { lastRefreshOf, liveDocument } from '../model/expiry.js'
+import { clientChanges } from '../model/client-info.js'
+import { channels, hintOf } from '../model/channels.js'
 
 /** A set this large is pruned when a session joins it, so ended sessions never pile up. */
 const PRUNE_AT = 64
@@ -66,7 +66,7 @@ export class UserIndex {
 
   /**
    * Called before a rotation stores the session under its new id: the copy names its user already,
-   * so no save would add it (README "Rotating ids"). Costs a round trip only for a session with a user.
+   * so no save would add it (docs/rotating-ids.md). Costs a round trip only for a session with a user.
    */
   async join (id: string, doc: SessionDocument): Promise<void> {
     if (doc.u !== undefined) await this.#add(doc.u, id, doc.a)
@@ -74,7 +74,7 @@ export class UserIndex {
 
   async #add (user: string, id: string, deadline: number): Promise<void> {
     const now = Date.now()
-    // no session key outlives its deadline (lib/expiry.ts, keyExpiry)
+    // no session key outlives its deadline (lib/model/expiry.ts, keyExpiry)
     const size = await this.#store.indexAdd(user, id, now, deadline - now)
     if (size > PRUNE_AT) await this.list(user, now)
   }

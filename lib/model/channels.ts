@@ -2,9 +2,9 @@ import diagnostics from 'node:diagnostics_channel'
 import type {
   SessionConflictEvent, SessionCreateEvent, SessionDestroyEvent, SessionExpiredEvent, SessionLoadEvent,
   SessionRegenerateEvent, SessionSaveEvent
-} from '../types/index.js'
+} from '../../types/index.js'
 
-/** The channel names (README "Events"), exported as `channels`. */
+/** The channel names (docs/events-and-metrics.md), exported as `channels`. */
 export const channelNames = Object.freeze({
   load: 'fastify-session-redis:load',
   save: 'fastify-session-redis:save',
@@ -35,7 +35,7 @@ export const channels = {
 }
 
 /**
- * As much of a stored id (`storedIdOf` in lib/cookie.ts: the id's hash with `hashIds`) as an event
+ * As much of a stored id (`storedIdOf` in lib/model/ids.ts: the id's hash with `hashIds`) as an event
  * may carry, or `app.sessions.list` and `app.sessions.idHint` show: enough to tell sessions apart,
  * too few to use one. Every caller passes a stored id, never the id a cookie carries.
  */

@@ -1,52 +1,14 @@
-import { createHash, randomBytes } from 'node:crypto'
 import { Signer } from '@fastify/cookie'
-import type { FastifyReply } from 'fastify'
-import type { SessionOrigin } from '../types/index.js'
-import type { CookieSettings } from './options.js'
-import { errors } from './errors.js'
-
-/** Ids are base64url, at least 22 characters (128 bits): nothing that could mean anything to Redis. */
-const ID_PATTERN = /^[A-Za-z0-9_-]{22,128}$/
+import type { FastifyBaseLogger, FastifyReply } from 'fastify'
+import type { SessionOrigin } from '../../types/index.js'
+import type { CookieSettings } from '../model/settings.js'
+import { isValidId, type SessionIds } from '../model/ids.js'
+import type { SessionStats } from '../model/stats.js'
+import { logBindings } from '../model/errors.js'
 // id (≤ 128) + '.' + base64 HMAC-SHA256 (43): anything longer is rejected before any HMAC work
 const MAX_SIGNED_LENGTH = 128 + 1 + 43
-/** Verified cookie values remembered per instance (only valid ones, oldest out first), to skip their HMAC (README "Performance"). */
+/** Verified cookie values remembered per instance (only valid ones, oldest out first), to skip their HMAC (docs/performance.md). */
 export const REMEMBERED_COOKIES = 10_000
-
-export function defaultIdGenerator (): string {
-  return randomBytes(32).toString('base64url')
-}
-
-export function isValidId (id: unknown): id is string {
-  return typeof id === 'string' && ID_PATTERN.test(id)
-}
-
-/**
- * The id as Redis knows it. With `hashIds`, its SHA-256 in base64url (43 characters, itself of the
- * id format): whoever reads Redis (a dump, a replica, MONITOR) learns no id a cookie could carry.
- */
-export function storedIdOf (hashIds: boolean): (id: string) => string {
-  return hashIds ? hashId : unhashed
-}
-
-function hashId (id: string): string {
-  return createHash('sha256').update(id).digest('base64url')
-}
-
-function unhashed (id: string): string {
-  return id
-}
-
-export function newId (generate: (origin: SessionOrigin) => string, origin: SessionOrigin): string {
-  const id = generate(origin)
-  if (!isValidId(id)) throw new errors.FST_REDIS_SESSION_BAD_ID()
-  return id
-}
-
-/** An id, and the id under which Redis knows it (`storedIdOf`): the two always travel together. */
-export interface SessionIds {
-  readonly id: string
-  readonly storedId: string
-}
 
 /** A verified cookie's ids, worked out once per cookie value. */
 export interface CookieId extends SessionIds {
@@ -71,6 +33,22 @@ export interface ClientCredentials {
   headers: Record<string, string>
 }
 
+export interface SessionCookieOptions {
+  /** The cookie's name (`cookieName`). */
+  name: string
+  /** The newest signs, every one verifies (`secret`). */
+  secrets: string[]
+  /** The cookie's attributes (`cookie`). */
+  settings: CookieSettings
+  /** @fastify/cookie's parser and serializer, as the app registered it. */
+  parse: ParseCookie
+  serialize: SerializeCookie
+  /** An id as Redis knows it (`storedIdOf` in lib/model/ids.ts). */
+  storedIdOf: (id: string) => string
+  /** Where the id travels; the cookie alone when not given. */
+  transport?: Transport
+}
+
 /** Reads, signs and writes the session cookie; the only code that knows the secrets. */
 export class SessionCookie {
   readonly name: string
@@ -84,7 +62,7 @@ export class SessionCookie {
   /** The header's name, lower-cased as Node gives request headers; undefined with idFrom 'cookie'. */
   readonly #header: string | undefined
 
-  constructor (name: string, secrets: string[], settings: CookieSettings, parse: ParseCookie, serialize: SerializeCookie, storedIdOf: (id: string) => string, transport: Transport = { idFrom: 'cookie', header: '' }) {
+  constructor ({ name, secrets, settings, parse, serialize, storedIdOf, transport = { idFrom: 'cookie', header: '' } }: SessionCookieOptions) {
     this.name = name
     this.#storedIdOf = storedIdOf
     this.#signer = new Signer(secrets, 'sha256')
@@ -193,6 +171,16 @@ export class SessionCookie {
     if (origin.protocol === 'https') return { ...settings, secure: true }
     return { ...settings, secure: false, sameSite: settings.sameSite === 'none' ? 'lax' : settings.sameSite, partitioned: false }
   }
+}
+
+/** The id a raw cookie value names, or null when it is forged or malformed (counted, logged, no Redis call). */
+export function verifyCookie (cookie: SessionCookie, stats: SessionStats, log: FastifyBaseLogger, raw: string): CookieId | null {
+  const verified = cookie.verify(raw)
+  if (verified === null) {
+    stats.rejectedCookies++
+    log.debug(logBindings, 'fastify-session-redis: rejected a session cookie')
+  }
+  return verified
 }
 
 /** A response that sets or clears a session cookie is never for a shared cache, nor for the Back button. */

@@ -1,11 +1,11 @@
 import type { SessionStore } from './store.js'
-import type { SessionStats } from './stats.js'
-import type { SessionSchema } from './schema.js'
-import { applyOperation, copyDocument, parseDocument, serializeDocument, unserializable, type Operation, type SessionDocument } from './document.js'
-import { keyExpiry, type KeyExpiry } from './expiry.js'
-import { errors } from './errors.js'
-import { SessionMoved } from './rotation.js'
-import { channels, hintOf } from './channels.js'
+import type { SessionStats } from '../model/stats.js'
+import type { SessionSchema } from '../model/schema.js'
+import { applyOperation, copyDocument, parseDocument, serializeDocument, unserializable, type Operation, type SessionDocument } from '../model/document.js'
+import { keyExpiry, type KeyExpiry } from '../model/expiry.js'
+import { errors } from '../model/errors.js'
+import { SessionMoved, isAlias } from '../model/alias.js'
+import { channels, hintOf } from '../model/channels.js'
 
 /** What a request hands over to be saved. */
 export interface WriteRequest {
@@ -25,10 +25,23 @@ export interface Written {
   expiresAt: number
 }
 
+export interface WriterOptions {
+  store: SessionStore
+  /** The configured idle TTL, s (`ttl`). */
+  ttl: number
+  /** How long a save may keep retrying, ms (`timeout`). */
+  timeout: number
+  /** The largest document written, in bytes of UTF-8 (`maxBytes`). */
+  maxBytes: number
+  stats: SessionStats
+  /** Checked again once other requests' changes were merged in. */
+  schema: SessionSchema | undefined
+}
+
 /** Called once with what was written, or why nothing was. */
 export type WriteDone = (outcome: Written | Error) => void
 
-// Waiter and Lane are classes, not object literals: V8 would pretenure literals made under early load (README "Performance").
+// Waiter and Lane are classes, not object literals: V8 would pretenure literals made under early load (docs/performance.md).
 
 /** One request's save, waiting in its lane. */
 class Waiter implements WriteRequest {
@@ -76,7 +89,7 @@ export class SessionWriter {
   readonly #stats: SessionStats
   readonly #schema: SessionSchema | undefined
 
-  constructor (store: SessionStore, ttl: number, timeout: number, maxBytes: number, stats: SessionStats, schema: SessionSchema | undefined) {
+  constructor ({ store, ttl, timeout, maxBytes, stats, schema }: WriterOptions) {
     this.#store = store
     this.#ttl = ttl
     this.#timeout = timeout
@@ -182,7 +195,7 @@ export class SessionWriter {
       }
       if (result.status === 'gone') return settleBatch(batch, new errors.FST_REDIS_SESSION_GONE())
       // rotated meanwhile: each request follows the alias itself, with its own operations
-      if (result.status === 'moved') return settleBatch(batch, new SessionMoved(result.alias))
+      if (isAlias(result.current)) return settleBatch(batch, new SessionMoved(result.current))
       // a new session's id is already stored: never merge it into another session
       if (expected === 0) return settleBatch(batch, new errors.FST_REDIS_SESSION_BAD_ID())
       this.#stats.conflicts++

@@ -1,12 +1,11 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Cluster, Redis } from 'ioredis'
+import { logBindings } from '../model/errors.js'
 
 /** Commands that ran out of time in a row, with no reply in between, before Redis counts as stalled. */
 export const STALLED_AFTER = 5
 /** Connection states in which a command would wait in ioredis' offline queue for a Redis that left. */
 const LOST = new Set(['reconnecting', 'close', 'end'])
-
-const logBindings = { plugin: 'fastify-session-redis' }
 
 /**
  * Whether Redis is known to be out of reach, so that commands fail at once instead of each waiting

@@ -1,8 +1,8 @@
 import { test } from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Deadlines } from '../lib/deadlines.js'
-import { SessionStore } from '../lib/store.js'
-import { newStats } from '../lib/stats.js'
+import { CommandTimeouts } from '../lib/redis/command-timeouts.js'
+import { SessionStore } from '../lib/redis/store.js'
+import { newStats } from '../lib/model/stats.js'
 import { connect } from './helpers/app.js'
 import { startRedis, waitFor } from './helpers/redis-server.js'
 
@@ -10,36 +10,36 @@ import { startRedis, waitFor } from './helpers/redis-server.js'
 const WAIT = { interval: 5, tries: 400, timeout: 2000 }
 
 test('one shared timer: late commands expire once, in order; settled ones never do', async (t) => {
-  const deadlines = new Deadlines(20)
+  const timeouts = new CommandTimeouts(20)
   const expired: string[] = []
-  const first = deadlines.add(() => expired.push('first'))
-  const answered = deadlines.add(() => expired.push('answered'))
-  const second = deadlines.add(() => expired.push('second'))
-  const newest = deadlines.add(() => expired.push('newest'))
-  t.equal(deadlines.stop(answered), true, 'a reply in time stops the watch')
-  t.equal(deadlines.stop(newest), true, 'also for the newest command')
-  t.equal(deadlines.stop(newest), false, 'once')
+  const first = timeouts.add(() => expired.push('first'))
+  const answered = timeouts.add(() => expired.push('answered'))
+  const second = timeouts.add(() => expired.push('second'))
+  const newest = timeouts.add(() => expired.push('newest'))
+  t.equal(timeouts.stop(answered), true, 'a reply in time stops the watch')
+  t.equal(timeouts.stop(newest), true, 'also for the newest command')
+  t.equal(timeouts.stop(newest), false, 'once')
   await waitFor('the two late commands to expire', () => expired.length >= 2, WAIT)
   t.same(expired, ['first', 'second'])
-  t.equal(deadlines.stop(first), false, 'a reply after the timeout is recognised as late')
-  t.equal(deadlines.stop(second), false)
+  t.equal(timeouts.stop(first), false, 'a reply after the timeout is recognised as late')
+  t.equal(timeouts.stop(second), false)
   await sleep(60)
   t.same(expired, ['first', 'second'], 'nothing expires twice')
 })
 
 test('the timer stops when nothing is in flight, and starts again with the next command', async (t) => {
-  const deadlines = new Deadlines(10)
+  const timeouts = new CommandTimeouts(10)
   const handles = (): number => process.getActiveResourcesInfo().filter(r => r === 'Timeout').length
   const before = handles()
-  const first = deadlines.add(() => t.fail('settled in time'))
+  const first = timeouts.add(() => t.fail('settled in time'))
   t.equal(handles(), before + 1, 'one timer for the commands in flight')
-  deadlines.add(() => {})
+  timeouts.add(() => {})
   t.equal(handles(), before + 1, 'still one timer for two commands')
-  deadlines.stop(first)
+  timeouts.stop(first)
   await waitFor('the timer to stop', () => handles() === before, WAIT)
   t.equal(handles(), before, 'stopped once the last command had expired')
   const late: string[] = []
-  deadlines.add(() => late.push('late'))
+  timeouts.add(() => late.push('late'))
   await waitFor('the late command to expire', () => late.length > 0, WAIT)
   t.same(late, ['late'], 'a command after the pause is watched again')
 })
@@ -48,7 +48,7 @@ test('a Redis error that arrives after the timeout is ignored: one 503, counted 
   const server = await startRedis()
   const client = await connect(t, server.url)
   const stats = newStats()
-  const store = new SessionStore(client, 'deadlines:', 20, stats)
+  const store = new SessionStore({ client, prefix: 'deadlines:', timeout: 20, stats })
   // a hash where a session string should be: the load fails with WRONGTYPE, but only once a
   // script sent first on the same connection has kept Redis busy for 100 ms, well after the timeout
   await client.hset('deadlines:late', 'not', 'a session')

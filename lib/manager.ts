@@ -1,43 +1,53 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import type { FastifyBaseLogger } from 'fastify'
 import type { CreateSessionOptions, CreatedSession, DetachedSession, FromHeadersOptions, SessionData, SessionInfo, SessionManager as SessionManagerApi, SessionOrigin } from '../types/index.js'
-import type { SessionStore } from './store.js'
-import type { SessionStats } from './stats.js'
-import { RedisSession } from './session.js'
-import { takeSession } from './lifecycle.js'
-import { defaultIdGenerator, isValidId } from './cookie.js'
-import { newDocument, parseDocument } from './document.js'
-import { liveDocument } from './expiry.js'
-import { userOf, type UserIndex } from './user-index.js'
-import { saveDocument, verifyCookie, type SessionContext } from './context.js'
-import { WorkingDocument } from './working-document.js'
-import { errors } from './errors.js'
-import { channels, hintOf } from './channels.js'
+import type { SessionStore } from './redis/store.js'
+import type { SessionStats } from './model/stats.js'
+import type { SessionRepository } from './session/repository.js'
+import { RedisSession, type SessionContext } from './session/request-session.js'
+import { verifyCookie } from './cookie/signed-cookie.js'
+import { isValidId } from './model/ids.js'
+import { newDocument } from './model/document.js'
+import { userOf, type UserIndex } from './redis/user-index.js'
+import { WorkingDocument } from './model/working-document.js'
+import { errors } from './model/errors.js'
+import { hintOf } from './model/channels.js'
 
 type Data = Partial<SessionData> & Record<string, unknown>
 
 const NO_MEMBERS: ReadonlySet<string> = new Set()
 
+export interface ManagerOptions {
+  context: SessionContext
+  /** Counts the sessions stored. */
+  store: SessionStore
+  /** Set with `userKey` or `trackClient`. */
+  index: UserIndex | undefined
+  /** An id as Redis knows it (`storedIdOf` in lib/model/ids.ts). */
+  storedIdOf: (id: string) => string
+  /** The app's, for sessions whose caller gives none. */
+  log: FastifyBaseLogger
+}
+
 /** `app.sessions`: the admin view of the sessions of one plugin instance, and sessions outside requests. */
 export class SessionManager implements SessionManagerApi {
   readonly #ctx: SessionContext
+  readonly #repository: SessionRepository
   readonly #log: FastifyBaseLogger
   readonly #store: SessionStore
   readonly #index: UserIndex | undefined
   readonly #stats: SessionStats
-  readonly #ttl: number
   readonly #storedIdOf: (id: string) => string
 
-  /** `log`: the app's, for sessions whose caller gives none. */
-  constructor (ctx: SessionContext, log: FastifyBaseLogger) {
-    this.#ctx = ctx
+  constructor ({ context, store, index, storedIdOf, log }: ManagerOptions) {
+    this.#ctx = context
+    this.#repository = context.repository
     this.#log = log
-    this.#store = ctx.store
-    // the index is `list`'s and `destroyAll`'s only with `userKey` (ctx has one for `trackClient` alone too)
-    this.#index = ctx.config.userKey === undefined ? undefined : ctx.index
-    this.#stats = ctx.stats
-    this.#ttl = ctx.config.ttl
-    this.#storedIdOf = ctx.storedIdOf
+    this.#store = store
+    // the index is `list`'s and `destroyAll`'s only with `userKey` (there is one for `trackClient` alone too)
+    this.#index = context.config.userKey === undefined ? undefined : index
+    this.#stats = context.stats
+    this.#storedIdOf = storedIdOf
   }
 
   /**
@@ -54,9 +64,7 @@ export class SessionManager implements SessionManagerApi {
     for (const key of Object.keys(data)) work.set(key, data[key])
     if (options.ttl !== undefined) work.ttl(options.ttl)
     work.persist(options.rememberMe ?? false)
-    const id = defaultIdGenerator()
-    await saveDocument(ctx, ctx.storedIdOf(id), 0, work, undefined)
-    this.#stats.created++
+    const id = await this.#repository.create(work)
     return { id, ...ctx.cookie.credentials(id) }
   }
 
@@ -64,31 +72,19 @@ export class SessionManager implements SessionManagerApi {
   async fromHeaders (headers: IncomingHttpHeaders, options: FromHeadersOptions = {}): Promise<DetachedSession> {
     const origin = originOf(headers, options, this.#log)
     const raw = this.#ctx.cookie.raw(headers)
-    const verified = raw === undefined ? null : verifyCookie(this.#ctx, origin.log, raw)
+    const verified = raw === undefined ? null : verifyCookie(this.#ctx.cookie, this.#stats, origin.log, raw)
     return verified === null ? RedisSession.fresh(this.#ctx, origin) : await RedisSession.load(this.#ctx, origin, verified)
   }
 
   async get (id: string): Promise<Data | null> {
     if (!isValidId(id)) return null
-    const now = Date.now()
-    // rolling off: looking at a session must not keep it alive
-    const loaded = await this.#store.load(this.#storedIdOf(id), now, this.#ttl, false)
-    if (loaded === null) return null
-    const doc = liveDocument(loaded.text, now)
+    const doc = await this.#repository.peek(id)
     return doc === undefined ? null : doc.d as Data
   }
 
   async destroy (id: string): Promise<boolean> {
     if (!isValidId(id)) return false
-    const storedId = this.#storedIdOf(id)
-    // an id rotated away within the grace window: its successor ends too
-    const { storedIds, text } = await takeSession(this.#ctx, { id, storedId })
-    if (storedIds.length === 0) return false
-    this.#stats.destroyed++
-    if (channels.destroy.hasSubscribers) channels.destroy.publish({ idHint: hintOf(storedId), by: 'admin' })
-    const doc = text === null ? null : parseDocument(text)
-    if (this.#index !== undefined && doc !== null && typeof doc !== 'string' && doc.u !== undefined) await this.#index.forget(storedIds, doc.u)
-    return true
+    return await this.#repository.destroyById(id)
   }
 
   count (): Promise<number> {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 
-// Every Lua script the store runs (lib/store.ts sends them, EVALSHA first). Each touches one key,
+// Every Lua script the store runs (lib/redis/store.ts sends them, EVALSHA first). Each touches one key,
 // so it runs on any node of a Cluster.
 
 export interface Script { lua: string, sha: string }
@@ -10,8 +10,8 @@ function script (lua: string): Script {
 }
 
 // Without rolling: returns the document and its PTTL, leaving the TTL alone. A document past its
-// absolute deadline (`liveDocument` in lib/expiry.ts) is deleted, not returned.
-// Rolling reads use GETEX instead, far cheaper for Redis (README "Performance").
+// absolute deadline (`liveDocument` in lib/model/expiry.ts) is deleted, not returned.
+// Rolling reads use GETEX instead, far cheaper for Redis (docs/performance.md).
 // ARGV: now (ms)
 export const LOAD_SCRIPT = script(`
 local doc = redis.call('GET', KEYS[1])
@@ -29,11 +29,11 @@ return {doc, redis.call('PTTL', KEYS[1])}
 // gave the key the configured idle TTL counted from the request, which the document's own TTL,
 // its absolute deadline or, for an alias, the grace window may cut short, and the request that would
 // have told Redis so has already failed. Sets the expiry those allow a read at the request's time
-// (the rule of `keyExpiry` in lib/expiry.ts; an alias's own `until`), an instant in the past
+// (the rule of `keyExpiry` in lib/model/expiry.ts; an alias's own `until`), an instant in the past
 // deleting the key; should the read never run, that is what it would have given. Leaves any other
 // value alone: the next load discards it.
 // A script on every rolling read would do the same without the timeout case, but costs Redis
-// several times a GETEX (README "Performance"); this one runs only after a timeout.
+// several times a GETEX (docs/performance.md); this one runs only after a timeout.
 // ARGV: the request's time (ms), configured ttl (ms)
 export const LATE_READ_SCRIPT = script(`
 local cur = redis.call('GET', KEYS[1])
@@ -55,10 +55,10 @@ return 1
 // ('0': the key must not exist, so a destroyed session is never written back).
 // SET … GET writes and reads the previous value in one call, so the common case costs Redis one
 // command; when the check fails, the same atomic step puts the previous value back, with the
-// expiry its own metadata gives (the rule of `keyExpiry` in lib/expiry.ts, counted from the
+// expiry its own metadata gives (the rule of `keyExpiry` in lib/model/expiry.ts, counted from the
 // writer's clock, not from when this runs, which may be late; a value that is no session document
 // gets this write's), and deletes it once it is past its deadline.
-// An alias left by a rotation (lib/rotation.ts) is put back as it was, to end when it ends.
+// An alias left by a rotation (lib/model/alias.ts) is put back as it was, to end when it ends.
 // Returns 1 when written, 0 when the session is gone, or the stored document (or alias) on a conflict.
 // ARGV: expected version, document, 'PX' or 'PXAT', its value (ms), configured ttl (ms), the writer's clock (ms)
 export const SAVE_SCRIPT = script(`
@@ -113,7 +113,7 @@ return redis.call('ZCARD', KEYS[1])
 
 // Deletes a session only while its document still names this user (ARGV[1], JSON-encoded) in
 // "u", which always follows "c": an index entry gone stale can never log out someone else.
-// Returns 1 when it deleted, 2 when the key holds a rotation's alias (lib/rotation.ts), else 0.
+// Returns 1 when it deleted, 2 when the key holds a rotation's alias (lib/model/alias.ts), else 0.
 export const INDEX_DESTROY_SCRIPT = script(`
 local doc = redis.call('GET', KEYS[1])
 if not doc then return 0 end

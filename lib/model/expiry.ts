@@ -1,6 +1,6 @@
 import { parseDocument, type SessionDocument } from './document.js'
 
-// The one home of the time rules. The Lua scripts in scripts.ts repeat them where Redis itself
+// The one home of the time rules. The Lua scripts in lib/redis/scripts.ts repeat them where Redis itself
 // must decide (LOAD_SCRIPT: the deadline; SAVE_SCRIPT: the expiry of a document put back;
 // LATE_READ_SCRIPT: the expiry a read that timed out was owed).
 
@@ -58,4 +58,9 @@ export function liveDocument (text: string, now: number): SessionDocument | unde
 export function lastRefreshOf (doc: SessionDocument, configuredTtl: number, expiresAt: number, now: number): number | undefined {
   if (expiresAt >= doc.a - 1000) return undefined
   return Math.min(now, Math.max(doc.c, expiresAt - idleTtlOf(doc, configuredTtl) * 1000))
+}
+
+/** Whether a session holding `doc` is old enough to get a new id (`rotateEvery`, in seconds). */
+export function rotationDue ({ rotateEvery }: { rotateEvery?: number | undefined }, doc: SessionDocument): boolean {
+  return rotateEvery !== undefined && Date.now() - doc.c >= rotateEvery * 1000
 }

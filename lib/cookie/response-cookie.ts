@@ -1,9 +1,9 @@
 import type { FastifyReply } from 'fastify'
-import type { SessionCookieOptions, SessionOrigin } from '../types/index.js'
-import type { SessionCookie } from './cookie.js'
-import type { SessionDocument } from './document.js'
-import { cookieOverrides, type CookieSettings } from './options.js'
-import { secondsLeft } from './expiry.js'
+import type { SessionCookieOptions, SessionOrigin } from '../../types/index.js'
+import type { SessionCookie } from './signed-cookie.js'
+import type { SessionDocument } from '../model/document.js'
+import { cookieOverrides, type CookieSettings } from '../model/settings.js'
+import { secondsLeft } from '../model/expiry.js'
 
 /** The session a response speaks of; `id` is read only when it is sent (a fresh session mints it then). */
 export interface Subject {

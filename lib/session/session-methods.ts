@@ -1,8 +1,6 @@
-import type { NumericSessionKey, SessionData, SessionKey, SessionOrigin, SessionValue } from '../types/index.js'
-import type { WorkingDocument } from './working-document.js'
-import { errors } from './errors.js'
-
-export const logBindings = { plugin: 'fastify-session-redis' }
+import type { NumericSessionKey, SessionData, SessionKey, SessionOrigin, SessionValue } from '../../types/index.js'
+import type { WorkingDocument } from '../model/working-document.js'
+import { errors, logBindings } from '../model/errors.js'
 
 /** Node's callback style, as @fastify/session takes it. */
 type SessionCallback = (err?: Error) => void
@@ -23,7 +21,7 @@ function settleWith (origin: SessionOrigin, promise: Promise<void>, callback: Se
  * promise-or-callback forms of the lifecycle calls, which the Redis session implements.
  * Every read first takes in what route code assigned to the session's properties.
  */
-export abstract class SessionApi {
+export abstract class SessionMethods {
   protected abstract readonly work: WorkingDocument
   protected abstract readonly origin: SessionOrigin
 
@@ -108,7 +106,7 @@ export abstract class SessionApi {
 // Route code assigns data to the session's properties; `session.__proto__ = x` (or Object.assign
 // of parsed JSON holding a "__proto__" key) would instead replace the session's prototype, and
 // with it every method. Refused like the key itself.
-Object.defineProperty(SessionApi.prototype, '__proto__', {
+Object.defineProperty(SessionMethods.prototype, '__proto__', {
   get (this: object): unknown { return Object.getPrototypeOf(this) },
   set (): void { throw new errors.FST_REDIS_SESSION_INVALID_KEY('"__proto__"') }
 })

@@ -1,17 +1,30 @@
 import type { FastifyReply } from 'fastify'
-import type { Session, SessionCookieOptions, SessionOrigin } from '../types/index.js'
-import type { Written } from './writer.js'
-import { idsOf, saveDocument, type SessionContext } from './context.js'
-import { keyExpiry } from './expiry.js'
-import { newId, type CookieId, type SessionIds } from './cookie.js'
-import { SessionMoved, rotateSession, rotationDue, successorForSave, type Moved } from './rotation.js'
-import { destroyStored, keptDocument, loadSession, type Found } from './lifecycle.js'
-import { newDocument, parseDocument, type SessionDocument } from './document.js'
-import { WorkingDocument } from './working-document.js'
-import { errors } from './errors.js'
-import { SessionApi } from './session-api.js'
-import { ResponseCookie } from './response-cookie.js'
-import { channels, hintOf, regenerateEvent } from './channels.js'
+import type { Session, SessionCookieOptions, SessionOrigin } from '../../types/index.js'
+import type { Written } from '../redis/writer.js'
+import { keyExpiry, rotationDue } from '../model/expiry.js'
+import type { CookieId, SessionCookie } from '../cookie/signed-cookie.js'
+import type { SessionIds } from '../model/ids.js'
+import type { SessionConfig } from '../model/settings.js'
+import type { SessionStats } from '../model/stats.js'
+import type { SessionSchema } from '../model/schema.js'
+import type { Found, Moved, SessionRepository } from './repository.js'
+import { newDocument, parseDocument, type SessionDocument } from '../model/document.js'
+import { WorkingDocument } from '../model/working-document.js'
+import { errors } from '../model/errors.js'
+import { SessionMethods } from './session-methods.js'
+import { ResponseCookie } from '../cookie/response-cookie.js'
+import { channels, hintOf, regenerateEvent } from '../model/channels.js'
+
+/** What every session of one plugin instance shares (built once, in lib/index.ts). */
+export interface SessionContext {
+  config: SessionConfig
+  /** Where a session's stored life is decided: load, save, rotate, regenerate, destroy. */
+  repository: SessionRepository
+  /** Reads and signs the id a client sends, and writes the one it gets. */
+  cookie: SessionCookie
+  stats: SessionStats
+  schema: SessionSchema | undefined
+}
 
 /** Never read: every load ends in `#goOn`, which replaces it. */
 const LOADING: SessionDocument = Object.freeze(newDocument(0, 0))
@@ -23,7 +36,7 @@ export const kSetCookie = Symbol('fastify-session-redis.set-cookie')
  * The session of one request (or of one `fromHeaders` call): its working document, its id, and
  * what the response must say of it.
  */
-export class RedisSession extends SessionApi implements Session {
+export class RedisSession extends SessionMethods implements Session {
   readonly #ctx: SessionContext
   // private fields behind getters: an own property would be taken for session data
   readonly #origin: SessionOrigin
@@ -41,7 +54,7 @@ export class RedisSession extends SessionApi implements Session {
   /** The stored id of the id this request came with, when it led here as an alias of a rotated-away id. */
   #via: string | undefined
 
-  /** `loading`: a stand-in until the load settles; a blank document per load costs (README "Performance"). */
+  /** `loading`: a stand-in until the load settles; a blank document per load costs (docs/performance.md). */
   private constructor (ctx: SessionContext, origin: SessionOrigin, loading?: SessionDocument) {
     super()
     this.#ctx = ctx
@@ -59,13 +72,13 @@ export class RedisSession extends SessionApi implements Session {
   /** The stored session the cookie names, or a fresh one (with a new id) when there is none. */
   static load (ctx: SessionContext, origin: SessionOrigin, cookie: CookieId): Promise<RedisSession> {
     const session = new RedisSession(ctx, origin, LOADING)
-    return loadSession(ctx, cookie, origin.log).then((found) => {
+    return ctx.repository.load(cookie, origin.log).then((found) => {
       if (!session.#goOn(found)) return session
       const { text } = found
       // a persistent cookie's Max-Age follows the expiry that a rolling read just pushed forward
       session.#cookie.send ||= cookie.renew || (ctx.config.rolling && (ctx.config.cookie.maxAge !== undefined || session.isPersistent))
       if (!rotationDue(ctx.config, session.#work.doc)) return session
-      return rotateSession(ctx, session.#current, session.#work.doc, origin).then((moved) => {
+      return ctx.repository.rotate(session.#current, session.#work.doc, origin).then((moved) => {
         // lost to a save or another rotation meanwhile: this request goes on as it is
         if (moved !== null) session.#moveTo(moved, text)
         return session
@@ -80,7 +93,7 @@ export class RedisSession extends SessionApi implements Session {
 
   /** The ids, minted when first needed; every store call takes `storedId`, never `id`. */
   get #current (): SessionIds {
-    this.#ids ??= idsOf(this.#ctx, newId(this.#ctx.config.idGenerator, this.#origin))
+    this.#ids ??= this.#ctx.repository.newIds(this.#origin)
     return this.#ids
   }
 
@@ -122,9 +135,9 @@ export class RedisSession extends SessionApi implements Session {
    * new session is to be stored), a TTL refresh after `touch()` without rolling; null when nothing.
    */
   [kFinish] (): Promise<unknown> | null {
-    const { config, store } = this.#ctx
+    const { config, repository } = this.#ctx
     if (this.isModified() || (this.#base === 0 && config.saveUninitialized)) return this.#write().then((written) => { this.#stored(written) })
-    if (this.#touched && !config.rolling && this.#base !== 0) return store.expire(this.#current.storedId, keyExpiry(this.#work.doc, config.ttl, Date.now()))
+    if (this.#touched && !config.rolling && this.#base !== 0) return repository.refresh(this.#current, this.#work.doc)
     return null
   }
 
@@ -173,8 +186,8 @@ export class RedisSession extends SessionApi implements Session {
     this.#work.settle()
     const previous = this.#base === 0 ? undefined : this.#current
     // the new id first, while `idGenerator` still sees the old data (as @fastify/session does)
-    const next = idsOf(this.#ctx, newId(this.#ctx.config.idGenerator, this.#origin))
-    const fresh = await keptDocument(this.#ctx, previous, this.#work, keep)
+    const next = this.#ctx.repository.newIds(this.#origin)
+    const fresh = await this.#ctx.repository.keptDocument(previous, this.#work, keep)
     if (fresh === null) {
       this.#startOver()
       throw new errors.FST_REDIS_SESSION_GONE()
@@ -190,12 +203,12 @@ export class RedisSession extends SessionApi implements Session {
 
   protected async reloadNow (): Promise<void> {
     if (this.#base === 0) this.#startOver()
-    else this.#goOn(await loadSession(this.#ctx, this.#current, this.#origin.log))
+    else this.#goOn(await this.#ctx.repository.load(this.#current, this.#origin.log))
   }
 
   protected async destroyNow (): Promise<void> {
     if (this.#base !== 0) {
-      await destroyStored(this.#ctx, this.#current, this.#via)
+      await this.#ctx.repository.destroy(this.#current, this.#via)
       this.#cookie.clear = true
     }
     this.#startOver()
@@ -209,23 +222,12 @@ export class RedisSession extends SessionApi implements Session {
     if (written.doc !== this.#work.doc) this.#work.replace(parseDocument(written.text) as SessionDocument, written.text)
   }
 
-  /** Writes what the working document holds, once settled (`isModified`). */
+  /**
+   * Writes what the working document holds, once settled (`isModified`); an id rotated away
+   * meanwhile hands the changes over to its successor.
+   */
   #write (): Promise<Written> {
-    return saveDocument(this.#ctx, this.#current.storedId, this.#base, this.#work, this.#origin).catch((err: Error) => {
-      if (err instanceof SessionMoved) return this.#saveToSuccessor(err.alias)
-      throw err
-    })
-  }
-
-  /** The id was rotated away while this request held it: its changes go to the successor instead. */
-  async #saveToSuccessor (alias: string): Promise<Written> {
-    // the index and client metadata were worked out for the old id: the save to the successor
-    // works them out again, so that a user set by this request joins its index under the new id
-    const ops = this.#work.ops.filter(op => op.kind !== 'meta')
-    const moved = await successorForSave(this.#ctx, alias, this.id, ops)
-    this.#moveTo(moved)
-    this.#work.ops = ops
-    return await saveDocument(this.#ctx, moved.ids.storedId, moved.doc.v, this.#work, this.#origin)
+    return this.#ctx.repository.save(this.#current, this.#base, this.#work, this.#origin, (moved) => { this.#moveTo(moved) })
   }
 
   /** What a successful write changes: the stored version to build on, and the cookie of a new session. */
@@ -267,6 +269,6 @@ export class RedisSession extends SessionApi implements Session {
 /** The names of the session's own members: data keys so named are not mirrored as properties. */
 const MEMBERS: ReadonlySet<string> = new Set([
   ...Object.getOwnPropertyNames(RedisSession.prototype),
-  ...Object.getOwnPropertyNames(SessionApi.prototype),
+  ...Object.getOwnPropertyNames(SessionMethods.prototype),
   ...Object.getOwnPropertyNames(Object.prototype)
 ])

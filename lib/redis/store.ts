@@ -1,21 +1,53 @@
 import type { Redis, Cluster } from 'ioredis'
-import { errors } from './errors.js'
-import { isAlias } from './rotation.js'
-import { Deadlines } from './deadlines.js'
+import { errors } from '../model/errors.js'
+import { CommandTimeouts } from './command-timeouts.js'
 import { Outage } from './outage.js'
-import type { SessionStats } from './stats.js'
-import { isValidId } from './cookie.js'
-import type { KeyExpiry } from './expiry.js'
+import type { SessionStats } from '../model/stats.js'
+import { isValidId } from '../model/ids.js'
 import { ALIAS_SCRIPT, INDEX_ADD_SCRIPT, INDEX_DESTROY_SCRIPT, LATE_READ_SCRIPT, LOAD_SCRIPT, SAVE_SCRIPT, type Script } from './scripts.js'
 
 type Arg = string | number
 
 export interface LoadedText { text: string, pttl: number }
 
-export type SaveResult = { status: 'saved' } | { status: 'gone' } | { status: 'conflict', current: string } | { status: 'moved', alias: string }
+/** `conflict`: the key holds another version, or no session document (an alias of a rotated id, say): `current`. */
+export type SaveResult = { status: 'saved' } | { status: 'gone' } | { status: 'conflict', current: string }
+
+/**
+ * When a key is to expire, as Redis is told it (`PX` and ms, or `PXAT` and an epoch ms), and `at`,
+ * the epoch ms it comes to (`keyExpiry` in lib/model/expiry.ts works it out).
+ */
+export interface Expiry {
+  readonly mode: 'PX' | 'PXAT'
+  readonly value: number
+  readonly at: number
+}
+
+/** A rotation as the store carries it out: both ids are stored ids, both times epoch ms. */
+export interface Rotation {
+  from: string
+  version: number
+  to: string
+  text: string
+  expiresAt: number
+  alias: string
+  until: number
+}
 
 const SAVED: SaveResult = { status: 'saved' }
 const GONE: SaveResult = { status: 'gone' }
+
+export interface StoreOptions {
+  client: Redis | Cluster
+  /** Put before every key (`prefix`). */
+  prefix: string
+  /** How long a command may take, ms (`timeout`). */
+  timeout: number
+  /** Counts the commands that failed or timed out (`storeErrors`). */
+  stats: SessionStats
+  /** Tells when Redis is out of reach, so that commands fail at once; one without a log when not given. */
+  outage?: Outage
+}
 
 /** Escapes Redis glob characters, so a prefix like `app[1]:` matches itself only. */
 function globEscape (text: string): string {
@@ -24,7 +56,7 @@ function globEscape (text: string): string {
 
 /**
  * Every Redis command the plugin sends, each bounded by the configured timeout. Every `id` here is
- * a stored id (`storedIdOf` in lib/cookie.ts: the id's hash with `hashIds`), never one a cookie
+ * a stored id (`storedIdOf` in lib/model/ids.ts: the id's hash with `hashIds`), never one a cookie
  * carries. Keys: a session is `${prefix}${id}`, a user's index (a sorted set of stored ids)
  * `${prefix}user:${user}`.
  */
@@ -32,18 +64,18 @@ export class SessionStore {
   readonly #client: Redis | Cluster
   readonly #prefix: string
   readonly #timeout: number
-  readonly #deadlines: Deadlines
+  readonly #timeouts: CommandTimeouts
   readonly #stats: SessionStats
   readonly #outage: Outage
   /** Why the connection the plugin owns last failed, until it is ready again: the `cause` of 503 errors. */
   connectionError: string | undefined = undefined
 
-  constructor (client: Redis | Cluster, prefix: string, timeout: number, stats: SessionStats, outage = new Outage(client, timeout)) {
+  constructor ({ client, prefix, timeout, stats, outage = new Outage(client, timeout) }: StoreOptions) {
     this.#client = client
     this.#outage = outage
     this.#prefix = prefix
     this.#timeout = timeout
-    this.#deadlines = new Deadlines(timeout)
+    this.#timeouts = new CommandTimeouts(timeout)
     this.#stats = stats
   }
 
@@ -81,27 +113,26 @@ export class SessionStore {
    * `expiry` is this document's; `configuredTtl` (s) and the clock now let the script work out a
    * conflicting document's own, as an instant however late it runs.
    */
-  save (id: string, expectedVersion: number, doc: string, expiry: KeyExpiry, configuredTtl: number): Promise<SaveResult> {
+  save (id: string, expectedVersion: number, doc: string, expiry: Expiry, configuredTtl: number): Promise<SaveResult> {
     return this.#script('save', SAVE_SCRIPT, this.#key(id), [expectedVersion, doc, expiry.mode, expiry.value, configuredTtl * 1000, Date.now()], (reply) => {
       if (reply === 1) return SAVED
       if (reply === 0) return GONE
-      const current = String(reply)
-      return isAlias(current) ? { status: 'moved', alias: current } : { status: 'conflict', current }
+      return { status: 'conflict', current: String(reply) }
     })
   }
 
   /**
-   * Moves a session to a new id: stores `text` under it (never over an existing key) to expire at
-   * `expiresAt`, then turns the old key into `alias` until `until`, provided it still holds
+   * Moves a session to a new id: stores `text` under `to` (never over an existing key) to expire
+   * at `expiresAt`, then turns `from` into `alias` until `until`, provided it still holds
    * `version`. False, and nothing changed, when either step finds the ground moved.
    */
-  async rotate (oldId: string, version: number, newId: string, text: string, expiresAt: number, alias: string, until: number): Promise<boolean> {
+  async rotate ({ from, version, to, text, expiresAt, alias, until }: Rotation): Promise<boolean> {
     // both instants, not durations: either command may run late
-    const stored = await this.#bounded('rotate', () => this.#client.set(this.#key(newId), text, 'PXAT', expiresAt, 'NX'), same)
+    const stored = await this.#bounded('rotate', () => this.#client.set(this.#key(to), text, 'PXAT', expiresAt, 'NX'), same)
     if (stored === null) return false
-    const moved = await this.#script('rotate', ALIAS_SCRIPT, this.#key(oldId), [version, alias, until], Number)
+    const moved = await this.#script('rotate', ALIAS_SCRIPT, this.#key(from), [version, alias, until], Number)
     if (moved === 1) return true
-    await this.remove(newId)
+    await this.remove(to)
     return false
   }
 
@@ -120,7 +151,7 @@ export class SessionStore {
   }
 
   /** Sets the key's expiry to `expiry.at`: an instant, so that run late it gives no more than when asked. */
-  expire (id: string, expiry: KeyExpiry): Promise<unknown> {
+  expire (id: string, expiry: Expiry): Promise<unknown> {
     return this.#bounded('expire', () => this.#client.pexpireat(this.#key(id), expiry.at), same)
   }
 
@@ -163,14 +194,14 @@ export class SessionStore {
 
   /**
    * EVALSHA, and EVAL once when Redis does not know the script yet (a new or restarted server,
-   * another node of a cluster). Not ioredis' defineCommand: its wrapper costs on every call (README "Performance").
+   * another node of a cluster). Not ioredis' defineCommand: its wrapper costs on every call (docs/performance.md).
    */
   #script<R> (what: string, { sha, lua }: Script, key: string, args: Arg[], map: (reply: unknown) => R): Promise<R> {
     return this.#bounded(what, () => this.#client.evalsha(sha, 1, key, ...args), map, () => this.#client.eval(lua, 1, key, ...args))
   }
 
   /**
-   * Sends a command unless Redis is known to be out of reach (lib/outage.ts), and turns a slow or
+   * Sends a command unless Redis is known to be out of reach (lib/redis/outage.ts), and turns a slow or
    * failed command into a 503 error once `timeout` ms have passed; a late reply is ignored. `map`
    * shapes the reply in the same step, `noScript` resends a script Redis did not know, and `late`
    * runs at the timeout, for what Redis must still be told should the command run after all.
@@ -185,9 +216,9 @@ export class SessionStore {
       stats.storeErrors++
       return Promise.reject(new errors.FST_REDIS_SESSION_STORE_UNAVAILABLE(`${what} not sent: ${down}`, this.#cause()))
     }
-    const deadlines = this.#deadlines
+    const timeouts = this.#timeouts
     return new Promise((resolve, reject) => {
-      const deadline = deadlines.add(() => {
+      const pending = timeouts.add(() => {
         stats.storeErrors++
         outage.timedOut()
         reject(new errors.FST_REDIS_SESSION_STORE_UNAVAILABLE(`${what} took longer than ${this.#timeout} ms`, this.#cause()))
@@ -195,7 +226,7 @@ export class SessionStore {
       })
       const settled = (value: T): void => {
         outage.answered()
-        if (deadlines.stop(deadline)) resolve(map(value))
+        if (timeouts.stop(pending)) resolve(map(value))
       }
       const failed = (err: unknown): void => {
         if (noScript !== undefined && err instanceof Error && err.message.startsWith('NOSCRIPT')) {
@@ -204,7 +235,7 @@ export class SessionStore {
           resend().then(settled, failed)
           return
         }
-        if (!deadlines.stop(deadline)) return
+        if (!timeouts.stop(pending)) return
         stats.storeErrors++
         reject(new errors.FST_REDIS_SESSION_STORE_UNAVAILABLE(`${what} failed`, { cause: err }))
       }
