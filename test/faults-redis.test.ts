@@ -7,8 +7,6 @@ import { SECRET, buildApp, keysUnder, sessionCookie, setCookies, sessionKey } fr
 import { startRedis, waitFor, type RedisServer } from './helpers/redis-server.js'
 
 const TIMEOUT = 300
-/** Bounds a hang, not a speed claim: a loaded CI machine may add some scheduling delay. */
-const MARGIN = 700
 const UNAVAILABLE = 'FST_REDIS_SESSION_STORE_UNAVAILABLE'
 
 /** A client with ioredis's default retry and offline-queue settings, as an app would have. */
@@ -28,23 +26,19 @@ async function setup (t: Test, options: { routes?: (app: FastifyInstance) => voi
   return { ...built, server, admin }
 }
 
-async function timed (app: FastifyInstance, options: InjectOptions): Promise<{ res: LightMyRequestResponse, ms: number }> {
-  const start = performance.now()
-  const res = await app.inject(options)
-  return { res, ms: performance.now() - start }
-}
-
-/** Checks a 503 that arrived by the timeout: earlier is fine when Redis refuses at once. */
-function unavailable (t: Test, { res, ms }: { res: LightMyRequestResponse, ms: number }, name: string): void {
+/** Checks the coded 503 (a request that hung would end the test at tap's timeout instead). */
+function unavailable (t: Test, res: LightMyRequestResponse, name: string): void {
   t.equal(res.statusCode, 503, `${name}: 503`)
   t.equal(res.json().code, UNAVAILABLE, `${name}: code`)
-  t.ok(ms <= TIMEOUT + MARGIN, `${name}: answered after ${Math.round(ms)} ms`)
 }
 
-/** Checks a 503 that a stalled Redis caused: the timeout is what ended the wait. */
-function failedAtTimeout (t: Test, answer: { res: LightMyRequestResponse, ms: number }, name: string): void {
-  unavailable(t, answer, name)
-  t.ok(answer.ms >= TIMEOUT - 5, `${name}: not before the timeout`)
+/**
+ * Checks a 503 that a stalled Redis caused: the command's time limit is what ended the wait, not a
+ * refusal. When it comes is measured by no test here (docs/failures.md, benchmarks/outage.js).
+ */
+function failedAtTimeout (t: Test, res: LightMyRequestResponse, name: string): void {
+  unavailable(t, res, name)
+  t.match(res.json().message, `took longer than ${TIMEOUT} ms`, `${name}: ended by the timeout`)
 }
 
 /** Repeats a request until it succeeds: at most 40 tries over 10 s; any answer but a 200 or the 503 fails. */
@@ -72,9 +66,9 @@ test('Redis down when the app starts: registration succeeds, session requests ge
     apps.push({ app, prefix })
     t.ok(app.hasRequestDecorator('session'), `${mode}: registered while Redis is down`)
     t.equal((await app.inject({ url: '/untouched' })).statusCode, 200, `${mode}: a request without a session is served`)
-    unavailable(t, await timed(app, { method: 'POST', url: '/write', payload: { a: 1 } }), `${mode}: a write`)
+    unavailable(t, await app.inject({ method: 'POST', url: '/write', payload: { a: 1 } }), `${mode}: a write`)
     const cookie = `sid=${encodeURIComponent(sign(randomBytes(32).toString('base64url'), SECRET))}`
-    unavailable(t, await timed(app, { url: '/read', headers: { cookie } }), `${mode}: a read`)
+    unavailable(t, await app.inject({ url: '/read', headers: { cookie } }), `${mode}: a read`)
   }
   await server.restart()
   const check = new Redis(server.url)
@@ -97,10 +91,10 @@ test('a stalled Redis (SIGSTOP): requests fail with 503 at the timeout, then suc
   const cookie = sessionCookie(created)
   server.pause()
   try {
-    failedAtTimeout(t, await timed(app, { url: '/read', headers: { cookie } }), 'a read')
-    failedAtTimeout(t, await timed(app, { method: 'POST', url: '/write', payload: { a: 1 } }), 'a new session')
+    failedAtTimeout(t, await app.inject({ url: '/read', headers: { cookie } }), 'a read')
+    failedAtTimeout(t, await app.inject({ method: 'POST', url: '/write', payload: { a: 1 } }), 'a new session')
     // the session of a request with a cookie is loaded before the route runs, used or not
-    failedAtTimeout(t, await timed(app, { url: '/untouched', headers: { cookie } }), 'a route that ignores the session, with a cookie')
+    failedAtTimeout(t, await app.inject({ url: '/untouched', headers: { cookie } }), 'a route that ignores the session, with a cookie')
     for (const [name, options] of [
       ['a route that ignores the session, without a cookie', { url: '/untouched' }],
       ['a route with config.session false, with a cookie', { url: '/static', headers: { cookie } }]
@@ -120,7 +114,7 @@ test('CLIENT PAUSE stalls every command: a read fails at the timeout, not when t
   const created = await app.inject({ method: 'POST', url: '/write', payload: { user: 'alice' } })
   const cookie = sessionCookie(created)
   await admin.client('PAUSE', String(TIMEOUT * 4), 'ALL')
-  failedAtTimeout(t, await timed(app, { url: '/read', headers: { cookie } }), 'a read')
+  failedAtTimeout(t, await app.inject({ url: '/read', headers: { cookie } }), 'a read')
   const read = await untilOk(app, { url: '/read', headers: { cookie } })
   t.same(read.json().data, { user: 'alice' })
 })
@@ -196,7 +190,7 @@ test('a save stalled past the timeout is reported as failed; Redis may still app
   const created = await app.inject({ method: 'POST', url: '/write', payload: { user: 'alice' } })
   const cookie = sessionCookie(created)
   const key = sessionKey(prefix, created.json().id as string)
-  failedAtTimeout(t, await timed(app, { method: 'POST', url: '/change', headers: { cookie } }), 'the stalled save')
+  failedAtTimeout(t, await app.inject({ method: 'POST', url: '/change', headers: { cookie } }), 'the stalled save')
   // once the pause ends the queued save runs: the document is one whole version, old or new, never a mix
   const read = await untilOk(app, { url: '/read', headers: { cookie } })
   t.ok(['alice', 'mallory'].includes(read.json().data.user as string))
