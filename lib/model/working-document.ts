@@ -1,6 +1,7 @@
 import type { SessionSchema } from './schema.js'
 import { applyOperation, unfaithful, type Operation, type SessionDocument } from './document.js'
 import { errors } from './errors.js'
+import { InPlaceWatch } from './in-place-watch.js'
 
 type View = Record<string, unknown>
 
@@ -11,6 +12,10 @@ function serialized (value: unknown): string | undefined {
   } catch {
     return undefined
   }
+}
+
+function isObject (value: unknown): value is object {
+  return typeof value === 'object' && value !== null
 }
 
 export function checkKey (key: unknown): asserts key is string {
@@ -32,6 +37,9 @@ function copyFlash (flash: Record<string, string[]>): Record<string, string[]> {
  * The data keys are also plain own properties of `view` (the session routes see), as
  * @fastify/session code expects (`request.session.user = x`): `pull` turns what was assigned or
  * deleted there into operations. Keys named like one of `members` stay reachable through get/set only.
+ *
+ * A stored document's object values are handed out through an `InPlaceWatch`, so that a change made
+ * in place (`request.session.cart.push(x)`) is saved as a `set` of its key.
  */
 export class WorkingDocument {
   doc: SessionDocument
@@ -39,8 +47,14 @@ export class WorkingDocument {
   readonly #view: View
   readonly #members: ReadonlySet<string>
   readonly #schema: SessionSchema | undefined
-  /** The stored text `doc` was loaded or last saved as: what a change made in place is told by. */
-  #storedText: string | undefined
+  /** Whether the store holds `doc` as it was loaded or last saved: only then can a change in place go unnoticed. */
+  #stored = false
+  #watch = new InPlaceWatch()
+  /**
+   * Object values this request set, then saved, that route code may still hold and change in
+   * place: their text when saved. Not watched, as `set(key, x)` leaves `get(key) === x`.
+   */
+  #given: Map<string, string> | undefined
 
   constructor (doc: SessionDocument, view: object, members: ReadonlySet<string>, schema: SessionSchema | undefined) {
     this.doc = doc
@@ -51,15 +65,22 @@ export class WorkingDocument {
 
   /**
    * Starts over from `doc`, with no operations; the data keys become the view's properties again.
-   * `storedText`: what the store holds of it; none for a session not stored.
+   * `storedText`: what the store holds of it; none for a session not stored (whose every value is written).
    */
   replace (doc: SessionDocument, storedText?: string): void {
     this.doc = doc
     this.ops = []
-    this.#storedText = storedText
+    this.#stored = storedText !== undefined
+    this.#watch = new InPlaceWatch()
+    this.#given = undefined
     const view = this.#view
     for (const key in view) delete view[key]
-    for (const key in doc.d) if (!this.#members.has(key)) view[key] = doc.d[key]
+    const data = doc.d
+    for (const key in data) {
+      if (this.#members.has(key)) continue
+      const value = data[key]
+      view[key] = this.#stored && isObject(value) ? this.#watch.watch(key, value) : value
+    }
   }
 
   /** Turns what route code assigned to or deleted from the view's properties into operations. */
@@ -67,66 +88,76 @@ export class WorkingDocument {
     const view = this.#view
     const data = this.doc.d
     for (const key in view) {
-      if (!Object.hasOwn(data, key) || data[key] !== view[key]) this.set(key, view[key])
+      const shown = view[key]
+      if (!Object.hasOwn(data, key) || (data[key] !== shown && data[key] !== this.#watch.unwrap(shown))) this.set(key, shown)
     }
     for (const key in data) {
       if (!Object.hasOwn(view, key) && !this.#members.has(key)) this.record({ kind: 'delete', key })
     }
   }
 
-  /** After a save: the store holds `text`, and no operation is left to write. */
-  saved (text: string): void {
+  /**
+   * After a save: the store holds what was written, and no operation is left to write. `last`: the
+   * request's last save, after which nothing route code changes is saved.
+   */
+  saved (last = false): void {
     this.ops = []
-    this.#storedText = text
+    this.#stored = true
+    this.#watch.forget()
+    this.#given = undefined
+    if (last) return
+    const data = this.doc.d
+    for (const key in data) {
+      const value = data[key]
+      if (isObject(value) && this.#watch.shown(value) === undefined) (this.#given ??= new Map()).set(key, JSON.stringify(value))
+    }
   }
 
   /**
    * `pull`, then records as a `set` each data key whose object or array was changed in place since
    * it was loaded (or saved): `request.session.cart.push(x)`. The value is checked as `set` checks
-   * it. Only keys no operation of this request replaced are compared (a replaced key is written
-   * with its current value anyway): a session holding no such object pays for one loop over its
-   * keys, one holding some for one JSON.stringify of its data, and only when that differs from
-   * the stored text, a parse of that text and a comparison key by key.
+   * it. Keys an operation of this request replaced are skipped (they are written with their current
+   * value anyway). What was loaded is watched, so this costs nothing when nothing changed; an object
+   * this request set and saved costs one JSON.stringify.
    */
   settle (): void {
     this.pull()
-    const text = this.#storedText
-    if (text === undefined) return
-    const data = this.doc.d
-    let objects = false
-    for (const key in data) {
-      const value = data[key]
-      if (typeof value === 'object' && value !== null) {
-        objects = true
-        break
-      }
-    }
-    if (!objects) return
+    const changed = this.#watch.changed
+    const given = this.#given
+    if (!this.#stored || (changed === undefined && given === undefined)) return
     let replaced: Set<string> | undefined
     for (const op of this.ops) {
       // every key left after a clear was set, or incremented, by this request since
       if (op.kind === 'clear') return
       if (op.kind === 'set' || op.kind === 'delete' || op.kind === 'increment') (replaced ??= new Set()).add(op.key)
     }
-    // the stored text ends with its data, serialized the same way: no change, no parse
-    const all = replaced === undefined ? serialized(data) : undefined
-    if (all !== undefined && text.endsWith(',"d":' + all + '}')) return
-    const before = (JSON.parse(text) as SessionDocument).d
-    for (const key of Object.keys(data)) {
-      const value = data[key]
-      if (typeof value !== 'object' || value === null || replaced?.has(key) === true) continue
-      const now = serialized(value)
-      if (now === undefined || now !== JSON.stringify(before[key])) this.set(key, value)
+    const data = this.doc.d
+    if (changed !== undefined) {
+      for (const [key, top] of changed) if (data[key] === top && replaced?.has(key) !== true) this.set(key, top)
+    }
+    if (given !== undefined) {
+      for (const [key, text] of given) {
+        // a key no longer holding an object was replaced or deleted by an operation
+        const value = data[key]
+        if (replaced?.has(key) !== true && serialized(value) !== text) this.set(key, value)
+      }
     }
   }
 
   get (key: string): unknown {
     const data = this.doc.d
-    return Object.hasOwn(data, key) ? data[key] : undefined
+    return Object.hasOwn(data, key) ? this.#shown(data[key]) : undefined
   }
 
-  set (key: unknown, value: unknown): void {
+  /** `value` as route code gets it: a watched object through its proxy. */
+  #shown (value: unknown): unknown {
+    return isObject(value) ? this.#watch.shown(value) ?? value : value
+  }
+
+  set (key: unknown, given: unknown): void {
     checkKey(key)
+    // a watched object goes back in as itself, not as its proxy
+    const value = this.#watch.unwrap(given)
     if (value === undefined) return this.delete(key)
     const data = this.doc.d
     // the same primitive again is no change; an object may have been changed in place, so it counts
@@ -209,7 +240,7 @@ export class WorkingDocument {
     if (op.kind === 'clear') {
       for (const key in view) delete view[key]
     } else if ((op.kind === 'set' || op.kind === 'increment' || op.kind === 'delete') && !this.#members.has(op.key)) {
-      if (Object.hasOwn(doc.d, op.key)) view[op.key] = doc.d[op.key]
+      if (Object.hasOwn(doc.d, op.key)) view[op.key] = this.#shown(doc.d[op.key])
       else delete view[op.key]
     }
   }

@@ -25,7 +25,7 @@ export interface Found {
   doc: SessionDocument
   /** When its key expires now, epoch ms. */
   expiresAt: number
-  /** The text it was loaded from: what tells a value changed in place. */
+  /** The text it was loaded from. */
   text: string
   /** The stored id the request came with, when it led here as the alias of a rotated-away id. */
   via?: string

@@ -136,7 +136,7 @@ export class RedisSession extends SessionMethods implements Session {
    */
   [kFinish] (): Promise<unknown> | null {
     const { config, repository } = this.#ctx
-    if (this.isModified() || (this.#base === 0 && config.saveUninitialized)) return this.#write().then((written) => { this.#stored(written) })
+    if (this.isModified() || (this.#base === 0 && config.saveUninitialized)) return this.#write().then((written) => { this.#stored(written, true) })
     if (this.#touched && !config.rolling && this.#base !== 0) return repository.refresh(this.#current, this.#work.doc)
     return null
   }
@@ -230,8 +230,11 @@ export class RedisSession extends SessionMethods implements Session {
     return this.#ctx.repository.save(this.#current, this.#base, this.#work, this.#origin, (moved) => { this.#moveTo(moved) })
   }
 
-  /** What a successful write changes: the stored version to build on, and the cookie of a new session. */
-  #stored (written: Written): void {
+  /**
+   * What a successful write changes: the stored version to build on, and the cookie of a new
+   * session. `last`: the request's last write, after which route code's changes go nowhere.
+   */
+  #stored (written: Written, last = false): void {
     if (this.#base === 0) {
       this.#ctx.stats.created++
       if (channels.create.hasSubscribers) channels.create.publish({ idHint: hintOf(this.#current.storedId), bytes: Buffer.byteLength(written.text) })
@@ -241,7 +244,7 @@ export class RedisSession extends SessionMethods implements Session {
     // the write set a new expiry, which a persistent cookie follows
     if (written.doc.p === 1) this.#cookie.send = true
     this.#base = written.version
-    this.#work.saved(written.text)
+    this.#work.saved(last)
     this.#mustWrite = false
     this.#expiresAt = written.expiresAt
   }

@@ -57,7 +57,13 @@ export abstract class SessionMethods {
 
   toJSON (): Data {
     this.work.pull()
-    return structuredClone(this.work.doc.d)
+    const data = this.work.doc.d
+    try {
+      return structuredClone(data)
+    } catch {
+      // a value set with a handed-out object inside holds its proxy, which structuredClone refuses
+      return JSON.parse(JSON.stringify(data)) as Data
+    }
   }
 
   data (): Data {

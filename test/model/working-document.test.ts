@@ -114,3 +114,46 @@ test('ttl and persist', async (t) => {
   t.equal(work.persist(true), false)
   t.same(work.ops, [{ kind: 'ttl', seconds: 90 }, { kind: 'persist', on: true }])
 })
+
+test('settle: a loaded object changed through its proxy, or a saved one through its own reference, becomes a set', async (t) => {
+  const { work, view } = working()
+  const loaded = stored({ cart: ['a'], user: { name: 'Ann' }, n: 1 })
+  work.replace(loaded, JSON.stringify(loaded))
+  const cart = work.get('cart') as string[]
+  t.equal(view.cart, cart, 'the property and get() show the same proxy')
+  t.not(cart, loaded.d.cart, 'a proxy, not the loaded array')
+  work.settle()
+  t.same(work.ops, [], 'read only: nothing recorded')
+  cart.push('b')
+  ;(view.user as Record<string, unknown>).name = 'Bo'
+  work.settle()
+  t.same(work.ops.map(op => op.kind === 'set' && [op.key, op.value]), [['cart', ['a', 'b']], ['user', { name: 'Bo' }]], 'each changed key set once, with the object itself')
+  t.equal((work.ops[0] as { value: unknown }).value, loaded.d.cart, 'stored as the array behind the proxy')
+  work.settle()
+  t.equal(work.ops.length, 2, 'settled twice: no more')
+
+  // saved with the request going on: what it set and holds is compared with its JSON as saved
+  const prefs = { tags: ['x'] }
+  const other = { k: 1 }
+  const gone = { g: 1 }
+  work.set('prefs', prefs)
+  work.set('other', other)
+  work.set('gone', gone)
+  work.saved()
+  t.equal(work.get('prefs'), prefs, 'an object this request set is not wrapped')
+  work.settle()
+  t.same(work.ops, [], 'nothing changed since the save')
+  prefs.tags.push('y')
+  work.set('other', { k: 2 })
+  work.delete('gone')
+  cart.push('c')
+  work.settle()
+  t.same(work.ops.map(op => op.kind === 'delete' ? ['delete', op.key] : op.kind === 'set' && [op.key, op.value]), [
+    ['other', { k: 2 }], ['delete', 'gone'], ['cart', ['a', 'b', 'c']], ['prefs', { tags: ['x', 'y'] }]
+  ], 'the changed ones, each once; a replaced or deleted key by its own operation only')
+
+  work.saved(true)
+  prefs.tags.push('z')
+  work.settle()
+  t.same(work.ops, [], 'after the last save: nothing is compared')
+})

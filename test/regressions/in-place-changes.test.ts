@@ -345,3 +345,85 @@ test('a change in place on a session rotated by its load, or while the request r
   const final = await app.inject({ url: '/read', headers: { cookie: latest } })
   t.same(final.json().data.cart, ['a', 'b', 'c'], 'its push reached the successor')
 })
+
+test('an object this request set and saved, then changed in place through its own reference, is saved', async (t) => {
+  const { app, client, prefix } = await buildApp(t, {
+    routes (app) {
+      app.post('/set-save-change', async (req) => {
+        const prefs = { theme: 'light', tags: ['a'] }
+        req.session.set('prefs', prefs)
+        await req.session.save()
+        const { change } = body(req)
+        if (change === true) prefs.tags.push('b')
+        // a BigInt: JSON.stringify throws, so the change cannot be stored
+        if (change === 'spoil') (prefs as Data).big = 1n
+        return { same: req.session.get('prefs') === prefs }
+      })
+    }
+  })
+  const created = await app.inject({ method: 'POST', url: '/write', payload: START })
+  const cookie = sessionCookie(created)
+  const id = created.json().id
+  const before = (await stored(client, prefix, id)).v
+
+  const unchanged = await app.inject({ method: 'POST', url: '/set-save-change', headers: { cookie }, payload: { change: false } })
+  t.same(unchanged.json(), { same: true }, 'get() gives back the very object set')
+  t.equal((await stored(client, prefix, id)).v, before + 1, 'not changed after save(): written once')
+
+  await app.inject({ method: 'POST', url: '/set-save-change', headers: { cookie }, payload: { change: true } })
+  const after = await stored(client, prefix, id)
+  t.same(after.d.prefs, { theme: 'light', tags: ['a', 'b'] }, 'the change after save() is saved')
+  t.equal(after.v, before + 3, 'by a second write')
+
+  const spoiled = await app.inject({ method: 'POST', url: '/set-save-change', headers: { cookie }, payload: { change: 'spoil' } })
+  t.equal(spoiled.statusCode, 500)
+  t.equal(spoiled.json().code, 'FST_REDIS_SESSION_INVALID_VALUE', 'changed into what JSON cannot hold: a coded error')
+  const last = await stored(client, prefix, id)
+  t.same([last.v, last.d.prefs], [before + 4, { theme: 'light', tags: ['a'] }], 'what save() wrote stays, without the change')
+})
+
+test('a loaded object keeps its identity, serializes and copies as plain data, and may be frozen', async (t) => {
+  const { app, client, prefix } = await buildApp(t, {
+    routes (app) {
+      app.get('/identity', async (req) => {
+        const cart = req.session.get('cart') as unknown[]
+        const user = req.session.get('user') as Data
+        return {
+          get: cart === req.session.get('cart'),
+          property: props(req).cart === cart,
+          isArray: Array.isArray(cart),
+          json: JSON.stringify(user),
+          spread: { ...user },
+          modified: req.session.isModified()
+        }
+      })
+      app.post('/nest', async (req) => {
+        // an object holding handed-out values: data() and toJSON() still give plain copies
+        req.session.set('both', { cart: req.session.get('cart'), user: props(req).user })
+        const copy = req.session.data()
+        ;(copy.cart as unknown[]).push('not saved')
+        return { copy, json: req.session.toJSON().both }
+      })
+      app.post('/freeze', async (req) => {
+        const user = Object.freeze(req.session.get('user') as Data)
+        return { name: user.name, frozen: Object.isFrozen(user) }
+      })
+    }
+  })
+  const created = await app.inject({ method: 'POST', url: '/write', payload: START })
+  const cookie = sessionCookie(created)
+  const id = created.json().id
+
+  const seen = await app.inject({ url: '/identity', headers: { cookie } })
+  t.same(seen.json(), { get: true, property: true, isArray: true, json: JSON.stringify(START.user), spread: START.user, modified: false })
+
+  const nested = await app.inject({ method: 'POST', url: '/nest', headers: { cookie } })
+  t.equal(nested.statusCode, 200)
+  t.same(nested.json().json, { cart: START.cart, user: START.user }, 'toJSON copies what the handed-out values hold')
+  t.same(nested.json().copy.cart, [...START.cart, 'not saved'], 'data() is a copy')
+  t.same((await stored(client, prefix, id)).d, { ...START, both: { cart: START.cart, user: START.user } }, 'the copy\'s change is not saved')
+
+  const frozen = await app.inject({ method: 'POST', url: '/freeze', headers: { cookie } })
+  t.same(frozen.json(), { name: 'Ann', frozen: true })
+  t.same((await stored(client, prefix, id)).d.user, START.user, 'freezing stores the same value')
+})
