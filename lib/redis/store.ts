@@ -229,7 +229,8 @@ export class SessionStore {
         if (timeouts.stop(pending)) resolve(map(value))
       }
       const failed = (err: unknown): void => {
-        if (noScript !== undefined && err instanceof Error && err.message.startsWith('NOSCRIPT')) {
+        // resent only while the caller still waits: one told of a timeout must not be written for after all
+        if (noScript !== undefined && pending.watched && err instanceof Error && err.message.startsWith('NOSCRIPT')) {
           const resend = noScript
           noScript = undefined
           resend().then(settled, failed)
