@@ -1,0 +1,86 @@
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
+import { Redis } from 'ioredis'
+import type { Test } from 'tap'
+import type { RedisSessionOptions } from '../../types/index.js'
+import { uniquePrefix } from './app.js'
+import { redisCli, startRedis, waitFor, type RedisServer } from './redis-server.js'
+import { accountApp } from './scale.js'
+
+// Two app instances, A and B, each with its own connection to one private redis-server and the
+// local cache on: what one instance's cache may answer after the other wrote.
+
+export const LEASE = 250
+
+export interface CachePair {
+  server: RedisServer
+  a: FastifyInstance
+  b: FastifyInstance
+  /** A plain connection of the test's own. */
+  redis: Redis
+  prefix: string
+}
+
+/** A client as an app would make one: ioredis' default retries, its failures seen by the test only. */
+export function appClient (t: Test, url: string): Redis {
+  const client = new Redis(url, { maxRetriesPerRequest: 1 })
+  client.on('error', () => {})
+  t.teardown(() => { client.disconnect() })
+  return client
+}
+
+/** A and B on a redis-server of their own (or `server`), both with the cache (`lease` LEASE unless `session` says), ready to answer. */
+export async function cachePair (t: Test, session: Partial<RedisSessionOptions> = {}, server?: RedisServer): Promise<CachePair> {
+  if (server === undefined) {
+    server = await startRedis()
+    const started = server
+    t.teardown(() => started.kill())
+  }
+  const prefix = uniquePrefix()
+  const options = { prefix, userKey: 'userId', cache: { lease: LEASE }, ...session }
+  const a = await accountApp(t, appClient(t, server.url), options)
+  const b = await accountApp(t, appClient(t, server.url), options)
+  await Promise.all([answering(a), answering(b)])
+  return { server, a, b, redis: appClient(t, server.url), prefix }
+}
+
+/** Waits until the app's cache answers reads (tracking on, a PING answered within the lease). */
+export async function answering (app: FastifyInstance): Promise<void> {
+  // a session of its own, read until a read is a hit
+  const created = await app.inject({ method: 'POST', url: '/write', payload: { probe: 1 } })
+  const cookie = `sid=${created.cookies.find(c => c.name === 'sid')!.value}`
+  await waitFor('the session cache to answer', async () => (await read(app, cookie)).hit)
+}
+
+export interface Read {
+  res: LightMyRequestResponse
+  /** Answered from the cache (the app's hit counter moved; the test sends one request at a time). */
+  hit: boolean
+}
+
+/** GET /me with `cookie`, telling whether the cache answered it. */
+export async function read (app: FastifyInstance, cookie: string): Promise<Read> {
+  const before = app.sessions.stats().cacheHits
+  const res = await app.inject({ url: '/me', headers: { cookie } })
+  return { res, hit: app.sessions.stats().cacheHits > before }
+}
+
+/** Reads with `cookie` until the cache answers. */
+export async function warm (app: FastifyInstance, cookie: string): Promise<void> {
+  await waitFor('a read answered by the cache', async () => (await read(app, cookie)).hit)
+}
+
+/** Waits for the app to have heard of `count` more invalidations than `before`. */
+export async function invalidations (app: FastifyInstance, before: number, count = 1): Promise<void> {
+  await waitFor('the invalidation', () => app.sessions.stats().cacheInvalidations >= before + count)
+}
+
+/** The CLIENT LIST lines of the connections that track keys (flag t), as Redis shows them. */
+export async function trackingClients (port: number): Promise<string[]> {
+  const list = await redisCli(port, 'CLIENT', 'LIST')
+  return list.split('\n').filter(line => /flags=\S*t/.test(line))
+}
+
+/** The id of every tracking connection, for CLIENT KILL ID. */
+export async function trackingIds (port: number): Promise<string[]> {
+  return (await trackingClients(port)).map(line => /^id=(\d+)/.exec(line)![1])
+}
