@@ -87,7 +87,7 @@ test('with cache: one connection more, closed with the app', async (t) => {
   const before = (await redisCli(server.port, 'CLIENT', 'LIST')).split('\n').length
   const app = Fastify()
   await app.register(redisSession, { client, secret: SECRET, cache: { lease: LEASE } })
-  app.get('/me', async (req) => ({ data: req.session.toJSON() }))
+  app.get('/read', async (req) => ({ data: req.session.toJSON() }))
   app.post('/write', async (req) => { req.session.set('probe', 1); return 'ok' })
   await app.ready()
   await answering(app)
@@ -106,7 +106,7 @@ test('a plugin-owned connection with cache (redis: url): both connections close 
   t.teardown(() => server.kill())
   const app = Fastify()
   await app.register(redisSession, { redis: server.url, secret: SECRET, cache: { lease: LEASE } })
-  app.get('/me', async (req) => ({ data: req.session.toJSON() }))
+  app.get('/read', async (req) => ({ data: req.session.toJSON() }))
   app.post('/write', async (req) => { req.session.set('probe', 1); return 'ok' })
   await app.ready()
   await answering(app)

@@ -57,10 +57,10 @@ export interface Read {
   hit: boolean
 }
 
-/** GET /me with `cookie`, telling whether the cache answered it. */
+/** GET /read with `cookie`, telling whether the cache answered it. */
 export async function read (app: FastifyInstance, cookie: string): Promise<Read> {
   const before = app.sessions.stats().cacheHits
-  const res = await app.inject({ url: '/me', headers: { cookie } })
+  const res = await app.inject({ url: '/read', headers: { cookie } })
   return { res, hit: app.sessions.stats().cacheHits > before }
 }
 

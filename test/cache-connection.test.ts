@@ -1,0 +1,99 @@
+import { test } from 'tap'
+import { Redis } from 'ioredis'
+import RedisV5 from 'ioredis-5'
+import type { FastifyInstance } from 'fastify'
+import { buildApp, sessionKey } from './helpers/app.js'
+import { freePort, redisCli, startRedis, waitFor } from './helpers/redis-server.js'
+import { Browser } from './helpers/scale.js'
+import { LEASE, answering, read, trackingClients, warm } from './helpers/cache.js'
+
+// The cache's connection: whatever happens to it, the app goes on (reads go to Redis), nothing
+// crashes, and the log says what is wrong once.
+
+interface Logged { level: number, msg: string }
+
+function logCapture (): { lines: Logged[], stream: { write: (line: string) => void } } {
+  const lines: Logged[] = []
+  return { lines, stream: { write: (line: string) => { lines.push(JSON.parse(line)) } } }
+}
+
+test('tracking refused (an ACL user without CLIENT): reads go to Redis, one warning says why', async (t) => {
+  const server = await startRedis()
+  t.teardown(() => server.kill())
+  await redisCli(server.port, 'ACL', 'SETUSER', 'limited', 'on', 'nopass', '~*', '&*', '+@all', '-client')
+  const client = new Redis({ port: server.port, host: '127.0.0.1', username: 'limited', maxRetriesPerRequest: 1 })
+  t.teardown(() => { client.disconnect() })
+  const { lines, stream } = logCapture()
+  const { app } = await buildApp(t, { client, fastify: { logger: { level: 'warn', stream } }, session: { cache: { lease: LEASE } } })
+  await waitFor('the warning', () => lines.some(line => line.msg.includes('cannot turn on tracking')))
+  const browser = new Browser()
+  await browser.send(app, 'POST', '/write', { a: 1 })
+  for (let i = 0; i < 3; i++) {
+    const seen = await read(app, browser.cookie!)
+    t.notOk(seen.hit, 'not answered from a cache that hears nothing')
+    t.same(seen.res.json().data, { a: 1 })
+  }
+  t.equal(lines.filter(line => line.msg.includes('session cache')).length, 1, 'one warning')
+  t.equal(lines[0].level, 40)
+})
+
+test('Redis unreachable at start: the app starts, requests fail with 503 as without the cache; once Redis is up the cache answers', async (t) => {
+  const port = await freePort()
+  const client = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 1, retryStrategy: () => 50 })
+  client.on('error', () => {})
+  t.teardown(() => { client.disconnect() })
+  const { lines, stream } = logCapture()
+  const { app } = await buildApp(t, { client, fastify: { logger: { level: 'info', stream } }, session: { cache: { lease: LEASE }, timeout: 300 } })
+  const failed = await app.inject({ method: 'POST', url: '/write', payload: { a: 1 } })
+  t.equal(failed.statusCode, 503)
+  await waitFor('the warning', () => lines.some(line => line.msg.includes('session cache\'s connection')))
+  const server = await (await import('../tools/redis-server.js')).startRedisServer({ port })
+  t.teardown(() => server.kill())
+  await waitFor('the client to be ready', () => client.status === 'ready')
+  await answering(app)
+  const cacheLines = lines.filter(line => line.msg.includes('session cache\'s connection'))
+  t.same(cacheLines.map(line => line.level), [40, 30], 'one warning, then one info line when it is back')
+})
+
+async function keyPrefixed (t: Parameters<Parameters<typeof test>[1]>[0], a: Redis, b: Redis): Promise<{ a: FastifyInstance, b: FastifyInstance, prefix: string }> {
+  const one = await buildApp(t, { client: a, session: { cache: { lease: LEASE } } })
+  const two = await buildApp(t, { client: b, session: { cache: { lease: LEASE }, prefix: one.prefix } })
+  await Promise.all([answering(one.app), answering(two.app)])
+  return { a: one.app, b: two.app, prefix: one.prefix }
+}
+
+test('a client with a keyPrefix of its own: the keys Redis names are matched to sessions', async (t) => {
+  const server = await startRedis()
+  t.teardown(() => server.kill())
+  const connect = (): Redis => {
+    const client = new Redis(server.url, { keyPrefix: 'app1:', maxRetriesPerRequest: 1 })
+    t.teardown(() => { client.disconnect() })
+    return client
+  }
+  const { a, b, prefix } = await keyPrefixed(t, connect(), connect())
+  const { id, cookie } = await a.sessions.create({ n: 1 })
+  await warm(b, cookie)
+  const before = b.sessions.stats().cacheInvalidations
+  await a.inject({ method: 'POST', url: '/write', headers: { cookie }, payload: { n: 2 } })
+  await waitFor('the invalidation', () => b.sessions.stats().cacheInvalidations > before)
+  t.same((await read(b, cookie)).res.json().data, { n: 2 }, 'seen')
+  t.equal(await redisCli(server.port, 'EXISTS', `app1:${sessionKey(prefix, id)}`), '1', 'the key carries both prefixes')
+})
+
+test('ioredis 5: the same invalidations and lease', async (t) => {
+  const server = await startRedis()
+  t.teardown(() => server.kill())
+  const connect = (): Redis => {
+    const client = new RedisV5(server.url, { maxRetriesPerRequest: 1 }) as unknown as Redis
+    t.teardown(() => { client.disconnect() })
+    return client
+  }
+  const { a, b } = await keyPrefixed(t, connect(), connect())
+  t.equal((await trackingClients(server.port)).length, 2)
+  const { cookie } = await a.sessions.create({ n: 1 })
+  await warm(b, cookie)
+  const before = b.sessions.stats().cacheInvalidations
+  await a.inject({ method: 'POST', url: '/write', headers: { cookie }, payload: { n: 2 } })
+  await waitFor('the invalidation', () => b.sessions.stats().cacheInvalidations > before)
+  t.same((await read(b, cookie)).res.json().data, { n: 2 }, 'seen')
+})
