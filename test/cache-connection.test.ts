@@ -1,8 +1,10 @@
 import { test } from 'tap'
+import Fastify from 'fastify'
+import redisSession from '../lib/index.js'
+import { SECRET, buildApp, sessionKey } from './helpers/app.js'
 import { Redis } from 'ioredis'
 import RedisV5 from 'ioredis-5'
 import type { FastifyInstance } from 'fastify'
-import { buildApp, sessionKey } from './helpers/app.js'
 import { freePort, redisCli, startRedis, waitFor } from './helpers/redis-server.js'
 import { Browser } from './helpers/scale.js'
 import { LEASE, answering, read, trackingClients, warm } from './helpers/cache.js'
@@ -96,4 +98,23 @@ test('ioredis 5: the same invalidations and lease', async (t) => {
   await a.inject({ method: 'POST', url: '/write', headers: { cookie }, payload: { n: 2 } })
   await waitFor('the invalidation', () => b.sessions.stats().cacheInvalidations > before)
   t.same((await read(b, cookie)).res.json().data, { n: 2 }, 'seen')
+})
+
+test('closing the app while Redis is stopped does not wait for it; the PING in flight is given up', async (t) => {
+  const server = await startRedis()
+  t.teardown(() => { server.resume(); return server.kill() })
+  const client = new Redis(server.url, { maxRetriesPerRequest: 1 })
+  client.on('error', () => {})
+  t.teardown(() => { client.disconnect() })
+  const app = Fastify()
+  await app.register(redisSession, { client, secret: SECRET, cache: { lease: LEASE } })
+  app.post('/write', async (req) => { req.session.set('a', 1); return 'ok' })
+  app.get('/read', async (req) => ({ data: req.session.toJSON() }))
+  await app.ready()
+  await answering(app)
+  server.pause()
+  // a PING goes out every quarter of the lease: once the lease ran out, one is in flight
+  await waitFor('the lease to run out', () => app.sessions.stats().cacheLeaseExpiries === 1)
+  await app.close()
+  t.pass('closed')
 })

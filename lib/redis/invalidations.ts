@@ -39,8 +39,8 @@ export class Invalidations {
   constructor ({ client, prefix, cache, lease, log }: InvalidationOptions) {
     this.#cache = cache
     this.#log = log
-    // the keys as Redis names them: ioredis puts its own keyPrefix before the plugin's
-    this.#prefix = (client.options.keyPrefix ?? '') + prefix
+    // the keys as Redis names them: ioredis puts its own keyPrefix (default '') before the plugin's
+    this.#prefix = [client.options.keyPrefix, prefix].join('')
     this.#address = addressOf(client)
     // RESP2 (ioredis 6 speaks RESP3 by default, and drops the push frames RESP3 carries invalidations in);
     // subscribing again is done here, after tracking is on: subscribed, the connection takes no CLIENT command
