@@ -1,9 +1,9 @@
-import { test } from 'tap'
+import { test, type Test } from 'tap'
 import Fastify from 'fastify'
 import redisSession from '../lib/index.js'
 import { SECRET, buildApp, sessionKey } from './helpers/app.js'
 import { Redis } from 'ioredis'
-import RedisV5 from 'ioredis-5'
+import { Redis as RedisV5 } from 'ioredis-5'
 import type { FastifyInstance } from 'fastify'
 import { freePort, redisCli, startRedis, waitFor } from './helpers/redis-server.js'
 import { Browser } from './helpers/scale.js'
@@ -57,7 +57,7 @@ test('Redis unreachable at start: the app starts, requests fail with 503 as with
   t.same(cacheLines.map(line => line.level), [40, 30], 'one warning, then one info line when it is back')
 })
 
-async function keyPrefixed (t: Parameters<Parameters<typeof test>[1]>[0], a: Redis, b: Redis): Promise<{ a: FastifyInstance, b: FastifyInstance, prefix: string }> {
+async function keyPrefixed (t: Test, a: Redis, b: Redis): Promise<{ a: FastifyInstance, b: FastifyInstance, prefix: string }> {
   const one = await buildApp(t, { client: a, session: { cache: { lease: LEASE } } })
   const two = await buildApp(t, { client: b, session: { cache: { lease: LEASE }, prefix: one.prefix } })
   await Promise.all([answering(one.app), answering(two.app)])
