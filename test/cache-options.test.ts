@@ -120,7 +120,7 @@ test('one warning when the cache stops answering, one info line when it answers 
   t.teardown(() => { server.resume(); return server.kill() })
   const lines: Array<{ level: number, msg: string }> = []
   const stream = { write: (line: string) => { lines.push(JSON.parse(line)) } }
-  const { app } = await buildApp(t, { client: appClient(t, server.url), fastify: { logger: { level: 'info', stream } }, session: { cache: { lease: LEASE }, timeout: 300 } })
+  const { app } = await buildApp(t, { client: appClient(t, server.url), fastify: { logger: { level: 'info', stream } }, session: { cache: { lease: 1000 }, timeout: 300 } })
   const browser = new Browser()
   await browser.send(app, 'POST', '/write', { a: 1 })
   const cookie = browser.cookie!

@@ -64,9 +64,14 @@ export async function read (app: FastifyInstance, cookie: string): Promise<Read>
   return { res, hit: app.sessions.stats().cacheHits > before }
 }
 
-/** Reads with `cookie` until the cache answers. */
-export async function warm (app: FastifyInstance, cookie: string): Promise<void> {
-  await waitFor('a read answered by the cache', async () => (await read(app, cookie)).hit)
+/** Reads with `cookie` until the cache answers; returns that answer. */
+export async function warm (app: FastifyInstance, cookie: string): Promise<LightMyRequestResponse> {
+  let answer: Read | undefined
+  await waitFor('a read answered by the cache', async () => {
+    answer = await read(app, cookie)
+    return answer.hit
+  })
+  return answer!.res
 }
 
 /** Waits for the app to have heard of `count` more invalidations than `before`. */
