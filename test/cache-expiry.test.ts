@@ -1,7 +1,7 @@
 import { test } from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { sessionKey } from './helpers/app.js'
-import { cachePair, read, warm } from './helpers/cache.js'
+import { cachePair, invalidations, read, warm } from './helpers/cache.js'
 
 // What the cache keeps is bounded by time as the session is: never past its idle or absolute
 // deadline; and a hit does not push the idle expiry forward, a load once per `refreshEvery` does.
@@ -85,7 +85,10 @@ test('an unreadable stored value is discarded, not cached', async (t) => {
   const { a, redis, prefix } = await cachePair(t)
   const { id, cookie } = await a.sessions.create({ userId: 'lee' })
   await warm(a, cookie)
+  const before = a.sessions.stats().cacheInvalidations
   await redis.set(sessionKey(prefix, id), 'not json', 'KEEPTTL')
+  // written by another connection: seen once its invalidation arrived
+  await invalidations(a, before)
   const seen = await read(a, cookie)
   t.equal(seen.res.json().isNew, true, 'a fresh session')
   t.equal(await redis.exists(sessionKey(prefix, id)), 0, 'the value deleted')
