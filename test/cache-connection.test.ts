@@ -1,6 +1,9 @@
 import { test, type Test } from 'tap'
+import diagnostics from 'node:diagnostics_channel'
+import { setTimeout as sleep } from 'node:timers/promises'
 import Fastify from 'fastify'
-import redisSession from '../lib/index.js'
+import redisSession, { channels } from '../lib/index.js'
+import type { SessionCacheEvent } from '../types/index.js'
 import { SECRET, buildApp, sessionKey } from './helpers/app.js'
 import { Redis } from 'ioredis'
 import { Redis as RedisV5 } from 'ioredis-5'
@@ -117,4 +120,49 @@ test('closing the app while Redis is stopped does not wait for it; the PING in f
   await waitFor('the lease to run out', () => app.sessions.stats().cacheLeaseExpiries === 1)
   await app.close()
   t.pass('closed')
+})
+
+test('the data connection on another server than the cache\'s (one followed a failover first): the cache stops answering', async (t) => {
+  const first = await startRedis()
+  const second = await startRedis()
+  t.teardown(() => Promise.all([first.kill(), second.kill()]))
+  const client = new Redis(first.url, { maxRetriesPerRequest: 1 })
+  client.on('error', () => {})
+  t.teardown(() => { client.disconnect() })
+  const { app } = await buildApp(t, { client, session: { cache: { lease: LEASE } } })
+  await answering(app)
+  const { cookie } = await app.sessions.create({ n: 1 })
+  await warm(app, cookie)
+  // the data connection moves; the cache's stays where it was
+  client.options.port = second.port
+  client.disconnect(true)
+  await waitFor('the data connection on the second server', () => client.status === 'ready' && client.stream.remotePort === second.port)
+  await waitFor('the cache to stop answering', () => app.sessions.stats().cacheLeaseExpiries === 1)
+  for (let i = 0; i < 3; i++) {
+    const seen = await read(app, cookie)
+    t.notOk(seen.hit, 'not answered from the cache')
+    t.equal(seen.res.json().isNew, true, 'the second server has no such session')
+  }
+})
+
+test('a plugin-owned client: the cache answers only once the data connection is up, on the same server', async (t) => {
+  const server = await startRedis()
+  t.teardown(() => server.kill())
+  const events: SessionCacheEvent[] = []
+  const listener = (message: unknown): void => { events.push(message as SessionCacheEvent) }
+  diagnostics.subscribe(channels.cache, listener)
+  t.teardown(() => { diagnostics.unsubscribe(channels.cache, listener) })
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(redisSession, { redis: server.url, secret: SECRET, cache: { lease: LEASE } })
+  app.post('/write', async (req) => { req.session.set('probe', 1); return 'ok' })
+  app.get('/read', async (req) => ({ data: req.session.toJSON() }))
+  await app.ready()
+  // PINGs come back, but the data connection (lazy) has sent nothing yet
+  await waitFor('PINGs on the cache\'s connection', async () => (await trackingClients(server.port)).some(line => /cmd=ping/.test(line)))
+  // a PING goes out every quarter of the lease: several came back meanwhile
+  await sleep(LEASE)
+  t.notOk(events.some(e => e.state === 'answering'), 'not answering')
+  await answering(app)
+  t.ok(events.some(e => e.state === 'answering'), 'answering once the data connection is up')
 })

@@ -25,6 +25,7 @@ export interface InvalidationOptions {
  * sent before them, are the cache's proof that it has heard of every change up to when they were sent.
  */
 export class Invalidations {
+  readonly #client: Redis
   readonly #connection: Redis
   readonly #prefix: string
   readonly #cache: LocalCache
@@ -37,6 +38,7 @@ export class Invalidations {
   #closed = false
 
   constructor ({ client, prefix, cache, lease, log }: InvalidationOptions) {
+    this.#client = client
     this.#cache = cache
     this.#log = log
     // the keys as Redis names them: ioredis puts its own keyPrefix (default '') before the plugin's
@@ -112,7 +114,18 @@ export class Invalidations {
     const epoch = cache.epoch
     const sentAt = performance.now()
     this.#pinging = true
-    this.#connection.ping().then(() => { cache.proven(epoch, sentAt) }, ignore).finally(() => { this.#pinging = false })
+    this.#connection.ping().then(() => { if (this.#sameServer()) cache.proven(epoch, sentAt) }, ignore).finally(() => { this.#pinging = false })
+  }
+
+  /**
+   * Whether the data connection talks to the server this one heard from: invalidations of another
+   * server (a Sentinel failover that one connection followed before the other) prove nothing.
+   */
+  #sameServer (): boolean {
+    const ours = this.#connection.stream
+    // undefined until the data connection first connects
+    const theirs = this.#client.stream as typeof ours | undefined
+    return theirs !== undefined && ours.remoteAddress === theirs.remoteAddress && ours.remotePort === theirs.remotePort
   }
 }
 
