@@ -1,9 +1,10 @@
 import { test } from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
-import { Browser } from './helpers/scale.js'
-import { redisCli } from './helpers/redis-server.js'
-import { LEASE, cachePair, trackingIds, type CachePair } from './helpers/cache.js'
+import { Browser, accountApp } from './helpers/scale.js'
+import { redisCli, startRedis } from './helpers/redis-server.js'
+import { LEASE, TrackingStall, answering, appClient, cachePair, trackingIds, warm, type CachePair } from './helpers/cache.js'
+import { uniquePrefix } from './helpers/app.js'
 
 // A writes a version number in a loop, B reads in a loop (its cache on). A read of B that started
 // more than `lease` after A's save of version n was acknowledged must see n or later: the count of
@@ -79,4 +80,32 @@ test('no stale read while the invalidation connections are killed and Redis is s
   t.ok(outcome.writes > 10 && outcome.reads > 10, `${outcome.writes} writes, ${outcome.reads} reads`)
   t.equal(outcome.stale, 0, 'no stale read')
   t.ok(pair.b.sessions.stats().cacheLeaseExpiries >= 2, 'the cache stopped answering twice (the kill, the stop)')
+})
+
+test('no stale read while the invalidation connection alone stalls silently (its replies held back) for three times the lease', async (t) => {
+  const server = await startRedis()
+  t.teardown(() => server.kill())
+  const proxy = await TrackingStall.start(t, server.port)
+  t.teardown(() => { proxy.resume() })
+  const prefix = uniquePrefix()
+  const options = { prefix, userKey: 'userId', cache: { lease: LEASE } }
+  const a = await accountApp(t, appClient(t, server.url), options)
+  // B's connections, data and invalidations, both go through the proxy, which holds back only the latter's replies
+  const b = await accountApp(t, appClient(t, proxy.url), options)
+  await Promise.all([answering(a), answering(b)])
+  const browser = new Browser()
+  await browser.send(a, 'POST', '/login', { userId: 'versions' })
+  const cookie = browser.cookie!
+  await warm(b, cookie)
+  const expiries = b.sessions.stats().cacheLeaseExpiries
+  const outcome = await staleRun(b, a, cookie, async () => {
+    await sleep(RUN_MS / 4)
+    proxy.stall()
+    await sleep(3 * LEASE)
+    proxy.resume()
+  })
+  t.ok(outcome.writes > 10 && outcome.reads > 10, `${outcome.writes} writes, ${outcome.reads} reads`)
+  t.ok(outcome.hits > 0, `the cache answered ${outcome.hits} of them`)
+  t.equal(outcome.stale, 0, 'no stale read')
+  t.ok(b.sessions.stats().cacheLeaseExpiries > expiries, 'the cache stopped answering during the stall')
 })

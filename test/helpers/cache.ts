@@ -1,3 +1,5 @@
+import { once } from 'node:events'
+import { connect as connectTcp, createServer, type AddressInfo, type Socket } from 'node:net'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { Redis } from 'ioredis'
 import type { Test } from 'tap'
@@ -88,4 +90,62 @@ export async function trackingClients (port: number): Promise<string[]> {
 /** The id of every tracking connection, for CLIENT KILL ID. */
 export async function trackingIds (port: number): Promise<string[]> {
   return (await trackingClients(port)).map(line => /^id=(\d+)/.exec(line)![1])
+}
+
+/**
+ * A TCP proxy to a redis-server that can hold back, without closing anything, what Redis sends to the
+ * connections that turned tracking on: the invalidation connection stalls silently while the data
+ * connection going through the same proxy goes on.
+ */
+export class TrackingStall {
+  #port = 0
+  #stalled = false
+  readonly #held: Array<() => void> = []
+
+  get port (): number {
+    return this.#port
+  }
+
+  static async start (t: Test, target: number): Promise<TrackingStall> {
+    const sockets = new Set<Socket>()
+    const proxy = new TrackingStall()
+    const server = createServer((client) => {
+      const upstream = connectTcp(target, '127.0.0.1')
+      let tracking = false
+      sockets.add(client).add(upstream)
+      client.on('data', (data) => {
+        if (data.includes('TRACKING')) tracking = true
+        upstream.write(data)
+      })
+      upstream.on('data', (data) => {
+        if (tracking && proxy.#stalled) proxy.#held.push(() => { client.write(data) })
+        else client.write(data)
+      })
+      const end = (): void => { client.destroy(); upstream.destroy() }
+      client.on('close', end).on('error', end)
+      upstream.on('close', end).on('error', end)
+    })
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    proxy.#port = (server.address() as AddressInfo).port
+    t.teardown(async () => {
+      for (const socket of sockets) socket.destroy()
+      server.close()
+    })
+    return proxy
+  }
+
+  get url (): string {
+    return `redis://127.0.0.1:${this.port}`
+  }
+
+  stall (): void {
+    this.#stalled = true
+  }
+
+  /** Delivers what was held back, in order. */
+  resume (): void {
+    this.#stalled = false
+    for (const deliver of this.#held.splice(0)) deliver()
+  }
 }
