@@ -5,7 +5,7 @@ import type { Redis } from 'ioredis'
 import type { RedisSessionOptions } from '../types/index.js'
 import { resolveOptions } from './options.js'
 import { SessionStore } from './redis/store.js'
-import { Outage } from './redis/outage.js'
+import { Outage, addressOf } from './redis/outage.js'
 import { SessionWriter } from './redis/writer.js'
 import { SessionCookie } from './cookie/signed-cookie.js'
 import { storedIdOf } from './model/ids.js'
@@ -17,6 +17,8 @@ import { sessionHooks } from './hooks.js'
 import { errors, logBindings } from './model/errors.js'
 import { UserIndex } from './redis/user-index.js'
 import { SessionManager } from './manager.js'
+import { LocalCache } from './model/local-cache.js'
+import { Invalidations, cacheLog } from './redis/invalidations.js'
 
 /** `config: { session: false }`. Asked only when needed: `routeOptions` builds a new object on every call. */
 function optedOut (request: FastifyRequest): boolean {
@@ -29,14 +31,15 @@ const plugin: FastifyPluginAsync<RedisSessionOptions> = async (fastify, opts) =>
 
   const stats = newStats()
   const outage = new Outage(config.client, config.timeout, fastify.log)
-  const store = new SessionStore({ client: config.client, prefix: config.prefix, timeout: config.timeout, stats, outage })
+  const cache = config.cache === undefined ? undefined : new LocalCache({ max: config.cache.max, lease: config.cache.lease, stats, onChange: cacheLog(fastify.log) })
+  const store = new SessionStore({ client: config.client, prefix: config.prefix, timeout: config.timeout, stats, outage, cache })
   const schema = config.schema === undefined ? undefined : new SessionSchema(config.schema)
   const storedId = storedIdOf(config.hashIds)
   const index = config.userKey === undefined && !config.trackClient ? undefined : new UserIndex(store, config)
   const writer = new SessionWriter({ store, ttl: config.ttl, timeout: config.timeout, maxBytes: config.maxBytes, stats, schema })
   const ctx: SessionContext = {
     config,
-    repository: new SessionRepository({ config, store, writer, stats, storedIdOf: storedId, schema, index }),
+    repository: new SessionRepository({ config, store, writer, stats, storedIdOf: storedId, schema, index, cache }),
     cookie: new SessionCookie({
       name: config.cookieName,
       secrets: config.secrets,
@@ -58,6 +61,15 @@ const plugin: FastifyPluginAsync<RedisSessionOptions> = async (fastify, opts) =>
   fastify.decorateRequest('session', { getter: hooks.session })
   fastify.addHook('onRequest', hooks.loadSession)
   fastify.addHook('onSend', hooks.saveSession)
+
+  if (cache !== undefined) {
+    // a Cluster client was refused with the options
+    const invalidations = new Invalidations({ client: config.client as Redis, prefix: config.prefix, cache, lease: config.cache!.lease, log: fastify.log })
+    invalidations.start()
+    fastify.addHook('onClose', async function closeSessionCache () {
+      invalidations.close()
+    })
+  }
 
   if (config.ownsClient) {
     watchConnection(config.client as Redis, store, fastify.log)
@@ -94,9 +106,7 @@ async function cookieCodec (fastify: FastifyInstance): Promise<CookieCodec> {
  * until the connection is ready again; 503 errors meanwhile carry the cause too.
  */
 function watchConnection (client: Redis, store: SessionStore, log: FastifyBaseLogger): void {
-  const { path, host, port } = client.options
-  // ioredis fills in host and port; a Unix socket has a path instead
-  const address = path ?? `${String(host)}:${String(port)}`
+  const address = addressOf(client)
   client.on('error', function redisError (err: Error) {
     const cause = `Redis at ${address}: ${err.message}`
     if (store.connectionError !== cause) log.warn({ ...logBindings, err }, `fastify-session-redis: cannot reach ${cause}`)

@@ -5,7 +5,7 @@ import type { RedisSessionOptions } from '../types/index.js'
 import { errors } from './model/errors.js'
 import { defaultIdGenerator } from './model/ids.js'
 import { dotted } from './model/schema.js'
-import { defaults, otherNames, SettingsSchema, type SessionConfig, type Settings } from './model/settings.js'
+import { cacheDefaults, defaults, otherNames, SettingsSchema, type CacheSettings, type SessionConfig, type Settings } from './model/settings.js'
 
 const checkSettings = TypeCompiler.Compile(SettingsSchema)
 const settingNames = new Set(Object.keys(SettingsSchema.properties))
@@ -104,6 +104,19 @@ function checkCookieRules (settings: Settings): void {
   }
 }
 
+/** The local cache's settings, or undefined when it is off; `refreshEvery` must leave the idle expiry room to slide. */
+function resolveCache ({ cache, ttl }: Settings): CacheSettings | undefined {
+  if (cache === undefined || cache === false) return undefined
+  const given = cache === true ? {} : cache
+  const resolved = {
+    max: given.max ?? cacheDefaults.max,
+    lease: given.lease ?? cacheDefaults.lease,
+    refreshEvery: given.refreshEvery ?? ttl / 10
+  }
+  if (resolved.refreshEvery >= ttl) throw invalid('cache.refreshEvery', `must be less than ttl (${ttl} s)`)
+  return resolved
+}
+
 /** Validates the options (never mutating them) and returns the resolved config. */
 export function resolveOptions (opts: RedisSessionOptions): SessionConfig {
   if (typeof opts !== 'object' || opts === null) throw invalid('options', 'must be an object')
@@ -115,5 +128,8 @@ export function resolveOptions (opts: RedisSessionOptions): SessionConfig {
   const idGenerator = opts.idGenerator ?? defaultIdGenerator
   if (typeof idGenerator !== 'function') throw invalid('idGenerator', 'must be a function returning a string')
   if (opts.schema !== undefined && !TypeGuard.IsObject(opts.schema)) throw invalid('schema', 'must be a TypeBox Type.Object schema')
-  return { ...settings, ...resolveClient(opts), secrets, idGenerator, schema: opts.schema }
+  const cache = resolveCache(settings)
+  const client = resolveClient(opts)
+  if (cache !== undefined && client.client.isCluster) throw new errors.FST_REDIS_SESSION_CACHE_CLUSTER()
+  return { ...settings, ...client, secrets, idGenerator, schema: opts.schema, cache }
 }

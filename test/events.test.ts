@@ -47,7 +47,8 @@ test('channel names', async (t) => {
     create: 'fastify-session-redis:create',
     destroy: 'fastify-session-redis:destroy',
     regenerate: 'fastify-session-redis:regenerate',
-    expired: 'fastify-session-redis:expired'
+    expired: 'fastify-session-redis:expired',
+    cache: 'fastify-session-redis:cache'
   })
 })
 

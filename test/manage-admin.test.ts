@@ -81,7 +81,7 @@ test('app.sessions.stats counts each event and returns a copy', async (t) => {
       })
     }
   })
-  const zero = { loaded: 0, created: 0, saved: 0, destroyed: 0, conflicts: 0, rejectedCookies: 0, storeErrors: 0, rotated: 0 }
+  const zero = { loaded: 0, created: 0, saved: 0, destroyed: 0, conflicts: 0, rejectedCookies: 0, storeErrors: 0, rotated: 0, cacheHits: 0, cacheMisses: 0, cacheInvalidations: 0, cacheLeaseExpiries: 0 }
   t.same(app.sessions.stats(), zero)
   const first = await app.inject({ method: 'POST', url: '/write', payload: { a: 1 } })
   const cookie = sessionCookie(first)

@@ -112,6 +112,25 @@ export interface RedisSessionOptions {
    * a replica, MONITOR) gives no id a cookie could carry. Changing it ends every stored session. @default true
    */
   hashIds?: boolean
+  /**
+   * Keep recently read sessions in this process and answer reads from there, kept coherent by Redis
+   * client-side caching (docs/local-cache.md); `true` for the defaults. Not with a Cluster client
+   * (`FST_REDIS_SESSION_CACHE_CLUSTER`). @default undefined (no cache)
+   */
+  cache?: boolean | SessionCacheOptions
+}
+
+/** The local session cache (`cache`). */
+export interface SessionCacheOptions {
+  /** Sessions kept at most; the least recently used goes first. @default 10000 */
+  max?: number
+  /**
+   * Milliseconds the cache keeps answering after Redis last proved the invalidation connection alive;
+   * with delivery, the longest another instance's write or logout can go unseen here. @default 500
+   */
+  lease?: number
+  /** Seconds between two refreshes of a session's idle expiry in Redis (a hit does not refresh it); less than `ttl`. @default ttl / 10 */
+  refreshEvery?: number
 }
 
 /** One of a user's live sessions, as `app.sessions.list` shows it. */
@@ -151,6 +170,14 @@ export interface SessionStats {
   storeErrors: number
   /** Session ids replaced under `rotateEvery`. */
   rotated: number
+  /** With `cache`: loads answered from the local cache, without Redis. */
+  cacheHits: number
+  /** With `cache`: loads that went to Redis (not cached, due for a refresh, or the lease ran out). */
+  cacheMisses: number
+  /** With `cache`: keys Redis said changed (each write of any instance to a session or index key under `prefix`). */
+  cacheInvalidations: number
+  /** With `cache`: times the cache stopped answering, its lease run out or its connection lost. */
+  cacheLeaseExpiries: number
 }
 
 /** The data `app.sessions.create` stores: the declared keys, or any keys while `SessionData` is empty. */
@@ -329,6 +356,7 @@ export declare const channels: {
   readonly destroy: 'fastify-session-redis:destroy'
   readonly regenerate: 'fastify-session-redis:regenerate'
   readonly expired: 'fastify-session-redis:expired'
+  readonly cache: 'fastify-session-redis:cache'
 }
 
 /** `load`: a session cookie that verified was looked up in Redis (also `reload()`). */
@@ -398,6 +426,20 @@ export interface SessionExpiredEvent {
   reason: 'missing' | 'deadline'
 }
 
+/** `cache`: the local cache stopped or started answering, or dropped every entry. */
+export interface SessionCacheEvent {
+  /** `stopped`: reads go to Redis; `answering`: the cache answers again; `flushed`: every entry dropped. */
+  state: 'stopped' | 'answering' | 'flushed'
+  /**
+   * `lease`: no proof of life within `lease`; `connection`: the invalidation connection closed;
+   * `ready`: it (re)connected (tracking starts afresh); `flush`: Redis was flushed; `proven`: a PING
+   * came back within the lease.
+   */
+  reason: 'lease' | 'connection' | 'ready' | 'flush' | 'proven'
+  /** Entries dropped (`flushed`) or held. */
+  entries: number
+}
+
 export interface RedisSessionErrors {
   FST_REDIS_SESSION_INVALID_OPTION: FastifyErrorConstructor<{ code: 'FST_REDIS_SESSION_INVALID_OPTION', statusCode: 500 }, [string, string]>
   FST_REDIS_SESSION_STORE_UNAVAILABLE: FastifyErrorConstructor<{ code: 'FST_REDIS_SESSION_STORE_UNAVAILABLE', statusCode: 503 }, [string, { cause: unknown }?]>
@@ -409,6 +451,7 @@ export interface RedisSessionErrors {
   FST_REDIS_SESSION_TOO_LARGE: FastifyErrorConstructor<{ code: 'FST_REDIS_SESSION_TOO_LARGE', statusCode: 507 }, [number, number]>
   FST_REDIS_SESSION_NONE: FastifyErrorConstructor<{ code: 'FST_REDIS_SESSION_NONE', statusCode: 500 }, [reason: string]>
   FST_REDIS_SESSION_BAD_ID: FastifyErrorConstructor<{ code: 'FST_REDIS_SESSION_BAD_ID', statusCode: 500 }, []>
+  FST_REDIS_SESSION_CACHE_CLUSTER: FastifyErrorConstructor<{ code: 'FST_REDIS_SESSION_CACHE_CLUSTER', statusCode: 500 }, []>
 }
 
 /** Every error the plugin raises, by code. */

@@ -1,6 +1,6 @@
 import diagnostics from 'node:diagnostics_channel'
 import type {
-  SessionConflictEvent, SessionCreateEvent, SessionDestroyEvent, SessionExpiredEvent, SessionLoadEvent,
+  SessionCacheEvent, SessionConflictEvent, SessionCreateEvent, SessionDestroyEvent, SessionExpiredEvent, SessionLoadEvent,
   SessionRegenerateEvent, SessionSaveEvent
 } from '../../types/index.js'
 
@@ -12,7 +12,8 @@ export const channelNames = Object.freeze({
   create: 'fastify-session-redis:create',
   destroy: 'fastify-session-redis:destroy',
   regenerate: 'fastify-session-redis:regenerate',
-  expired: 'fastify-session-redis:expired'
+  expired: 'fastify-session-redis:expired',
+  cache: 'fastify-session-redis:cache'
 } as const)
 
 interface Typed<M> extends diagnostics.Channel {
@@ -31,7 +32,8 @@ export const channels = {
   create: diagnostics.channel(channelNames.create) as Typed<SessionCreateEvent>,
   destroy: diagnostics.channel(channelNames.destroy) as Typed<SessionDestroyEvent>,
   regenerate: diagnostics.channel(channelNames.regenerate) as Typed<SessionRegenerateEvent>,
-  expired: diagnostics.channel(channelNames.expired) as Typed<SessionExpiredEvent>
+  expired: diagnostics.channel(channelNames.expired) as Typed<SessionExpiredEvent>,
+  cache: diagnostics.channel(channelNames.cache) as Typed<SessionCacheEvent>
 }
 
 /**

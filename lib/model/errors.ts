@@ -24,5 +24,7 @@ export const errors = {
   FST_REDIS_SESSION_NONE: createError<'FST_REDIS_SESSION_NONE', 500, [string]>(
     'FST_REDIS_SESSION_NONE', 'This request has no session: %s', 500),
   FST_REDIS_SESSION_BAD_ID: createError<'FST_REDIS_SESSION_BAD_ID', 500, []>(
-    'FST_REDIS_SESSION_BAD_ID', 'idGenerator returned an unusable id: not 22-128 characters of [A-Za-z0-9_-], or one already in use', 500)
+    'FST_REDIS_SESSION_BAD_ID', 'idGenerator returned an unusable id: not 22-128 characters of [A-Za-z0-9_-], or one already in use', 500),
+  FST_REDIS_SESSION_CACHE_CLUSTER: createError<'FST_REDIS_SESSION_CACHE_CLUSTER', 500, []>(
+    'FST_REDIS_SESSION_CACHE_CLUSTER', 'fastify-session-redis: option "cache" cannot be used with a Redis Cluster client: invalidations are tracked on one connection to one node, and a cluster\'s keys live on several', 500)
 }

@@ -18,6 +18,12 @@ const CookieSchema = Type.Object({
   maxAge: Type.Optional(Type.Integer({ minimum: 1 }))
 }, { additionalProperties: false })
 
+const CacheSchema = Type.Object({
+  max: Type.Optional(Type.Integer({ minimum: 1 })),
+  lease: Type.Optional(Type.Integer({ minimum: 1 })),
+  refreshEvery: Type.Optional(Type.Number({ exclusiveMinimum: 0 }))
+}, { additionalProperties: false })
+
 // an RFC 9110 token: what a cookie name (RFC 6265) and a header field name must be
 const TOKEN = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
 
@@ -38,7 +44,8 @@ export const SettingsSchema = Type.Object({
   rotateEvery: Type.Optional(Type.Integer({ minimum: 1 })),
   rotateGrace: Type.Integer({ minimum: 1 }),
   trackClient: Type.Boolean(),
-  hashIds: Type.Boolean()
+  hashIds: Type.Boolean(),
+  cache: Type.Optional(Type.Union([Type.Boolean(), CacheSchema]))
 }, { additionalProperties: false })
 
 export type Settings = Static<typeof SettingsSchema>
@@ -68,7 +75,21 @@ export const otherNames = new Set(['client', 'redis', 'secret', 'idGenerator', '
 const checkCookieOverrides = TypeCompiler.Compile(Type.Partial(CookieSchema))
 const cookieNames = Object.keys(CookieSchema.properties)
 
-export interface SessionConfig extends Settings {
+/** The local cache's defaults; `refreshEvery` (seconds) defaults to a tenth of `ttl`. */
+export const cacheDefaults = { max: 10_000, lease: 500 }
+
+/** The local cache's settings, resolved. */
+export interface CacheSettings {
+  max: number
+  /** ms */
+  lease: number
+  /** s */
+  refreshEvery: number
+}
+
+export interface SessionConfig extends Omit<Settings, 'cache'> {
+  /** Undefined: no local cache. */
+  cache: CacheSettings | undefined
   client: Redis | Cluster
   /** True when the plugin created the client and must close it. */
   ownsClient: boolean

@@ -2,6 +2,12 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Cluster, Redis } from 'ioredis'
 import { logBindings } from '../model/errors.js'
 
+/** Where a connection goes, for the log: host and port (ioredis fills them in), or a Unix socket's path. */
+export function addressOf (client: Redis): string {
+  const { path, host, port } = client.options
+  return path ?? `${String(host)}:${String(port)}`
+}
+
 /** Commands that ran out of time in a row, with no reply in between, before Redis counts as stalled. */
 export const STALLED_AFTER = 5
 /** Connection states in which a command would wait in ioredis' offline queue for a Redis that left. */

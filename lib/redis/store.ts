@@ -3,12 +3,14 @@ import { errors } from '../model/errors.js'
 import { CommandTimeouts } from './command-timeouts.js'
 import { Outage } from './outage.js'
 import type { SessionStats } from '../model/stats.js'
+import type { LocalCache } from '../model/local-cache.js'
 import { isValidId } from '../model/ids.js'
 import { ALIAS_SCRIPT, INDEX_ADD_SCRIPT, INDEX_DESTROY_SCRIPT, LATE_READ_SCRIPT, LOAD_SCRIPT, SAVE_SCRIPT, type Script } from './scripts.js'
 
 type Arg = string | number
 
-export interface LoadedText { text: string, pttl: number }
+/** `rolled`: the read itself pushed the idle expiry forward (GETEX). */
+export interface LoadedText { text: string, pttl: number, rolled: boolean }
 
 /** `conflict`: the key holds another version, or no session document (an alias of a rotated id, say): `current`. */
 export type SaveResult = { status: 'saved' } | { status: 'gone' } | { status: 'conflict', current: string }
@@ -47,6 +49,8 @@ export interface StoreOptions {
   stats: SessionStats
   /** Tells when Redis is out of reach, so that commands fail at once; one without a log when not given. */
   outage?: Outage
+  /** The local cache (`cache`): every write drops the entry of the key it changes at once. */
+  cache?: LocalCache
 }
 
 /** Escapes Redis glob characters, so a prefix like `app[1]:` matches itself only. */
@@ -67,11 +71,13 @@ export class SessionStore {
   readonly #timeouts: CommandTimeouts
   readonly #stats: SessionStats
   readonly #outage: Outage
+  readonly #cache: LocalCache | undefined
   /** Why the connection the plugin owns last failed, until it is ready again: the `cause` of 503 errors. */
   connectionError: string | undefined = undefined
 
-  constructor ({ client, prefix, timeout, stats, outage = new Outage(client, timeout) }: StoreOptions) {
+  constructor ({ client, prefix, timeout, stats, outage = new Outage(client, timeout), cache }: StoreOptions) {
     this.#client = client
+    this.#cache = cache
     this.#outage = outage
     this.#prefix = prefix
     this.#timeout = timeout
@@ -80,6 +86,12 @@ export class SessionStore {
   }
 
   #key (id: string): string {
+    return this.#prefix + id
+  }
+
+  /** The key of `id`, about to be changed: its cached entry goes now, and no read in flight caches it. */
+  #changing (id: string): string {
+    this.#cache?.drop(id)
     return this.#prefix + id
   }
 
@@ -96,8 +108,9 @@ export class SessionStore {
   load (id: string, now: number, ttl: number, rolling: boolean): Promise<LoadedText | null> {
     if (rolling) {
       const pttl = ttl * 1000
-      const key = this.#key(id)
-      return this.#bounded('load', () => this.#client.getex(key, 'PXAT', now + pttl), (text) => text === null ? null : { text, pttl }, undefined, () => {
+      // GETEX is a write: it changes the key's expiry
+      const key = this.#changing(id)
+      return this.#bounded('load', () => this.#client.getex(key, 'PXAT', now + pttl), (text) => text === null ? null : { text, pttl, rolled: true }, undefined, () => {
         // queued now, on the same connection: Redis runs it right after the read, if ever it runs that
         this.#client.eval(LATE_READ_SCRIPT.lua, 1, key, now, pttl).catch(ignore)
       })
@@ -105,7 +118,7 @@ export class SessionStore {
     return this.#script('load', LOAD_SCRIPT, this.#key(id), [now], (reply) => {
       if (reply === null) return null
       const [text, pttl] = reply as [string, number]
-      return { text, pttl }
+      return { text, pttl, rolled: false }
     })
   }
 
@@ -114,7 +127,7 @@ export class SessionStore {
    * conflicting document's own, as an instant however late it runs.
    */
   save (id: string, expectedVersion: number, doc: string, expiry: Expiry, configuredTtl: number): Promise<SaveResult> {
-    return this.#script('save', SAVE_SCRIPT, this.#key(id), [expectedVersion, doc, expiry.mode, expiry.value, configuredTtl * 1000, Date.now()], (reply) => {
+    return this.#script('save', SAVE_SCRIPT, this.#changing(id), [expectedVersion, doc, expiry.mode, expiry.value, configuredTtl * 1000, Date.now()], (reply) => {
       if (reply === 1) return SAVED
       if (reply === 0) return GONE
       return { status: 'conflict', current: String(reply) }
@@ -128,9 +141,9 @@ export class SessionStore {
    */
   async rotate ({ from, version, to, text, expiresAt, alias, until }: Rotation): Promise<boolean> {
     // both instants, not durations: either command may run late
-    const stored = await this.#bounded('rotate', () => this.#client.set(this.#key(to), text, 'PXAT', expiresAt, 'NX'), same)
+    const stored = await this.#bounded('rotate', () => this.#client.set(this.#changing(to), text, 'PXAT', expiresAt, 'NX'), same)
     if (stored === null) return false
-    const moved = await this.#script('rotate', ALIAS_SCRIPT, this.#key(from), [version, alias, until], Number)
+    const moved = await this.#script('rotate', ALIAS_SCRIPT, this.#changing(from), [version, alias, until], Number)
     if (moved === 1) return true
     await this.remove(to)
     return false
@@ -138,21 +151,21 @@ export class SessionStore {
 
   /** Ends an alias when it should, its `until` (epoch ms): a rolling read (GETEX) gave it the idle TTL. */
   endAliasAt (id: string, until: number): Promise<unknown> {
-    return this.#bounded('alias', () => this.#client.pexpireat(this.#key(id), until), same)
+    return this.#bounded('alias', () => this.#client.pexpireat(this.#changing(id), until), same)
   }
 
   /** Deletes the session and returns what it held (GETDEL: nothing can slip in between). */
   take (id: string): Promise<string | null> {
-    return this.#bounded('take', () => this.#client.getdel(this.#key(id)), same)
+    return this.#bounded('take', () => this.#client.getdel(this.#changing(id)), same)
   }
 
   remove (id: string): Promise<unknown> {
-    return this.#bounded('remove', () => this.#client.del(this.#key(id)), same)
+    return this.#bounded('remove', () => this.#client.del(this.#changing(id)), same)
   }
 
   /** Sets the key's expiry to `expiry.at`: an instant, so that run late it gives no more than when asked. */
   expire (id: string, expiry: Expiry): Promise<unknown> {
-    return this.#bounded('expire', () => this.#client.pexpireat(this.#key(id), expiry.at), same)
+    return this.#bounded('expire', () => this.#client.pexpireat(this.#changing(id), expiry.at), same)
   }
 
   /** Adds a session to the user's index, which is made to live at least `ms` more; returns the index's size. */
@@ -171,7 +184,7 @@ export class SessionStore {
 
   /** Deletes the session only while it still belongs to `user`; returns 1 when it did, 2 when the key is an alias, else 0. */
   indexDestroy (id: string, user: string): Promise<number> {
-    return this.#script('destroy', INDEX_DESTROY_SCRIPT, this.#key(id), [JSON.stringify(user)], Number)
+    return this.#script('destroy', INDEX_DESTROY_SCRIPT, this.#changing(id), [JSON.stringify(user)], Number)
   }
 
   /** How many sessions are stored under the prefix, on every master of a cluster (SCAN). */

@@ -9,7 +9,8 @@ import type { SessionStats } from '../model/stats.js'
 import type { WorkingDocument } from '../model/working-document.js'
 import { defaultIdGenerator, idsOf, isValidId, type SessionIds } from '../model/ids.js'
 import { SessionMoved, aliasText, isAlias, successorOf, withinGrace } from '../model/alias.js'
-import { keyExpiry, liveDocument, type KeyExpiry } from '../model/expiry.js'
+import { idleTtlOf, keyExpiry, lastRefreshOf, liveDocument, rotationDue, type KeyExpiry } from '../model/expiry.js'
+import type { LocalCache, Ticket } from '../model/local-cache.js'
 import { applyOperation, newDocument, parseDocument, serializeDocument, type Operation, type SessionDocument } from '../model/document.js'
 import { errors, logBindings } from '../model/errors.js'
 import { channels, hintOf } from '../model/channels.js'
@@ -57,7 +58,12 @@ export interface RepositoryOptions {
   schema: SessionSchema | undefined
   /** Set with `userKey` or `trackClient`. */
   index: UserIndex | undefined
+  /** Set with `cache`. */
+  cache?: LocalCache | undefined
 }
+
+/** A load's text, and, when it may be cached, the ticket taken before its read was sent. */
+interface Loaded extends LoadedText { ticket?: Ticket }
 
 /** The stored sessions of one plugin instance. */
 export class SessionRepository {
@@ -70,8 +76,10 @@ export class SessionRepository {
   readonly #index: UserIndex | undefined
   /** The index an admin's destroy tidies: only with `userKey` (`#index` is there for `trackClient` alone too). */
   readonly #userIndex: UserIndex | undefined
+  readonly #cache: LocalCache | undefined
 
-  constructor ({ config, store, writer, stats, storedIdOf, schema, index }: RepositoryOptions) {
+  constructor ({ config, store, writer, stats, storedIdOf, schema, index, cache }: RepositoryOptions) {
+    this.#cache = cache
     this.#config = config
     this.#store = store
     this.#writer = writer
@@ -100,13 +108,13 @@ export class SessionRepository {
    * successor, once (`follow`).
    */
   load (ids: SessionIds, log: FastifyBaseLogger, follow = true): Promise<Found | null> {
-    const config = this.#config
     const now = Date.now()
     // the clock is read only while someone listens (docs/events-and-metrics.md)
     const started = channels.load.hasSubscribers ? performance.now() : -1
-    return this.#store.load(ids.storedId, now, config.ttl, config.rolling).then((loaded) => {
+    return this.#read(ids.storedId, now).then((loaded) => {
       if (loaded !== null && isAlias(loaded.text)) return this.#followAlias(ids, loaded.text, log, follow)
       const seen = this.#examine(loaded, now, log)
+      if (seen.outcome === 'found' && loaded?.ticket !== undefined) this.#keep(ids.storedId, loaded.ticket, seen, now)
       if ((seen.outcome === 'missing' || seen.outcome === 'expired') && channels.expired.hasSubscribers) {
         channels.expired.publish({ idHint: hintOf(ids.storedId), reason: seen.outcome === 'missing' ? 'missing' : 'deadline' })
       }
@@ -125,6 +133,43 @@ export class SessionRepository {
     })
   }
 
+  /**
+   * The stored text: from the local cache when it may answer (lease held, within every deadline,
+   * no refresh or rotation due); else from Redis: a rolling GETEX when the idle expiry is due to be
+   * refreshed, a plain read (which the cache may keep) otherwise.
+   */
+  #read (storedId: string, now: number): Promise<Loaded | null> {
+    const { ttl, rolling } = this.#config
+    const cache = this.#cache
+    if (cache === undefined) return this.#store.load(storedId, now, ttl, rolling)
+    const entry = cache.lookup(storedId, now)
+    if (entry !== undefined && now < entry.refreshDueAt && !rotationDue(this.#config, { c: entry.createdAt })) {
+      this.#stats.cacheHits++
+      return Promise.resolve({ text: entry.text, pttl: entry.expiresAt - now, rolled: false })
+    }
+    this.#stats.cacheMisses++
+    if (entry !== undefined && rolling) return this.#store.load(storedId, now, ttl, true)
+    const ticket = cache.ticket()
+    return this.#store.load(storedId, now, ttl, false).then((loaded) => loaded === null ? null : { ...loaded, ticket })
+  }
+
+  /** Caches what a plain read found (when nothing changed it since, lib/model/local-cache.ts decides). */
+  #keep (storedId: string, ticket: Ticket, { doc, text, expiresAt }: { doc: SessionDocument, text: string, expiresAt: number }, now: number): void {
+    this.#cache!.put(storedId, ticket, { text, expiresAt, refreshDueAt: this.#refreshDueAt(doc, expiresAt, now), createdAt: doc.c, deadline: doc.a, cachedAt: now })
+  }
+
+  /**
+   * When the idle expiry of a key expiring at `expiresAt` is due to be pushed forward: `refreshEvery`
+   * after its last refresh, sooner for a session whose own TTL (`setTtl`) is shorter than ten times that;
+   * never without rolling, or once the key expires at the absolute deadline.
+   */
+  #refreshDueAt (doc: SessionDocument, expiresAt: number, now: number): number {
+    const { ttl, rolling, cache } = this.#config
+    const last = rolling ? lastRefreshOf(doc, ttl, expiresAt, now) : undefined
+    if (last === undefined) return Infinity
+    return last + Math.min(cache!.refreshEvery * 1000, idleTtlOf(doc, ttl) * 100)
+  }
+
   #examine (loaded: LoadedText | null, now: number, log: FastifyBaseLogger): Examined {
     const config = this.#config
     if (loaded === null) return { outcome: 'missing' }
@@ -135,7 +180,13 @@ export class SessionRepository {
     // past its absolute deadline: an ordinary end, deleted without a warning
     if (doc.a <= now) return { outcome: 'expired' }
     const { text } = loaded
-    if (!config.rolling) return { outcome: 'found', doc, text, expiresAt: Math.min(doc.a, now + loaded.pttl) }
+    if (!loaded.rolled) {
+      const expiresAt = Math.min(doc.a, now + loaded.pttl)
+      // with the cache, a plain read finds the idle expiry due to be pushed forward at times
+      if (this.#cache === undefined || this.#refreshDueAt(doc, expiresAt, now) > now) return { outcome: 'found', doc, text, expiresAt }
+      const expiry = keyExpiry(doc, config.ttl, now)
+      return { outcome: 'refresh', doc, text, expiresAt: expiry.at, expiry }
+    }
     // a rolling read set the configured TTL from `now`; a session's own TTL or a near deadline needs another
     const expiry = keyExpiry(doc, config.ttl, now)
     if (expiry.at === now + config.ttl * 1000) return { outcome: 'found', doc, text, expiresAt: expiry.at }

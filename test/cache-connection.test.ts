@@ -1,0 +1,168 @@
+import { test, type Test } from 'tap'
+import diagnostics from 'node:diagnostics_channel'
+import { setTimeout as sleep } from 'node:timers/promises'
+import Fastify from 'fastify'
+import redisSession, { channels } from '../lib/index.js'
+import type { SessionCacheEvent } from '../types/index.js'
+import { SECRET, buildApp, sessionKey } from './helpers/app.js'
+import { Redis } from 'ioredis'
+import { Redis as RedisV5 } from 'ioredis-5'
+import type { FastifyInstance } from 'fastify'
+import { freePort, redisCli, startRedis, waitFor } from './helpers/redis-server.js'
+import { Browser } from './helpers/scale.js'
+import { LEASE, answering, read, trackingClients, warm } from './helpers/cache.js'
+
+// The cache's connection: whatever happens to it, the app goes on (reads go to Redis), nothing
+// crashes, and the log says what is wrong once.
+
+interface Logged { level: number, msg: string }
+
+function logCapture (): { lines: Logged[], stream: { write: (line: string) => void } } {
+  const lines: Logged[] = []
+  return { lines, stream: { write: (line: string) => { lines.push(JSON.parse(line)) } } }
+}
+
+test('tracking refused (an ACL user without CLIENT): reads go to Redis, one warning says why', async (t) => {
+  const server = await startRedis()
+  t.teardown(() => server.kill())
+  await redisCli(server.port, 'ACL', 'SETUSER', 'limited', 'on', 'nopass', '~*', '&*', '+@all', '-client')
+  const client = new Redis({ port: server.port, host: '127.0.0.1', username: 'limited', maxRetriesPerRequest: 1 })
+  t.teardown(() => { client.disconnect() })
+  const { lines, stream } = logCapture()
+  const { app } = await buildApp(t, { client, fastify: { logger: { level: 'warn', stream } }, session: { cache: { lease: LEASE } } })
+  await waitFor('the warning', () => lines.some(line => line.msg.includes('cannot turn on tracking')))
+  const browser = new Browser()
+  await browser.send(app, 'POST', '/write', { a: 1 })
+  for (let i = 0; i < 3; i++) {
+    const seen = await read(app, browser.cookie!)
+    t.notOk(seen.hit, 'not answered from a cache that hears nothing')
+    t.same(seen.res.json().data, { a: 1 })
+  }
+  t.equal(lines.filter(line => line.msg.includes('session cache')).length, 1, 'one warning')
+  t.equal(lines[0].level, 40)
+})
+
+test('Redis unreachable at start: the app starts, requests fail with 503 as without the cache; once Redis is up the cache answers', async (t) => {
+  const port = await freePort()
+  const client = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 1, retryStrategy: () => 50 })
+  client.on('error', () => {})
+  t.teardown(() => { client.disconnect() })
+  const { lines, stream } = logCapture()
+  const { app } = await buildApp(t, { client, fastify: { logger: { level: 'info', stream } }, session: { cache: { lease: LEASE }, timeout: 300 } })
+  const failed = await app.inject({ method: 'POST', url: '/write', payload: { a: 1 } })
+  t.equal(failed.statusCode, 503)
+  await waitFor('the warning', () => lines.some(line => line.msg.includes('session cache\'s connection')))
+  const server = await (await import('../tools/redis-server.js')).startRedisServer({ port })
+  t.teardown(() => server.kill())
+  await waitFor('the client to be ready', () => client.status === 'ready')
+  await answering(app)
+  const cacheLines = lines.filter(line => line.msg.includes('session cache\'s connection'))
+  t.same(cacheLines.map(line => line.level), [40, 30], 'one warning, then one info line when it is back')
+})
+
+async function keyPrefixed (t: Test, a: Redis, b: Redis): Promise<{ a: FastifyInstance, b: FastifyInstance, prefix: string }> {
+  const one = await buildApp(t, { client: a, session: { cache: { lease: LEASE } } })
+  const two = await buildApp(t, { client: b, session: { cache: { lease: LEASE }, prefix: one.prefix } })
+  await Promise.all([answering(one.app), answering(two.app)])
+  return { a: one.app, b: two.app, prefix: one.prefix }
+}
+
+test('a client with a keyPrefix of its own: the keys Redis names are matched to sessions', async (t) => {
+  const server = await startRedis()
+  t.teardown(() => server.kill())
+  const connect = (): Redis => {
+    const client = new Redis(server.url, { keyPrefix: 'app1:', maxRetriesPerRequest: 1 })
+    t.teardown(() => { client.disconnect() })
+    return client
+  }
+  const { a, b, prefix } = await keyPrefixed(t, connect(), connect())
+  const { id, cookie } = await a.sessions.create({ n: 1 })
+  await warm(b, cookie)
+  const before = b.sessions.stats().cacheInvalidations
+  await a.inject({ method: 'POST', url: '/write', headers: { cookie }, payload: { n: 2 } })
+  await waitFor('the invalidation', () => b.sessions.stats().cacheInvalidations > before)
+  t.same((await read(b, cookie)).res.json().data, { n: 2 }, 'seen')
+  t.equal(await redisCli(server.port, 'EXISTS', `app1:${sessionKey(prefix, id)}`), '1', 'the key carries both prefixes')
+})
+
+test('ioredis 5: the same invalidations and lease', async (t) => {
+  const server = await startRedis()
+  t.teardown(() => server.kill())
+  const connect = (): Redis => {
+    const client = new RedisV5(server.url, { maxRetriesPerRequest: 1 }) as unknown as Redis
+    t.teardown(() => { client.disconnect() })
+    return client
+  }
+  const { a, b } = await keyPrefixed(t, connect(), connect())
+  t.equal((await trackingClients(server.port)).length, 2)
+  const { cookie } = await a.sessions.create({ n: 1 })
+  await warm(b, cookie)
+  const before = b.sessions.stats().cacheInvalidations
+  await a.inject({ method: 'POST', url: '/write', headers: { cookie }, payload: { n: 2 } })
+  await waitFor('the invalidation', () => b.sessions.stats().cacheInvalidations > before)
+  t.same((await read(b, cookie)).res.json().data, { n: 2 }, 'seen')
+})
+
+test('closing the app while Redis is stopped does not wait for it; the PING in flight is given up', async (t) => {
+  const server = await startRedis()
+  t.teardown(() => { server.resume(); return server.kill() })
+  const client = new Redis(server.url, { maxRetriesPerRequest: 1 })
+  client.on('error', () => {})
+  t.teardown(() => { client.disconnect() })
+  const app = Fastify()
+  await app.register(redisSession, { client, secret: SECRET, cache: { lease: LEASE } })
+  app.post('/write', async (req) => { req.session.set('a', 1); return 'ok' })
+  app.get('/read', async (req) => ({ data: req.session.toJSON() }))
+  await app.ready()
+  await answering(app)
+  server.pause()
+  // a PING goes out every quarter of the lease: once the lease ran out, one is in flight
+  await waitFor('the lease to run out', () => app.sessions.stats().cacheLeaseExpiries === 1)
+  await app.close()
+  t.pass('closed')
+})
+
+test('the data connection on another server than the cache\'s (one followed a failover first): the cache stops answering', async (t) => {
+  const first = await startRedis()
+  const second = await startRedis()
+  t.teardown(() => Promise.all([first.kill(), second.kill()]))
+  const client = new Redis(first.url, { maxRetriesPerRequest: 1 })
+  client.on('error', () => {})
+  t.teardown(() => { client.disconnect() })
+  const { app } = await buildApp(t, { client, session: { cache: { lease: LEASE } } })
+  await answering(app)
+  const { cookie } = await app.sessions.create({ n: 1 })
+  await warm(app, cookie)
+  // the data connection moves; the cache's stays where it was
+  client.options.port = second.port
+  client.disconnect(true)
+  await waitFor('the data connection on the second server', () => client.status === 'ready' && client.stream.remotePort === second.port)
+  await waitFor('the cache to stop answering', () => app.sessions.stats().cacheLeaseExpiries === 1)
+  for (let i = 0; i < 3; i++) {
+    const seen = await read(app, cookie)
+    t.notOk(seen.hit, 'not answered from the cache')
+    t.equal(seen.res.json().isNew, true, 'the second server has no such session')
+  }
+})
+
+test('a plugin-owned client: the cache answers only once the data connection is up, on the same server', async (t) => {
+  const server = await startRedis()
+  t.teardown(() => server.kill())
+  const events: SessionCacheEvent[] = []
+  const listener = (message: unknown): void => { events.push(message as SessionCacheEvent) }
+  diagnostics.subscribe(channels.cache, listener)
+  t.teardown(() => { diagnostics.unsubscribe(channels.cache, listener) })
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(redisSession, { redis: server.url, secret: SECRET, cache: { lease: LEASE } })
+  app.post('/write', async (req) => { req.session.set('probe', 1); return 'ok' })
+  app.get('/read', async (req) => ({ data: req.session.toJSON() }))
+  await app.ready()
+  // PINGs come back, but the data connection (lazy) has sent nothing yet
+  await waitFor('PINGs on the cache\'s connection', async () => (await trackingClients(server.port)).some(line => /cmd=ping/.test(line)))
+  // a PING goes out every quarter of the lease: several came back meanwhile
+  await sleep(LEASE)
+  t.notOk(events.some(e => e.state === 'answering'), 'not answering')
+  await answering(app)
+  t.ok(events.some(e => e.state === 'answering'), 'answering once the data connection is up')
+})
