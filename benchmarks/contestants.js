@@ -53,6 +53,14 @@ export const contestants = {
     cookieName: 'sid',
     build: (app, env) => ourPlugin(app, env, { autoPipelining: true, schema: false })
   },
+  // reads answered from process memory, kept coherent by Redis client tracking (docs/local-cache.md)
+  'plugin-cache': {
+    label: 'fastify-session-redis with `cache` (ioredis, auto-pipelining)',
+    short: 'fastify-session-redis + local cache',
+    kind: 'ours',
+    cookieName: 'sid',
+    build: (app, env) => ourPlugin(app, env, { autoPipelining: true, schema: false, cache: { max: 20_000, lease: 500 } })
+  },
   plugin: {
     label: 'fastify-session-redis (ioredis)',
     short: 'fastify-session-redis',

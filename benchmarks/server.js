@@ -88,7 +88,9 @@ process.on('message', async (message) => {
       writeFileSync(profile, JSON.stringify((await profiler.post('Profiler.stop')).profile))
       profile = undefined
     }
-    process.send({ type: 'stats', served, sent: Object.fromEntries(sent), cpuMicros: cpu.user + cpu.system })
+    // the plugin's own counters, where it is registered (the cache's hit rate)
+    const sessions = app.hasDecorator('sessions') ? app.sessions.stats() : undefined
+    process.send({ type: 'stats', served, sent: Object.fromEntries(sent), cpuMicros: cpu.user + cpu.system, sessions })
   } else if (message.type === 'close') {
     await app.close()
     for (const c of clients) c.disconnect()

@@ -58,9 +58,8 @@ export class Invalidations {
 
   /** Connects; the cache answers once tracking is on and a PING came back. */
   start (): void {
-    this.#connection.connect().catch(() => {
-      // reported through the 'error' event; ioredis goes on reconnecting
-    })
+    // a failed connect is reported through the 'error' event; ioredis goes on reconnecting
+    this.#connection.connect().catch(ignore)
   }
 
   /** Closes the connection; never waits for a Redis that does not answer. */
@@ -129,7 +128,7 @@ export class Invalidations {
   }
 }
 
-/** A PING that failed proves nothing; the lease says the rest. */
+/** A failure told elsewhere: a connect (the 'error' event), a PING (it proves nothing; the lease says the rest). */
 function ignore (): void {}
 
 /**
