@@ -60,7 +60,13 @@ export function sessionHooks (ctx: SessionContext, optedOut: (request: FastifyRe
       request[kSession] = kLazy
       return done()
     }
-    RedisSession.load(ctx, request, verified).then((loaded) => {
+    const opened = RedisSession.open(ctx, request, verified)
+    // from the local cache: on at once, no promise
+    if (!(opened instanceof Promise)) {
+      request[kSession] = opened
+      return done()
+    }
+    opened.then((loaded) => {
       request[kSession] = loaded
       done()
     }, done)

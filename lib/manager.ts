@@ -73,7 +73,7 @@ export class SessionManager implements SessionManagerApi {
     const origin = originOf(headers, options, this.#log)
     const raw = this.#ctx.cookie.raw(headers)
     const verified = raw === undefined ? null : verifyCookie(this.#ctx.cookie, this.#stats, origin.log, raw)
-    return verified === null ? RedisSession.fresh(this.#ctx, origin) : await RedisSession.load(this.#ctx, origin, verified)
+    return verified === null ? RedisSession.fresh(this.#ctx, origin) : await RedisSession.open(this.#ctx, origin, verified)
   }
 
   async get (id: string): Promise<Data | null> {

@@ -12,7 +12,7 @@ export class InPlaceWatch {
   readonly #proxies = new WeakMap<object, object>()
   readonly #targets = new WeakMap<object, object>()
   /** Objects given a property that can no longer change (`Object.freeze`): a proxy must return its value as it is. */
-  readonly pinned = new WeakSet<object>()
+  #pinned: WeakSet<object> | undefined
   readonly #mark: Mark = (key, top) => { (this.changed ??= new Map()).set(key, top) }
 
   /** The proxy route code gets for `value`, the object held by data key `key`. */
@@ -28,6 +28,14 @@ export class InPlaceWatch {
   /** The object behind `value` when it is one of this watch's proxies, else `value`. */
   unwrap<T> (value: T): T {
     return typeof value === 'object' && value !== null ? (this.#targets.get(value) as T | undefined) ?? value : value
+  }
+
+  pin (target: object): void {
+    (this.#pinned ??= new WeakSet()).add(target)
+  }
+
+  isPinned (target: object): boolean {
+    return this.#pinned?.has(target) === true
   }
 
   /** After a save: what was changed so far is stored. */
@@ -58,7 +66,7 @@ function handlerFor (key: string, top: object, mark: Mark, watch: InPlaceWatch):
       const value: unknown = Reflect.get(target, property)
       if (typeof value !== 'object' || value === null) return value
       // a property made read-only for good must be returned as it is (a proxy invariant)
-      if (watch.pinned.has(target) && isFixed(Reflect.getOwnPropertyDescriptor(target, property))) return value
+      if (watch.isPinned(target) && isFixed(Reflect.getOwnPropertyDescriptor(target, property))) return value
       return watch.nested(value, handler)
     },
     set (target, property, value) {
@@ -71,7 +79,7 @@ function handlerFor (key: string, top: object, mark: Mark, watch: InPlaceWatch):
     },
     defineProperty (target, property, descriptor) {
       mark(key, top)
-      if (descriptor.configurable === false) watch.pinned.add(target)
+      if (descriptor.configurable === false) watch.pin(target)
       return Reflect.defineProperty(target, property, 'value' in descriptor ? { ...descriptor, value: watch.unwrap(descriptor.value) } : descriptor)
     }
   }

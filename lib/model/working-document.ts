@@ -49,7 +49,8 @@ export class WorkingDocument {
   readonly #schema: SessionSchema | undefined
   /** Whether the store holds `doc` as it was loaded or last saved: only then can a change in place go unnoticed. */
   #stored = false
-  #watch = new InPlaceWatch()
+  /** Made by `replace` only for a stored document holding an object value: most hold none. */
+  #watch: InPlaceWatch | undefined
   /**
    * Object values this request set, then saved, that route code may still hold and change in
    * place: their text when saved. Not watched, as `set(key, x)` leaves `get(key) === x`.
@@ -70,8 +71,8 @@ export class WorkingDocument {
   replace (doc: SessionDocument, storedText?: string): void {
     this.doc = doc
     this.ops = []
-    this.#stored = storedText !== undefined
-    this.#watch = new InPlaceWatch()
+    const stored = this.#stored = storedText !== undefined
+    this.#watch = undefined
     this.#given = undefined
     const view = this.#view
     for (const key in view) delete view[key]
@@ -79,7 +80,7 @@ export class WorkingDocument {
     for (const key in data) {
       if (this.#members.has(key)) continue
       const value = data[key]
-      view[key] = this.#stored && isObject(value) ? this.#watch.watch(key, value) : value
+      view[key] = stored && isObject(value) ? (this.#watch ??= new InPlaceWatch()).watch(key, value) : value
     }
   }
 
@@ -89,7 +90,7 @@ export class WorkingDocument {
     const data = this.doc.d
     for (const key in view) {
       const shown = view[key]
-      if (!Object.hasOwn(data, key) || (data[key] !== shown && data[key] !== this.#watch.unwrap(shown))) this.set(key, shown)
+      if (!Object.hasOwn(data, key) || (data[key] !== shown && data[key] !== this.#watch?.unwrap(shown))) this.set(key, shown)
     }
     for (const key in data) {
       if (!Object.hasOwn(view, key) && !this.#members.has(key)) this.record({ kind: 'delete', key })
@@ -103,13 +104,13 @@ export class WorkingDocument {
   saved (last = false): void {
     this.ops = []
     this.#stored = true
-    this.#watch.forget()
+    this.#watch?.forget()
     this.#given = undefined
     if (last) return
     const data = this.doc.d
     for (const key in data) {
       const value = data[key]
-      if (isObject(value) && this.#watch.shown(value) === undefined) (this.#given ??= new Map()).set(key, JSON.stringify(value))
+      if (isObject(value) && this.#watch?.shown(value) === undefined) (this.#given ??= new Map()).set(key, JSON.stringify(value))
     }
   }
 
@@ -122,7 +123,7 @@ export class WorkingDocument {
    */
   settle (): void {
     this.pull()
-    const changed = this.#watch.changed
+    const changed = this.#watch?.changed
     const given = this.#given
     if (!this.#stored || (changed === undefined && given === undefined)) return
     let replaced: Set<string> | undefined
@@ -151,13 +152,13 @@ export class WorkingDocument {
 
   /** `value` as route code gets it: a watched object through its proxy. */
   #shown (value: unknown): unknown {
-    return isObject(value) ? this.#watch.shown(value) ?? value : value
+    return isObject(value) ? this.#watch?.shown(value) ?? value : value
   }
 
   set (key: unknown, given: unknown): void {
     checkKey(key)
     // a watched object goes back in as itself, not as its proxy
-    const value = this.#watch.unwrap(given)
+    const value = this.#watch === undefined ? given : this.#watch.unwrap(given)
     if (value === undefined) return this.delete(key)
     const data = this.doc.d
     // the same primitive again is no change; an object may have been changed in place, so it counts

@@ -108,28 +108,38 @@ export class SessionRepository {
    * successor, once (`follow`).
    */
   load (ids: SessionIds, log: FastifyBaseLogger, follow = true): Promise<Found | null> {
+    return Promise.resolve(this.open(ids, log, follow))
+  }
+
+  /** `load`, answered without a promise when the local cache holds the session (no Redis, no wait). */
+  open (ids: SessionIds, log: FastifyBaseLogger, follow = true): Found | null | Promise<Found | null> {
     const now = Date.now()
     // the clock is read only while someone listens (docs/events-and-metrics.md)
     const started = channels.load.hasSubscribers ? performance.now() : -1
-    return this.#read(ids.storedId, now).then((loaded) => {
-      if (loaded !== null && isAlias(loaded.text)) return this.#followAlias(ids, loaded.text, log, follow)
-      const seen = this.#examine(loaded, now, log)
-      if (seen.outcome === 'found' && loaded?.ticket !== undefined) this.#keep(ids.storedId, loaded.ticket, seen, now)
-      if ((seen.outcome === 'missing' || seen.outcome === 'expired') && channels.expired.hasSubscribers) {
-        channels.expired.publish({ idHint: hintOf(ids.storedId), reason: seen.outcome === 'missing' ? 'missing' : 'deadline' })
-      }
-      const found = this.#conclude(ids, seen)
-      if (started < 0) return found
-      return Promise.resolve(found).then((result) => {
-        channels.load.publish({
-          idHint: hintOf(ids.storedId),
-          outcome: seen.outcome === 'refresh' ? 'found' : seen.outcome,
-          version: result === null ? 0 : result.doc.v,
-          bytes: result === null || loaded === null ? 0 : Buffer.byteLength(loaded.text),
-          durationMs: performance.now() - started
-        })
-        return result
+    const read = this.#read(ids.storedId, now)
+    if (read instanceof Promise) return read.then((loaded) => this.#opened(ids, loaded, now, started, log, follow))
+    return this.#opened(ids, read, now, started, log, follow)
+  }
+
+  /** What a load goes on with once its text is read (from Redis, or the local cache). */
+  #opened (ids: SessionIds, loaded: Loaded | null, now: number, started: number, log: FastifyBaseLogger, follow: boolean): Found | null | Promise<Found | null> {
+    if (loaded !== null && isAlias(loaded.text)) return this.#followAlias(ids, loaded.text, log, follow)
+    const seen = this.#examine(loaded, now, log)
+    if (seen.outcome === 'found' && loaded?.ticket !== undefined) this.#keep(ids.storedId, loaded.ticket, seen, now)
+    if ((seen.outcome === 'missing' || seen.outcome === 'expired') && channels.expired.hasSubscribers) {
+      channels.expired.publish({ idHint: hintOf(ids.storedId), reason: seen.outcome === 'missing' ? 'missing' : 'deadline' })
+    }
+    const found = this.#conclude(ids, seen)
+    if (started < 0) return found
+    return Promise.resolve(found).then((result) => {
+      channels.load.publish({
+        idHint: hintOf(ids.storedId),
+        outcome: seen.outcome === 'refresh' ? 'found' : seen.outcome,
+        version: result === null ? 0 : result.doc.v,
+        bytes: result === null || loaded === null ? 0 : Buffer.byteLength(loaded.text),
+        durationMs: performance.now() - started
       })
+      return result
     })
   }
 
@@ -138,14 +148,14 @@ export class SessionRepository {
    * no refresh or rotation due); else from Redis: a rolling GETEX when the idle expiry is due to be
    * refreshed, a plain read (which the cache may keep) otherwise.
    */
-  #read (storedId: string, now: number): Promise<Loaded | null> {
+  #read (storedId: string, now: number): Loaded | Promise<Loaded | null> {
     const { ttl, rolling } = this.#config
     const cache = this.#cache
     if (cache === undefined) return this.#store.load(storedId, now, ttl, rolling)
     const entry = cache.lookup(storedId, now)
     if (entry !== undefined && now < entry.refreshDueAt && !rotationDue(this.#config, { c: entry.createdAt })) {
       this.#stats.cacheHits++
-      return Promise.resolve({ text: entry.text, pttl: entry.expiresAt - now, rolled: false })
+      return { text: entry.text, pttl: entry.expiresAt - now, rolled: false }
     }
     this.#stats.cacheMisses++
     if (entry !== undefined && rolling) return this.#store.load(storedId, now, ttl, true)

@@ -69,20 +69,28 @@ export class RedisSession extends SessionMethods implements Session {
     return new RedisSession(ctx, origin)
   }
 
-  /** The stored session the cookie names, or a fresh one (with a new id) when there is none. */
-  static load (ctx: SessionContext, origin: SessionOrigin, cookie: CookieId): Promise<RedisSession> {
+  /**
+   * The stored session the cookie names, or a fresh one (with a new id) when there is none; without
+   * a promise when it comes from the local cache.
+   */
+  static open (ctx: SessionContext, origin: SessionOrigin, cookie: CookieId): RedisSession | Promise<RedisSession> {
     const session = new RedisSession(ctx, origin, LOADING)
-    return ctx.repository.load(cookie, origin.log).then((found) => {
-      if (!session.#goOn(found)) return session
-      const { text } = found
-      // a persistent cookie's Max-Age follows the expiry that a rolling read just pushed forward
-      session.#cookie.send ||= cookie.renew || (ctx.config.rolling && (ctx.config.cookie.maxAge !== undefined || session.isPersistent))
-      if (!rotationDue(ctx.config, session.#work.doc)) return session
-      return ctx.repository.rotate(session.#current, session.#work.doc, origin).then((moved) => {
-        // lost to a save or another rotation meanwhile: this request goes on as it is
-        if (moved !== null) session.#moveTo(moved, text)
-        return session
-      })
+    const found = ctx.repository.open(cookie, origin.log)
+    return found instanceof Promise ? found.then((found) => session.#opened(found, cookie)) : session.#opened(found, cookie)
+  }
+
+  /** Goes on from what the load found: rotated first when its id is due for it. */
+  #opened (found: Found | null, cookie: CookieId): RedisSession | Promise<RedisSession> {
+    const ctx = this.#ctx
+    if (!this.#goOn(found)) return this
+    const { text } = found
+    // a persistent cookie's Max-Age follows the expiry that a rolling read just pushed forward
+    this.#cookie.send ||= cookie.renew || (ctx.config.rolling && (ctx.config.cookie.maxAge !== undefined || this.isPersistent))
+    if (!rotationDue(ctx.config, this.#work.doc)) return this
+    return ctx.repository.rotate(this.#current, this.#work.doc, this.#origin).then((moved) => {
+      // lost to a save or another rotation meanwhile: this request goes on as it is
+      if (moved !== null) this.#moveTo(moved, text)
+      return this
     })
   }
 
