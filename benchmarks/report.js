@@ -129,12 +129,13 @@ export function targets (runs, main, names) {
   }
   const fasterFloor = (scenario) => (get(scenario, 'hook') ?? 0) >= (get(scenario, 'hook-ap') ?? 0) ? 'hook' : 'hook-ap'
   const rows = []
+  const adder = (ours) => (scenario, what, other, goal, note = '') => {
+    const value = other === null || !names.includes(other) ? null : roundRatio(runs, scenario, ours, other, rpsRatio)
+    const byCpu = value === null ? null : roundRatio(runs, scenario, ours, other, cpuRatio)
+    rows.push({ ours, what, value, goal, met: value === null ? null : value >= goal, note, byCpu })
+  }
   for (const ours of ['plugin-ap', 'plugin'].filter(c => names.includes(c))) {
-    const add = (scenario, what, other, goal, note = '') => {
-      const value = other === null ? null : roundRatio(runs, scenario, ours, other, rpsRatio)
-      const byCpu = other === null ? null : roundRatio(runs, scenario, ours, other, cpuRatio)
-      rows.push({ ours, what, value, goal, met: value === null ? null : value >= goal, note, byCpu })
-    }
+    const add = adder(ours)
     const readPeer = bestPeer('read')?.contestant ?? null
     const writePeer = bestPeer('write')?.contestant ?? null
     const writeFloor = fasterFloor('write')
@@ -152,6 +153,13 @@ export function targets (runs, main, names) {
     }
     const commands = main.get(`untouched/${ours}`)?.commands ?? null
     rows.push({ ours, what: 'no cookie, untouched: Redis commands/request', value: commands, goal: 0, met: commands === null ? null : commands === 0, exact: true })
+  }
+  // the local cache: reads near bare Fastify, writes as without it (docs/local-cache.md)
+  if (names.includes('plugin-cache')) {
+    const add = adder('plugin-cache')
+    add('read', 'read ÷ Fastify', 'fastify', 0.8)
+    add('read', 'read ÷ the plugin without cache', 'plugin-ap', 1.5)
+    add('write', 'write ÷ the plugin without cache', 'plugin-ap', 0.95)
   }
   return rows
 }

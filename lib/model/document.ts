@@ -66,6 +66,24 @@ export function copyDocument (doc: SessionDocument): SessionDocument {
   return { ...doc, f: structuredClone(doc.f), d: { ...doc.d } }
 }
 
+/** A deep copy of JSON data (plain objects and arrays, strings, numbers, booleans, null). */
+export function copyJson<T> (value: T): T {
+  if (typeof value !== 'object' || value === null) return value
+  if (Array.isArray(value)) return value.map(copyJson) as T
+  const copy: Record<string, unknown> = {}
+  for (const key in value) copy[key] = copyJson(value[key])
+  return copy as T
+}
+
+/** Freezes JSON data all the way down. */
+export function freezeJson<T> (value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    for (const key in value) freezeJson(value[key])
+    Object.freeze(value)
+  }
+  return value
+}
+
 /**
  * The coded error for a document that could not be serialized (`thrown`): a value changed in place
  * after `set()` checked it, into one JSON cannot hold. Names the first key whose value fails.

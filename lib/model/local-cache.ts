@@ -1,5 +1,6 @@
 import type { SessionCacheEvent } from '../../types/index.js'
 import type { SessionStats } from './stats.js'
+import type { SessionDocument } from './document.js'
 import { channels } from './channels.js'
 
 // The local session cache's bookkeeping, without I/O: its entries (least recently used first), the
@@ -11,9 +12,13 @@ export const HARD_CAP_MS = 60_000
 /** Keys whose last change is remembered (for reads in flight) before that memory is cleared at once. */
 const CHANGED_LIMIT = 10_000
 
-/** What a load found, kept as text: each request still parses its own working document. */
+/**
+ * What a load found: its text, and the document parsed from it, frozen all the way down. Each
+ * request works on its own copy (`copyJson`), which costs less than parsing the text again.
+ */
 export interface CacheEntry {
   readonly text: string
+  readonly doc: SessionDocument
   /** When the key expires in Redis, epoch ms. */
   readonly expiresAt: number
   /** When the key's idle expiry is due to be refreshed, epoch ms (Infinity: never). */

@@ -11,7 +11,7 @@ import { defaultIdGenerator, idsOf, isValidId, type SessionIds } from '../model/
 import { SessionMoved, aliasText, isAlias, successorOf, withinGrace } from '../model/alias.js'
 import { idleTtlOf, keyExpiry, lastRefreshOf, liveDocument, rotationDue, type KeyExpiry } from '../model/expiry.js'
 import type { LocalCache, Ticket } from '../model/local-cache.js'
-import { applyOperation, newDocument, parseDocument, serializeDocument, type Operation, type SessionDocument } from '../model/document.js'
+import { applyOperation, copyJson, freezeJson, newDocument, parseDocument, serializeDocument, type Operation, type SessionDocument } from '../model/document.js'
 import { errors, logBindings } from '../model/errors.js'
 import { channels, hintOf } from '../model/channels.js'
 
@@ -63,7 +63,11 @@ export interface RepositoryOptions {
 }
 
 /** A load's text, and, when it may be cached, the ticket taken before its read was sent. */
-interface Loaded extends LoadedText { ticket?: Ticket }
+interface Loaded extends LoadedText {
+  ticket?: Ticket
+  /** From the local cache: the request's own copy of the document, already parsed and checked. */
+  doc?: SessionDocument
+}
 
 /** The stored sessions of one plugin instance. */
 export class SessionRepository {
@@ -155,7 +159,7 @@ export class SessionRepository {
     const entry = cache.lookup(storedId, now)
     if (entry !== undefined && now < entry.refreshDueAt && !rotationDue(this.#config, { c: entry.createdAt })) {
       this.#stats.cacheHits++
-      return { text: entry.text, pttl: entry.expiresAt - now, rolled: false }
+      return { text: entry.text, pttl: entry.expiresAt - now, rolled: false, doc: copyJson(entry.doc) }
     }
     this.#stats.cacheMisses++
     if (entry !== undefined && rolling) return this.#store.load(storedId, now, ttl, true)
@@ -165,7 +169,7 @@ export class SessionRepository {
 
   /** Caches what a plain read found (when nothing changed it since, lib/model/local-cache.ts decides). */
   #keep (storedId: string, ticket: Ticket, { doc, text, expiresAt }: { doc: SessionDocument, text: string, expiresAt: number }, now: number): void {
-    this.#cache!.put(storedId, ticket, { text, expiresAt, refreshDueAt: this.#refreshDueAt(doc, expiresAt, now), createdAt: doc.c, deadline: doc.a, cachedAt: now })
+    this.#cache!.put(storedId, ticket, { text, doc: freezeJson(copyJson(doc)), expiresAt, refreshDueAt: this.#refreshDueAt(doc, expiresAt, now), createdAt: doc.c, deadline: doc.a, cachedAt: now })
   }
 
   /**
@@ -180,10 +184,10 @@ export class SessionRepository {
     return last + Math.min(cache!.refreshEvery * 1000, idleTtlOf(doc, ttl) * 100)
   }
 
-  #examine (loaded: LoadedText | null, now: number, log: FastifyBaseLogger): Examined {
+  #examine (loaded: Loaded | null, now: number, log: FastifyBaseLogger): Examined {
     const config = this.#config
     if (loaded === null) return { outcome: 'missing' }
-    const doc = parseDocument(loaded.text)
+    const doc = loaded.doc ?? parseDocument(loaded.text)
     const problem = typeof doc === 'string' ? doc : this.#schema?.mismatch(doc.d)
     if (problem !== undefined) log.warn(logBindings, `fastify-session-redis: discarded a stored session: ${problem}`)
     if (typeof doc === 'string' || problem !== undefined) return { outcome: 'invalid' }

@@ -1,6 +1,6 @@
 import { test } from 'tap'
 import {
-  applyOperation, hasProtoKey, newDocument, parseDocument, serializeDocument, unfaithful, type Operation, type SessionDocument
+  applyOperation, copyJson, freezeJson, hasProtoKey, newDocument, parseDocument, serializeDocument, unfaithful, type Operation, type SessionDocument
 } from '../../lib/model/document.js'
 
 // The stored document and its operations, without Redis: what the scripts rely on (field order),
@@ -136,4 +136,21 @@ test('unfaithful: why JSON would not give a value back as it is', async (t) => {
   let limit: unknown = 1
   for (let i = 0; i < 1000; i++) limit = [limit]
   t.equal(unfaithful(limit), undefined, '1000 levels are fine')
+})
+
+test('copyJson makes a deep copy; freezeJson freezes all the way down', async (t) => {
+  const value = { a: [1, { b: 'x' }], c: null, d: { e: true } }
+  const copy = copyJson(value)
+  t.same(copy, value)
+  t.not(copy.a, value.a)
+  t.not(copy.a[1], value.a[1])
+  t.not(copy.d, value.d)
+  t.equal(copyJson(3), 3)
+  t.equal(copyJson(null), null)
+  const frozen = freezeJson(copy)
+  t.equal(frozen, copy, 'frozen in place')
+  t.ok(Object.isFrozen(copy) && Object.isFrozen(copy.a) && Object.isFrozen(copy.a[1]) && Object.isFrozen(copy.d))
+  t.equal(freezeJson('s'), 's')
+  const again = copyJson(frozen)
+  t.notOk(Object.isFrozen(again) || Object.isFrozen(again.a), 'a copy of frozen data can be changed')
 })
