@@ -12,13 +12,15 @@ export const HARD_CAP_MS = 60_000
 /** Keys whose last change is remembered (for reads in flight) before that memory is cleared at once. */
 const CHANGED_LIMIT = 10_000
 
-/**
- * What a load found: its text, and the document parsed from it, frozen all the way down. Each
- * request works on its own copy (`copyJson`), which costs less than parsing the text again.
- */
+/** What a load found, as text. */
 export interface CacheEntry {
   readonly text: string
-  readonly doc: SessionDocument
+  /**
+   * The document parsed from `text` at the entry's first hit, frozen all the way down: each request
+   * answered from it works on a copy of its own (`copyJson`), cheaper than parsing the text again.
+   * Not made before a hit, so that a session written after each read pays nothing for it.
+   */
+  doc?: SessionDocument
   /** When the key expires in Redis, epoch ms. */
   readonly expiresAt: number
   /** When the key's idle expiry is due to be refreshed, epoch ms (Infinity: never). */

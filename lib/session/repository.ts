@@ -159,6 +159,8 @@ export class SessionRepository {
     const entry = cache.lookup(storedId, now)
     if (entry !== undefined && now < entry.refreshDueAt && !rotationDue(this.#config, { c: entry.createdAt })) {
       this.#stats.cacheHits++
+      // the text parsed and checked when it was kept
+      entry.doc ??= freezeJson(parseDocument(entry.text) as SessionDocument)
       return { text: entry.text, pttl: entry.expiresAt - now, rolled: false, doc: copyJson(entry.doc) }
     }
     this.#stats.cacheMisses++
@@ -169,7 +171,7 @@ export class SessionRepository {
 
   /** Caches what a plain read found (when nothing changed it since, lib/model/local-cache.ts decides). */
   #keep (storedId: string, ticket: Ticket, { doc, text, expiresAt }: { doc: SessionDocument, text: string, expiresAt: number }, now: number): void {
-    this.#cache!.put(storedId, ticket, { text, doc: freezeJson(copyJson(doc)), expiresAt, refreshDueAt: this.#refreshDueAt(doc, expiresAt, now), createdAt: doc.c, deadline: doc.a, cachedAt: now })
+    this.#cache!.put(storedId, ticket, { text, expiresAt, refreshDueAt: this.#refreshDueAt(doc, expiresAt, now), createdAt: doc.c, deadline: doc.a, cachedAt: now })
   }
 
   /**

@@ -1,7 +1,6 @@
 import { test } from 'tap'
 import diagnostics from 'node:diagnostics_channel'
 import { HARD_CAP_MS, LocalCache, type CacheEntry } from '../../lib/model/local-cache.js'
-import { newDocument } from '../../lib/model/document.js'
 import { newStats } from '../../lib/model/stats.js'
 import { channelNames } from '../../lib/model/channels.js'
 import type { SessionCacheEvent } from '../../types/index.js'
@@ -12,7 +11,7 @@ const NOW = 1_700_000_000_000
 const LEASE = 1000
 
 function entry (text: string, fields: Partial<CacheEntry> = {}): CacheEntry {
-  return { text, doc: newDocument(NOW, 600), expiresAt: NOW + 60_000, refreshDueAt: Infinity, createdAt: NOW, deadline: NOW + 600_000, cachedAt: NOW, ...fields }
+  return { text, expiresAt: NOW + 60_000, refreshDueAt: Infinity, createdAt: NOW, deadline: NOW + 600_000, cachedAt: NOW, ...fields }
 }
 
 /** A cache tracking and proven alive just now. */
