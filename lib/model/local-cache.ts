@@ -58,6 +58,11 @@ export class LocalCache {
   readonly #lease: number
   readonly #stats: SessionStats
   readonly #onChange: ((event: SessionCacheEvent) => void) | undefined
+  /**
+   * Ids this process saved since it last loaded them: most likely a session written on every
+   * request, whose next load is best the rolling read (GETEX) it is without the cache, kept nowhere.
+   */
+  readonly #saved = new Set<string>()
   #seq = 0
   /** Bumped whenever a reply to a read sent before could carry what the cache has not heard invalidated. */
   #era = 0
@@ -134,6 +139,19 @@ export class LocalCache {
       this.#changed.clear()
       this.#era++
     }
+  }
+
+  /** This process is about to save `id`: `drop`, and noted for `savedSinceLoad`. */
+  saving (id: string): void {
+    this.drop(id)
+    // forgetting costs a plain read at most
+    if (this.#saved.size >= CHANGED_LIMIT) this.#saved.clear()
+    this.#saved.add(id)
+  }
+
+  /** Whether this process saved `id` since it last asked; forgets it. */
+  savedSinceLoad (id: string): boolean {
+    return this.#saved.delete(id)
   }
 
   /** Redis invalidated `id`. */

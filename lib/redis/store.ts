@@ -95,6 +95,12 @@ export class SessionStore {
     return this.#prefix + id
   }
 
+  /** The key of `id`, about to be saved: `#changing`, and the cache told this process saved it. */
+  #saving (id: string): string {
+    this.#cache?.saving(id)
+    return this.#prefix + id
+  }
+
   #userKey (user: string): string {
     return `${this.#prefix}user:${user}`
   }
@@ -127,7 +133,7 @@ export class SessionStore {
    * conflicting document's own, as an instant however late it runs.
    */
   save (id: string, expectedVersion: number, doc: string, expiry: Expiry, configuredTtl: number): Promise<SaveResult> {
-    return this.#script('save', SAVE_SCRIPT, this.#changing(id), [expectedVersion, doc, expiry.mode, expiry.value, configuredTtl * 1000, Date.now()], (reply) => {
+    return this.#script('save', SAVE_SCRIPT, this.#saving(id), [expectedVersion, doc, expiry.mode, expiry.value, configuredTtl * 1000, Date.now()], (reply) => {
       if (reply === 1) return SAVED
       if (reply === 0) return GONE
       return { status: 'conflict', current: String(reply) }

@@ -164,7 +164,9 @@ export class SessionRepository {
       return { text: entry.text, pttl: entry.expiresAt - now, rolled: false, doc: copyJson(entry.doc) }
     }
     this.#stats.cacheMisses++
-    if (entry !== undefined && rolling) return this.#store.load(storedId, now, ttl, true)
+    // due for a refresh, or saved by this process since its last load (a session written on every
+    // request): the rolling read, as without the cache, and nothing kept
+    if (rolling && (entry !== undefined || cache.savedSinceLoad(storedId))) return this.#store.load(storedId, now, ttl, true)
     const ticket = cache.ticket()
     return this.#store.load(storedId, now, ttl, false).then((loaded) => loaded === null ? null : { ...loaded, ticket })
   }

@@ -134,3 +134,16 @@ test('state changes go to the diagnostics channel while it has subscribers', asy
   cache.flush('flush')
   t.same(seen, [{ state: 'flushed', reason: 'flush', entries: 0 }])
 })
+
+test('an id this process saves is told once to the next load, and forgotten past the limit', async (t) => {
+  const { cache } = live()
+  cache.put('a', cache.ticket(), entry('a'))
+  cache.saving('a')
+  t.equal(cache.lookup('a', NOW), undefined, 'saving drops the entry')
+  t.ok(cache.savedSinceLoad('a'), 'told')
+  t.notOk(cache.savedSinceLoad('a'), 'once')
+  t.notOk(cache.savedSinceLoad('b'), 'an id not saved')
+  for (let i = 0; i <= 10_000; i++) cache.saving(`s${i}`)
+  t.notOk(cache.savedSinceLoad('s0'), 'the oldest forgotten once the set was full')
+  t.ok(cache.savedSinceLoad('s10000'), 'the newest kept')
+})
