@@ -18,6 +18,7 @@ import { errors, logBindings } from './model/errors.js'
 import { UserIndex } from './redis/user-index.js'
 import { SessionManager } from './manager.js'
 import { LocalCache } from './model/local-cache.js'
+import type { SessionDocument } from './model/document.js'
 import { Invalidations, cacheLog } from './redis/invalidations.js'
 
 /** `config: { session: false }`. Asked only when needed: `routeOptions` builds a new object on every call. */
@@ -31,7 +32,7 @@ const plugin: FastifyPluginAsync<RedisSessionOptions> = async (fastify, opts) =>
 
   const stats = newStats()
   const outage = new Outage(config.client, config.timeout, fastify.log)
-  const cache = config.cache === undefined ? undefined : new LocalCache({ max: config.cache.max, lease: config.cache.lease, stats, onChange: cacheLog(fastify.log) })
+  const cache = config.cache === undefined ? undefined : new LocalCache<SessionDocument>({ max: config.cache.max, lease: config.cache.lease, stats, onChange: cacheLog(fastify.log) })
   const store = new SessionStore({ client: config.client, prefix: config.prefix, timeout: config.timeout, stats, outage, cache })
   const schema = config.schema === undefined ? undefined : new SessionSchema(config.schema)
   const storedId = storedIdOf(config.hashIds)

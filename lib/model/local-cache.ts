@@ -1,6 +1,5 @@
 import type { SessionCacheEvent } from '../../types/index.js'
 import type { SessionStats } from './stats.js'
-import type { SessionDocument } from './document.js'
 import { channels } from './channels.js'
 
 // The local session cache's bookkeeping, without I/O: its entries (least recently used first), the
@@ -13,14 +12,14 @@ export const HARD_CAP_MS = 60_000
 const CHANGED_LIMIT = 10_000
 
 /** What a load found, as text. */
-export interface CacheEntry {
+export interface CacheEntry<D = unknown> {
   readonly text: string
   /**
    * The document parsed from `text` at the entry's first hit, frozen all the way down: each request
    * answered from it works on a copy of its own (`copyJson`), cheaper than parsing the text again.
    * Not made before a hit, so that a session written after each read pays nothing for it.
    */
-  doc?: SessionDocument
+  doc?: D
   /** When the key expires in Redis, epoch ms. */
   readonly expiresAt: number
   /** When the key's idle expiry is due to be refreshed, epoch ms (Infinity: never). */
@@ -50,8 +49,8 @@ export interface LocalCacheOptions {
   onChange?: (event: SessionCacheEvent) => void
 }
 
-export class LocalCache {
-  readonly #entries = new Map<string, CacheEntry>()
+export class LocalCache<D = unknown> {
+  readonly #entries = new Map<string, CacheEntry<D>>()
   /** id → `#seq` at its last change: only what a read in flight may need. */
   readonly #changed = new Map<string, number>()
   readonly #max: number
@@ -102,7 +101,7 @@ export class LocalCache {
   }
 
   /** The entry for `id`, while the lease holds and the entry is within every deadline at `now` (epoch ms). */
-  lookup (id: string, now: number): CacheEntry | undefined {
+  lookup (id: string, now: number): CacheEntry<D> | undefined {
     if (!this.answering()) return undefined
     const entry = this.#entries.get(id)
     if (entry === undefined) return undefined
@@ -122,7 +121,7 @@ export class LocalCache {
    * Keeps what a read sent with `ticket` found, unless the key changed since, or tracking was off
    * or restarted meanwhile: then an invalidation of a newer write may have come before this reply.
    */
-  put (id: string, ticket: Ticket, entry: CacheEntry): boolean {
+  put (id: string, ticket: Ticket, entry: CacheEntry<D>): boolean {
     if (ticket.era !== this.#era || (this.#changed.get(id) ?? -1) > ticket.seq) return false
     this.#entries.delete(id)
     this.#entries.set(id, entry)

@@ -59,7 +59,7 @@ export interface RepositoryOptions {
   /** Set with `userKey` or `trackClient`. */
   index: UserIndex | undefined
   /** Set with `cache`. */
-  cache?: LocalCache | undefined
+  cache?: LocalCache<SessionDocument> | undefined
 }
 
 /** A load's text, and, when it may be cached, the ticket taken before its read was sent. */
@@ -80,7 +80,7 @@ export class SessionRepository {
   readonly #index: UserIndex | undefined
   /** The index an admin's destroy tidies: only with `userKey` (`#index` is there for `trackClient` alone too). */
   readonly #userIndex: UserIndex | undefined
-  readonly #cache: LocalCache | undefined
+  readonly #cache: LocalCache<SessionDocument> | undefined
 
   constructor ({ config, store, writer, stats, storedIdOf, schema, index, cache }: RepositoryOptions) {
     this.#cache = cache
