@@ -2,9 +2,6 @@
 // change made in place belongs to (`request.session.cart.push(x)`), so that the end of the request
 // writes that key without serializing the rest of the session to find out.
 
-/** Marks `key`, whose value when watched was `top`, as changed in place. */
-type Mark = (key: string, top: object) => void
-
 /** The proxies of one loaded document: a new document gets a new watch. */
 export class InPlaceWatch {
   /** Keys changed in place since the watch began (or `forget`), with the value they held then. */
@@ -13,11 +10,15 @@ export class InPlaceWatch {
   readonly #targets = new WeakMap<object, object>()
   /** Objects given a property that can no longer change (`Object.freeze`): a proxy must return its value as it is. */
   #pinned: WeakSet<object> | undefined
-  readonly #mark: Mark = (key, top) => { (this.changed ??= new Map()).set(key, top) }
 
   /** The proxy route code gets for `value`, the object held by data key `key`. */
   watch (key: string, value: object): object {
-    return this.#proxyOf(value, handlerFor(key, value, this.#mark, this))
+    return this.proxyOf(value, handlerFor(key, value, this))
+  }
+
+  /** Marks `key`, whose value when watched was `top`, as changed in place. */
+  mark (key: string, top: object): void {
+    (this.changed ??= new Map()).set(key, top)
   }
 
   /** The proxy handed out for `value`, when it is a watched object. */
@@ -43,8 +44,11 @@ export class InPlaceWatch {
     this.changed = undefined
   }
 
-  /** The proxy of `target`, made with `handler` when there is none yet (one per object, so identity holds). */
-  #proxyOf (target: object, handler: ProxyHandler<object>): object {
+  /**
+   * The proxy of `target` (the loaded value itself, or one reached through it), made with `handler`
+   * when there is none yet: one per object, so identity holds.
+   */
+  proxyOf (target: object, handler: ProxyHandler<object>): object {
     let proxy = this.#proxies.get(target)
     if (proxy === undefined) {
       proxy = new Proxy(target, handler)
@@ -53,32 +57,27 @@ export class InPlaceWatch {
     }
     return proxy
   }
-
-  /** A nested object reached through a watched one, watched for the same key. */
-  nested (target: object, handler: ProxyHandler<object>): object {
-    return this.#proxyOf(target, handler)
-  }
 }
 
-function handlerFor (key: string, top: object, mark: Mark, watch: InPlaceWatch): ProxyHandler<object> {
+function handlerFor (key: string, top: object, watch: InPlaceWatch): ProxyHandler<object> {
   const handler: ProxyHandler<object> = {
     get (target, property) {
       const value: unknown = Reflect.get(target, property)
       if (typeof value !== 'object' || value === null) return value
       // a property made read-only for good must be returned as it is (a proxy invariant)
       if (watch.isPinned(target) && isFixed(Reflect.getOwnPropertyDescriptor(target, property))) return value
-      return watch.nested(value, handler)
+      return watch.proxyOf(value, handler)
     },
     set (target, property, value) {
-      mark(key, top)
+      watch.mark(key, top)
       return Reflect.set(target, property, watch.unwrap(value))
     },
     deleteProperty (target, property) {
-      mark(key, top)
+      watch.mark(key, top)
       return Reflect.deleteProperty(target, property)
     },
     defineProperty (target, property, descriptor) {
-      mark(key, top)
+      watch.mark(key, top)
       if (descriptor.configurable === false) watch.pin(target)
       return Reflect.defineProperty(target, property, 'value' in descriptor ? { ...descriptor, value: watch.unwrap(descriptor.value) } : descriptor)
     }

@@ -66,12 +66,12 @@ export class WorkingDocument {
 
   /**
    * Starts over from `doc`, with no operations; the data keys become the view's properties again.
-   * `storedText`: what the store holds of it; none for a session not stored (whose every value is written).
+   * `stored`: whether the store holds `doc` as it is (else every value of it is written anyway).
    */
-  replace (doc: SessionDocument, storedText?: string): void {
+  replace (doc: SessionDocument, stored = false): void {
     this.doc = doc
     this.ops = []
-    const stored = this.#stored = storedText !== undefined
+    this.#stored = stored
     this.#watch = undefined
     this.#given = undefined
     const view = this.#view

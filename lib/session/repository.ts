@@ -26,8 +26,6 @@ export interface Found {
   doc: SessionDocument
   /** When its key expires now, epoch ms. */
   expiresAt: number
-  /** The text it was loaded from. */
-  text: string
   /** The stored id the request came with, when it led here as the alias of a rotated-away id. */
   via?: string
 }
@@ -216,7 +214,7 @@ export class SessionRepository {
     if (seen.outcome === 'missing') return null
     if (seen.outcome === 'invalid' || seen.outcome === 'expired') return this.#store.remove(ids.storedId).then(() => null)
     this.#stats.loaded++
-    const found: Found = { ids, doc: seen.doc, expiresAt: seen.expiresAt, text: seen.text }
+    const found: Found = { ids, doc: seen.doc, expiresAt: seen.expiresAt }
     return seen.outcome === 'found' ? found : this.#store.expire(ids.storedId, seen.expiry).then(() => found)
   }
 

@@ -83,13 +83,12 @@ export class RedisSession extends SessionMethods implements Session {
   #opened (found: Found | null, cookie: CookieId): RedisSession | Promise<RedisSession> {
     const ctx = this.#ctx
     if (!this.#goOn(found)) return this
-    const { text } = found
     // a persistent cookie's Max-Age follows the expiry that a rolling read just pushed forward
     this.#cookie.send ||= cookie.renew || (ctx.config.rolling && (ctx.config.cookie.maxAge !== undefined || this.isPersistent))
     if (!rotationDue(ctx.config, this.#work.doc)) return this
     return ctx.repository.rotate(this.#current, this.#work.doc, this.#origin).then((moved) => {
       // lost to a save or another rotation meanwhile: this request goes on as it is
-      if (moved !== null) this.#moveTo(moved, text)
+      if (moved !== null) this.#moveTo(moved, true)
       return this
     })
   }
@@ -165,7 +164,7 @@ export class RedisSession extends SessionMethods implements Session {
       this.#startOver()
       return false
     }
-    this.#takeOver(found.ids, found.doc, found.text)
+    this.#takeOver(found.ids, found.doc, true)
     this.#mustWrite = false
     this.#expiresAt = found.expiresAt
     if (found.via !== undefined) {
@@ -176,16 +175,19 @@ export class RedisSession extends SessionMethods implements Session {
     return true
   }
 
-  /** Goes on as the session stored under `ids`, holding `doc`, stored as `text` when known. */
-  #takeOver (ids: SessionIds, doc: SessionDocument, text?: string): void {
-    this.#work.replace(doc, text)
+  /** Goes on as the session stored under `ids`, holding `doc`; `stored`: as the store holds it. */
+  #takeOver (ids: SessionIds, doc: SessionDocument, stored: boolean): void {
+    this.#work.replace(doc, stored)
     this.#ids = ids
     this.#base = doc.v
   }
 
-  /** Goes on under new ids: the client gets the new id. `text`: the stored text of the data moved, when known. */
-  #moveTo ({ ids, doc }: Moved, text?: string): void {
-    this.#takeOver(ids, doc, text)
+  /**
+   * Goes on under new ids: the client gets the new id. `stored`: the successor holds `doc` as it is,
+   * as after a rotation at load (a save that met a rotation writes what it carries over anyway).
+   */
+  #moveTo ({ ids, doc }: Moved, stored = false): void {
+    this.#takeOver(ids, doc, stored)
     this.#cookie.send = true
   }
 
@@ -227,7 +229,7 @@ export class RedisSession extends SessionMethods implements Session {
     const written = await this.#write()
     this.#stored(written)
     // merged with other requests' changes: the rest of this request sees the stored state
-    if (written.doc !== this.#work.doc) this.#work.replace(parseDocument(written.text) as SessionDocument, written.text)
+    if (written.doc !== this.#work.doc) this.#work.replace(parseDocument(written.text) as SessionDocument, true)
   }
 
   /**
