@@ -43,7 +43,7 @@ interface Taken {
 /** What a loaded text is, and what Redis must still be told of it. */
 type Examined =
   | { outcome: 'missing' } | { outcome: 'invalid' } | { outcome: 'expired' }
-  | { outcome: 'found', doc: SessionDocument, text: string, expiresAt: number }
+  | { outcome: 'found', doc: SessionDocument, text: string, expiresAt: number, refreshDueAt?: number }
   | { outcome: 'refresh', doc: SessionDocument, text: string, expiresAt: number, expiry: KeyExpiry }
 
 export interface RepositoryOptions {
@@ -127,7 +127,7 @@ export class SessionRepository {
   #opened (ids: SessionIds, loaded: Loaded | null, now: number, started: number, log: FastifyBaseLogger, follow: boolean): Found | null | Promise<Found | null> {
     if (loaded !== null && isAlias(loaded.text)) return this.#followAlias(ids, loaded.text, log, follow)
     const seen = this.#examine(loaded, now, log)
-    if (seen.outcome === 'found' && loaded?.ticket !== undefined) this.#keep(ids.storedId, loaded.ticket, seen, now)
+    if (seen.outcome === 'found' && seen.refreshDueAt !== undefined && loaded?.ticket !== undefined) this.#keep(ids.storedId, loaded.ticket, seen, seen.refreshDueAt, now)
     if ((seen.outcome === 'missing' || seen.outcome === 'expired') && channels.expired.hasSubscribers) {
       channels.expired.publish({ idHint: hintOf(ids.storedId), reason: seen.outcome === 'missing' ? 'missing' : 'deadline' })
     }
@@ -170,8 +170,8 @@ export class SessionRepository {
   }
 
   /** Caches what a plain read found (when nothing changed it since, lib/model/local-cache.ts decides). */
-  #keep (storedId: string, ticket: Ticket, { doc, text, expiresAt }: { doc: SessionDocument, text: string, expiresAt: number }, now: number): void {
-    this.#cache!.put(storedId, ticket, { text, expiresAt, refreshDueAt: this.#refreshDueAt(doc, expiresAt, now), createdAt: doc.c, deadline: doc.a, cachedAt: now })
+  #keep (storedId: string, ticket: Ticket, { doc, text, expiresAt }: { doc: SessionDocument, text: string, expiresAt: number }, refreshDueAt: number, now: number): void {
+    this.#cache!.put(storedId, ticket, { text, expiresAt, refreshDueAt, createdAt: doc.c, deadline: doc.a, cachedAt: now })
   }
 
   /**
@@ -189,7 +189,9 @@ export class SessionRepository {
   #examine (loaded: Loaded | null, now: number, log: FastifyBaseLogger): Examined {
     const config = this.#config
     if (loaded === null) return { outcome: 'missing' }
-    const doc = loaded.doc ?? parseDocument(loaded.text)
+    // from the local cache: parsed and checked when it was kept, and within every deadline (`#read`)
+    if (loaded.doc !== undefined) return { outcome: 'found', doc: loaded.doc, text: loaded.text, expiresAt: now + loaded.pttl }
+    const doc = parseDocument(loaded.text)
     const problem = typeof doc === 'string' ? doc : this.#schema?.mismatch(doc.d)
     if (problem !== undefined) log.warn(logBindings, `fastify-session-redis: discarded a stored session: ${problem}`)
     if (typeof doc === 'string' || problem !== undefined) return { outcome: 'invalid' }
@@ -198,8 +200,10 @@ export class SessionRepository {
     const { text } = loaded
     if (!loaded.rolled) {
       const expiresAt = Math.min(doc.a, now + loaded.pttl)
+      if (this.#cache === undefined) return { outcome: 'found', doc, text, expiresAt }
       // with the cache, a plain read finds the idle expiry due to be pushed forward at times
-      if (this.#cache === undefined || this.#refreshDueAt(doc, expiresAt, now) > now) return { outcome: 'found', doc, text, expiresAt }
+      const refreshDueAt = this.#refreshDueAt(doc, expiresAt, now)
+      if (refreshDueAt > now) return { outcome: 'found', doc, text, expiresAt, refreshDueAt }
       const expiry = keyExpiry(doc, config.ttl, now)
       return { outcome: 'refresh', doc, text, expiresAt: expiry.at, expiry }
     }
