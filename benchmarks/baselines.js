@@ -15,8 +15,13 @@ function run (command, args, cwd) {
   return stdout.trim()
 }
 
-/** `{ name, sha, short, module }` for the commit `ref` names, building it the first time. */
-export function buildBaseline (ref) {
+/**
+ * `{ name, sha, short, module, cache }` for the commit `ref` names, building it the first time;
+ * `REF+cache` measures that commit with the local cache on, as the plugin-cache contestant.
+ */
+export function buildBaseline (spec) {
+  const cached = spec.endsWith('+cache')
+  const ref = cached ? spec.slice(0, -'+cache'.length) : spec
   const sha = run('git', ['rev-parse', '--verify', `${ref}^{commit}`], root)
   const short = sha.slice(0, 7)
   const dir = join(cache, sha)
@@ -36,5 +41,5 @@ export function buildBaseline (ref) {
     if (build.status !== 0) console.warn(`${short}: npm run build exited with ${build.status}; measuring what it emitted`)
     renameSync(tmp, dir)
   }
-  return { name: `baseline-${short}`, sha, short, module: pathToFileURL(module).href }
+  return { name: `baseline-${short}${cached ? '-cache' : ''}`, sha, short, module: pathToFileURL(module).href, cache: cached }
 }

@@ -27,6 +27,7 @@ function usage () {
   --connections N         autocannon connections (default 50)
   --only a,b              contestants (default all): ${Object.keys(contestants).join(', ')}
   --baseline REF[,REF]    adds baseline-<sha> contestants: the plugin as of each commit, set up as plugin-ap
+                          (REF+cache: baseline-<sha>-cache, set up as plugin-cache)
                           (built once, under benchmarks/node_modules/.cache/)
   --scenarios a,b         main scenarios (default all): read, read-object, write, untouched, create, big
   --skip-main | --skip-correctness | --skip-scale

@@ -21,6 +21,9 @@ const sessionApi = {
   }
 }
 
+/** The cache as the plugin-cache contestant and `--baseline REF+cache` set it up. */
+const CACHE = { cache: { max: 20_000, lease: 500 } }
+
 export const contestants = {
   fastify: {
     label: 'Fastify, no sessions',
@@ -59,7 +62,7 @@ export const contestants = {
     short: 'fastify-session-redis + local cache',
     kind: 'ours',
     cookieName: 'sid',
-    build: (app, env) => ourPlugin(app, env, { autoPipelining: true, schema: false, cache: { max: 20_000, lease: 500 } })
+    build: (app, env) => ourPlugin(app, env, { autoPipelining: true, schema: false, ...CACHE })
   },
   plugin: {
     label: 'fastify-session-redis (ioredis)',
@@ -173,13 +176,13 @@ function fastifySessionWith (storePackage) {
  * A `baseline-<short>` contestant: the plugin built at an earlier commit (baselines.js), set up as
  * plugin-ap with only the options every commit knows.
  */
-export function addBaseline ({ name, short, module }) {
+export function addBaseline ({ name, short, module, cache }) {
   contestants[name] = {
-    label: `fastify-session-redis at ${short} (ioredis, auto-pipelining)`,
-    short: `fastify-session-redis at ${short}`,
+    label: `fastify-session-redis at ${short}${cache ? ' with `cache`' : ''} (ioredis, auto-pipelining)`,
+    short: `fastify-session-redis at ${short}${cache ? ' + local cache' : ''}`,
     kind: 'baseline',
     cookieName: 'sid',
-    build: (app, env) => ourPlugin(app, env, { autoPipelining: true, schema: false, module })
+    build: (app, env) => ourPlugin(app, env, { autoPipelining: true, schema: false, module, ...(cache ? CACHE : {}) })
   }
 }
 

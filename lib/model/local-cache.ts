@@ -8,8 +8,20 @@ import { channels } from './channels.js'
 
 /** The longest an entry is kept, whatever else allows, in ms: a bound should an invalidation ever be missed. */
 export const HARD_CAP_MS = 60_000
-/** Keys whose last change is remembered (for reads in flight) before that memory is cleared at once. */
-const CHANGED_LIMIT = 10_000
+/**
+ * Slots in the memories of changes and of saves (a power of two): a fixed array indexed by a hash of
+ * the id costs a multiply per character, where a Map of ids kept per change cost its growth, its
+ * clearing and the garbage of both on every write. Ids sharing a slot cost a reply not kept, or a
+ * rolling read, never a stale answer.
+ */
+export const SLOTS = 1 << 14
+
+/** The slot of `id`: FNV-1a over its UTF-16 code units. */
+export function slotOf (id: string): number {
+  let hash = 0x811c9dc5
+  for (let i = 0; i < id.length; i++) hash = Math.imul(hash ^ id.charCodeAt(i), 0x01000193)
+  return hash & (SLOTS - 1)
+}
 
 /** What a load found, as text. */
 export interface CacheEntry<D = unknown> {
@@ -51,17 +63,18 @@ export interface LocalCacheOptions {
 
 export class LocalCache<D = unknown> {
   readonly #entries = new Map<string, CacheEntry<D>>()
-  /** id → `#seq` at its last change: only what a read in flight may need. */
-  readonly #changed = new Map<string, number>()
+  /** By slot: `#seq` at the last change of an id in it (128 KiB). */
+  readonly #changedAt = new Float64Array(SLOTS)
   readonly #max: number
   readonly #lease: number
   readonly #stats: SessionStats
   readonly #onChange: ((event: SessionCacheEvent) => void) | undefined
   /**
-   * Ids this process saved since it last loaded them: most likely a session written on every
-   * request, whose next load is best the rolling read (GETEX) it is without the cache, kept nowhere.
+   * By slot: 1 while an id in it was saved by this process since it was last loaded, most likely a
+   * session written on every request, whose next load is best the rolling read (GETEX) it is
+   * without the cache, kept nowhere.
    */
-  readonly #saved = new Set<string>()
+  readonly #saved = new Uint8Array(SLOTS)
   #seq = 0
   /** Bumped whenever a reply to a read sent before could carry what the cache has not heard invalidated. */
   #era = 0
@@ -122,7 +135,7 @@ export class LocalCache<D = unknown> {
    * or restarted meanwhile: then an invalidation of a newer write may have come before this reply.
    */
   put (id: string, ticket: Ticket, entry: CacheEntry<D>): boolean {
-    if (ticket.era !== this.#era || (this.#changed.get(id) ?? -1) > ticket.seq) return false
+    if (ticket.era !== this.#era || this.#changedAt[slotOf(id)] > ticket.seq) return false
     this.#entries.delete(id)
     this.#entries.set(id, entry)
     if (this.#entries.size > this.#max) this.#entries.delete(this.#entries.keys().next().value!)
@@ -131,26 +144,27 @@ export class LocalCache<D = unknown> {
 
   /** `id` changed (this process wrote it, or Redis said so): its entry goes, and no read in flight caches it. */
   drop (id: string): void {
-    this.#entries.delete(id)
-    this.#changed.set(id, ++this.#seq)
-    if (this.#changed.size > CHANGED_LIMIT) {
-      // forgetting changes is safe only with every read in flight barred from caching
-      this.#changed.clear()
-      this.#era++
-    }
+    this.#drop(id, slotOf(id))
+  }
+
+  #drop (id: string, slot: number): void {
+    if (this.#entries.size !== 0) this.#entries.delete(id)
+    this.#changedAt[slot] = ++this.#seq
   }
 
   /** This process is about to save `id`: `drop`, and noted for `savedSinceLoad`. */
   saving (id: string): void {
-    this.drop(id)
-    // forgetting costs a plain read at most
-    if (this.#saved.size >= CHANGED_LIMIT) this.#saved.clear()
-    this.#saved.add(id)
+    const slot = slotOf(id)
+    this.#drop(id, slot)
+    this.#saved[slot] = 1
   }
 
-  /** Whether this process saved `id` since it last asked; forgets it. */
+  /** Whether this process saved `id` (or an id sharing its slot) since it last asked; forgets it. */
   savedSinceLoad (id: string): boolean {
-    return this.#saved.delete(id)
+    const slot = slotOf(id)
+    if (this.#saved[slot] === 0) return false
+    this.#saved[slot] = 0
+    return true
   }
 
   /** Redis invalidated `id`. */
@@ -163,7 +177,6 @@ export class LocalCache<D = unknown> {
   flush (reason: SessionCacheEvent['reason']): void {
     const entries = this.#entries.size
     this.#entries.clear()
-    this.#changed.clear()
     this.#era++
     this.#publish({ state: 'flushed', reason, entries })
   }

@@ -28,6 +28,8 @@ export class Invalidations {
   readonly #client: Redis
   readonly #connection: Redis
   readonly #prefix: string
+  /** The prefix's length in bytes, where a key's id starts. */
+  readonly #idStart: number
   readonly #cache: LocalCache
   readonly #log: FastifyBaseLogger
   readonly #timer: NodeJS.Timeout
@@ -43,6 +45,7 @@ export class Invalidations {
     this.#log = log
     // the keys as Redis names them: ioredis puts its own keyPrefix (default '') before the plugin's
     this.#prefix = [client.options.keyPrefix, prefix].join('')
+    this.#idStart = Buffer.byteLength(this.#prefix)
     this.#address = addressOf(client)
     // RESP2 (ioredis 6 speaks RESP3 by default, and drops the push frames RESP3 carries invalidations in);
     // subscribing again is done here, after tracking is on: subscribed, the connection takes no CLIENT command
@@ -100,8 +103,8 @@ export class Invalidations {
       cache.flush('flush')
       return
     }
-    const prefix = this.#prefix
-    for (const key of keys) cache.invalidated(key.toString().slice(prefix.length))
+    const start = this.#idStart
+    for (const key of keys) cache.invalidated(key.toString('utf8', start))
   }
 
   /** One PING at a time: a stalled connection gets no more, and the lease runs out. */

@@ -1,6 +1,6 @@
 import { test } from 'tap'
 import diagnostics from 'node:diagnostics_channel'
-import { HARD_CAP_MS, LocalCache, type CacheEntry } from '../../lib/model/local-cache.js'
+import { HARD_CAP_MS, LocalCache, SLOTS, slotOf, type CacheEntry } from '../../lib/model/local-cache.js'
 import { newStats } from '../../lib/model/stats.js'
 import { channelNames } from '../../lib/model/channels.js'
 import type { SessionCacheEvent } from '../../types/index.js'
@@ -115,14 +115,27 @@ test('at most `max` entries, the least recently used going first', async (t) => 
   t.equal(cache.lookup('a', NOW)?.text, 'a2')
 })
 
-test('the memory of changes is bounded: past its limit it is cleared, and reads in flight are barred', async (t) => {
+/** An id other than `id` in its slot. */
+function sharingSlotWith (id: string): string {
+  for (let i = 0; ; i++) if (`k${i}` !== id && slotOf(`k${i}`) === slotOf(id)) return `k${i}`
+}
+
+test('the memory of changes is a fixed array of slots: an id sharing the slot of a changed one is barred too, and nothing else', async (t) => {
   const { cache } = live()
   cache.put('kept', cache.ticket(), entry('kept'))
   const ticket = cache.ticket()
-  for (let i = 0; i <= 10_000; i++) cache.drop(`k${i}`)
-  t.equal(cache.put('other', ticket, entry('other')), false, 'a read sent before is not kept')
-  t.equal(cache.lookup('kept', NOW)?.text, 'kept', 'entries stay')
-  t.equal(cache.put('other', cache.ticket(), entry('other')), true)
+  // many times the slots: nothing grows, nothing is forgotten
+  for (let i = 0; i < 4 * SLOTS; i++) cache.drop(`k${i}`)
+  t.equal(cache.put('other', ticket, entry('other')), false, 'every slot changed since: a read sent before is not kept')
+  t.equal(cache.lookup('kept', NOW)?.text, 'kept', 'entries of ids not changed stay')
+  const before = cache.ticket()
+  cache.drop(sharingSlotWith('other'))
+  t.equal(cache.put('other', before, entry('other')), false, 'another id in its slot changed: not kept (a read, never a stale answer)')
+  const after = cache.ticket()
+  const elsewhere = ['a', 'b', 'c'].find(id => slotOf(id) !== slotOf('other'))!
+  cache.drop(elsewhere)
+  t.equal(cache.put('other', after, entry('other')), true, 'an id in another slot changed: kept')
+  t.ok(slotOf('é ü 😀') >= 0 && slotOf('é ü 😀') < SLOTS && slotOf('') >= 0, 'any text has a slot')
 })
 
 test('state changes go to the diagnostics channel while it has subscribers', async (t) => {
@@ -135,7 +148,7 @@ test('state changes go to the diagnostics channel while it has subscribers', asy
   t.same(seen, [{ state: 'flushed', reason: 'flush', entries: 0 }])
 })
 
-test('an id this process saves is told once to the next load, and forgotten past the limit', async (t) => {
+test('an id this process saves is told once to the next load; an id sharing its slot is told in its place', async (t) => {
   const { cache } = live()
   cache.put('a', cache.ticket(), entry('a'))
   cache.saving('a')
@@ -143,7 +156,9 @@ test('an id this process saves is told once to the next load, and forgotten past
   t.ok(cache.savedSinceLoad('a'), 'told')
   t.notOk(cache.savedSinceLoad('a'), 'once')
   t.notOk(cache.savedSinceLoad('b'), 'an id not saved')
-  for (let i = 0; i <= 10_000; i++) cache.saving(`s${i}`)
-  t.notOk(cache.savedSinceLoad('s0'), 'the oldest forgotten once the set was full')
-  t.ok(cache.savedSinceLoad('s10000'), 'the newest kept')
+  for (let i = 0; i < 4 * SLOTS; i++) cache.saving(`k${i}`)
+  t.ok(cache.savedSinceLoad('k0') && cache.savedSinceLoad(`k${4 * SLOTS - 1}`), 'as many saves as it takes: nothing grows, nothing is forgotten')
+  cache.saving('b')
+  t.ok(cache.savedSinceLoad(sharingSlotWith('b')), 'an id sharing the slot is told (a rolling read, nothing worse)')
+  t.notOk(cache.savedSinceLoad('b'), 'and the saved id no more (a plain read, which the cache may keep)')
 })
