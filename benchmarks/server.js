@@ -9,22 +9,23 @@ import { contestants, addBaseline } from './contestants.js'
 const { contestant, redisUrl, prefix, baseline } = JSON.parse(process.argv[2])
 if (baseline !== undefined) addBaseline(baseline)
 
-// Commands each client sends, counted once per command object (ioredis may pass one through
-// sendCommand again when it flushes its offline queue).
+// Commands every connection sends (the app's clients and any the plugin makes of them, as the
+// local cache does), counted once per command object (ioredis may pass one through sendCommand again
+// when it flushes its offline queue).
 const sent = new Map()
 const seen = new WeakSet()
 const clients = []
+const send = Redis.prototype.sendCommand
+Redis.prototype.sendCommand = function countedSend (command, stream) {
+  if (!seen.has(command)) {
+    seen.add(command)
+    sent.set(command.name, (sent.get(command.name) ?? 0) + 1)
+  }
+  return send.call(this, command, stream)
+}
 
 function client (autoPipelining) {
   const redis = new Redis(redisUrl, { enableAutoPipelining: autoPipelining, maxRetriesPerRequest: 1 })
-  const send = redis.sendCommand
-  redis.sendCommand = function countedSend (command, stream) {
-    if (!seen.has(command)) {
-      seen.add(command)
-      sent.set(command.name, (sent.get(command.name) ?? 0) + 1)
-    }
-    return send.call(this, command, stream)
-  }
   clients.push(redis)
   return redis
 }

@@ -31,9 +31,13 @@ const plugin: FastifyPluginAsync<RedisSessionOptions> = async (fastify, opts) =>
   const codec = await cookieCodec(fastify)
 
   const stats = newStats()
-  const outage = new Outage(config.client, config.timeout, fastify.log)
   const cache = config.cache === undefined ? undefined : new LocalCache<SessionDocument>({ max: config.cache.max, lease: config.cache.lease, stats, onChange: cacheLog(fastify.log) })
-  const store = new SessionStore({ client: config.client, prefix: config.prefix, timeout: config.timeout, stats, outage, cache })
+  // a Cluster client was refused with the options
+  const invalidations = cache === undefined ? undefined : new Invalidations({ client: config.client as Redis, prefix: config.prefix, cache, lease: config.cache!.lease, log: fastify.log, timeout: config.timeout })
+  // with the cache, the session commands go through a connection of the plugin's own (lib/redis/invalidations.ts says why)
+  const client = invalidations?.data ?? config.client
+  const outage = new Outage(client, config.timeout, fastify.log)
+  const store = new SessionStore({ client, prefix: config.prefix, timeout: config.timeout, stats, outage, cache })
   const schema = config.schema === undefined ? undefined : new SessionSchema(config.schema)
   const storedId = storedIdOf(config.hashIds)
   const index = config.userKey === undefined && !config.trackClient ? undefined : new UserIndex(store, config)
@@ -63,12 +67,11 @@ const plugin: FastifyPluginAsync<RedisSessionOptions> = async (fastify, opts) =>
   fastify.addHook('onRequest', hooks.loadSession)
   fastify.addHook('onSend', hooks.saveSession)
 
-  if (cache !== undefined) {
-    // a Cluster client was refused with the options
-    const invalidations = new Invalidations({ client: config.client as Redis, prefix: config.prefix, cache, lease: config.cache!.lease, log: fastify.log })
+  if (invalidations !== undefined) {
+    watchConnection(invalidations.data, store, fastify.log)
     invalidations.start()
     fastify.addHook('onClose', async function closeSessionCache () {
-      invalidations.close()
+      await invalidations.close()
     })
   }
 

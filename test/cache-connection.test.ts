@@ -1,16 +1,17 @@
 import { test, type Test } from 'tap'
-import diagnostics from 'node:diagnostics_channel'
 import { setTimeout as sleep } from 'node:timers/promises'
 import Fastify from 'fastify'
-import redisSession, { channels } from '../lib/index.js'
-import type { SessionCacheEvent } from '../types/index.js'
+import redisSession from '../lib/index.js'
 import { SECRET, buildApp, sessionKey } from './helpers/app.js'
 import { Redis } from 'ioredis'
 import { Redis as RedisV5 } from 'ioredis-5'
 import type { FastifyInstance } from 'fastify'
 import { freePort, redisCli, startRedis, waitFor } from './helpers/redis-server.js'
 import { Browser } from './helpers/scale.js'
-import { LEASE, answering, read, trackingClients, warm } from './helpers/cache.js'
+import { LEASE, TrackingStall, answering, invalidationClients, read, trackingClients, warm } from './helpers/cache.js'
+import { Invalidations } from '../lib/redis/invalidations.js'
+import { LocalCache } from '../lib/model/local-cache.js'
+import { newStats } from '../lib/model/stats.js'
 
 // The cache's connection: whatever happens to it, the app goes on (reads go to Redis), nothing
 // crashes, and the log says what is wrong once.
@@ -122,47 +123,62 @@ test('closing the app while Redis is stopped does not wait for it; the PING in f
   t.pass('closed')
 })
 
-test('the data connection on another server than the cache\'s (one followed a failover first): the cache stops answering', async (t) => {
+test('the data connection on another server than the invalidation connection (one followed a failover first): the cache stops answering', async (t) => {
   const first = await startRedis()
   const second = await startRedis()
   t.teardown(() => Promise.all([first.kill(), second.kill()]))
-  const client = new Redis(first.url, { maxRetriesPerRequest: 1 })
-  client.on('error', () => {})
-  t.teardown(() => { client.disconnect() })
-  const { app } = await buildApp(t, { client, session: { cache: { lease: LEASE } } })
-  await answering(app)
-  const { cookie } = await app.sessions.create({ n: 1 })
-  await warm(app, cookie)
-  // the data connection moves; the cache's stays where it was
-  client.options.port = second.port
-  client.disconnect(true)
-  await waitFor('the data connection on the second server', () => client.status === 'ready' && client.stream.remotePort === second.port)
-  await waitFor('the cache to stop answering', () => app.sessions.stats().cacheLeaseExpiries === 1)
-  for (let i = 0; i < 3; i++) {
-    const seen = await read(app, cookie)
-    t.notOk(seen.hit, 'not answered from the cache')
-    t.equal(seen.res.json().isNew, true, 'the second server has no such session')
-  }
+  const client = new Redis(first.url, { maxRetriesPerRequest: 1, lazyConnect: true })
+  const stats = newStats()
+  const cache = new LocalCache({ max: 10, lease: LEASE, stats })
+  const invalidations = new Invalidations({ client, prefix: 'moved:', cache, lease: LEASE, log: Fastify().log, timeout: 1000 })
+  invalidations.data.on('error', () => {})
+  t.teardown(() => invalidations.close())
+  invalidations.start()
+  await waitFor('the cache to answer', () => cache.answering())
+  // the data connection moves; the invalidation connection stays where it was
+  invalidations.data.options.port = second.port
+  invalidations.data.disconnect(true)
+  await waitFor('the data connection on the second server', () => invalidations.data.status === 'ready' && invalidations.data.stream.remotePort === second.port)
+  // PINGs go out every quarter of the lease, on both connections: several rounds came back meanwhile
+  await sleep(2 * LEASE)
+  t.notOk(cache.answering(), 'not answering')
+  t.ok(stats.cacheLeaseExpiries >= 1, 'the stop is counted')
 })
 
-test('a plugin-owned client: the cache answers only once the data connection is up, on the same server', async (t) => {
+test('a plugin-owned client (redis: url) with cache: the cache\'s two connections carry everything, and the cache answers', async (t) => {
   const server = await startRedis()
   t.teardown(() => server.kill())
-  const events: SessionCacheEvent[] = []
-  const listener = (message: unknown): void => { events.push(message as SessionCacheEvent) }
-  diagnostics.subscribe(channels.cache, listener)
-  t.teardown(() => { diagnostics.unsubscribe(channels.cache, listener) })
   const app = Fastify()
   t.teardown(() => app.close())
   await app.register(redisSession, { redis: server.url, secret: SECRET, cache: { lease: LEASE } })
   app.post('/write', async (req) => { req.session.set('probe', 1); return 'ok' })
   app.get('/read', async (req) => ({ data: req.session.toJSON() }))
   await app.ready()
-  // PINGs come back, but the data connection (lazy) has sent nothing yet
-  await waitFor('PINGs on the cache\'s connection', async () => (await trackingClients(server.port)).some(line => /cmd=ping/.test(line)))
-  // a PING goes out every quarter of the lease: several came back meanwhile
-  await sleep(LEASE)
-  t.notOk(events.some(e => e.state === 'answering'), 'not answering')
   await answering(app)
-  t.ok(events.some(e => e.state === 'answering'), 'answering once the data connection is up')
+  const lines = (await redisCli(server.port, 'CLIENT', 'LIST')).trim().split('\n')
+  t.equal(lines.length, 3, 'the data connection, the invalidation connection and redis-cli: the client made from the URL never connects')
+})
+
+test('the invalidation connection lost while it subscribes: the setup of the connection that replaced it wins, and the cache answers', async (t) => {
+  const server = await startRedis()
+  t.teardown(() => server.kill())
+  const proxy = await TrackingStall.start(t, server.port)
+  t.teardown(() => { proxy.resume() })
+  // the reply to SUBSCRIBE is held back: the setup waits there
+  proxy.stall()
+  const cache = new LocalCache({ max: 10, lease: LEASE, stats: newStats() })
+  const invalidations = new Invalidations({ client: new Redis(proxy.url, { lazyConnect: true }), prefix: 'lost:', cache, lease: LEASE, log: Fastify().log, timeout: 1000 })
+  invalidations.data.on('error', () => {})
+  t.teardown(() => invalidations.close())
+  invalidations.start()
+  const subscribing = async (): Promise<string | undefined> => (await invalidationClients(server.port)).map(line => /^id=(\d+)/.exec(line)![1])[0]
+  await waitFor('SUBSCRIBE run, its reply held', async () => await subscribing() !== undefined)
+  await redisCli(server.port, 'CLIENT', 'KILL', 'ID', (await subscribing())!)
+  // the first setup fails with its connection; ioredis reconnects, and the new connection sets itself up
+  await waitFor('the new connection subscribed', async () => await subscribing() !== undefined)
+  proxy.resume()
+  await waitFor('the cache to answer', () => cache.answering())
+  const tracking = await trackingClients(server.port)
+  t.equal(tracking.length, 1)
+  t.match(tracking[0], new RegExp(`redir=${(await subscribing())!}\\b`), 'tracking sends to the connection that is there')
 })

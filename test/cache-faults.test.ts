@@ -5,7 +5,7 @@ import { channels } from '../lib/index.js'
 import type { SessionCacheEvent } from '../types/index.js'
 import { Browser } from './helpers/scale.js'
 import { redisCli, waitFor } from './helpers/redis-server.js'
-import { LEASE, answering, cachePair, read, trackingIds, warm } from './helpers/cache.js'
+import { LEASE, answering, cachePair, invalidationIds, read, trackingIds, warm } from './helpers/cache.js'
 
 // No read is answered from the cache once `lease` has passed since the last proof that the
 // invalidation connection hears everything: whatever happened to that connection or to Redis.
@@ -17,24 +17,34 @@ async function leaseAfter (since: number): Promise<void> {
   if (left > 0) await sleep(left)
 }
 
-test('the invalidation connection killed (CLIENT KILL): a write meanwhile is seen, and the cache answers again once it is back', async (t) => {
-  const { a, b, server } = await cachePair(t)
-  const browser = new Browser()
-  await browser.send(a, 'POST', '/login', { userId: 'carol' })
-  const cookie = browser.cookie!
-  await warm(b, cookie)
-  const killedAt = performance.now()
-  for (const id of await trackingIds(server.port)) await redisCli(server.port, 'CLIENT', 'KILL', 'ID', id)
-  await browser.send(a, 'POST', '/write', { plan: 'pro' })
-  await leaseAfter(killedAt)
-  const seen = await read(b, cookie)
-  t.notOk(seen.hit, 'not answered from the cache')
-  t.same(seen.res.json().data, { userId: 'carol', plan: 'pro' }, 'the write made while the connection was down is seen')
-  t.ok(b.sessions.stats().cacheLeaseExpiries >= 1, 'the stop is counted')
-  await waitFor('two tracking connections again', async () => (await trackingIds(server.port)).length === 2)
-  await warm(b, cookie)
-  t.same((await read(b, cookie)).res.json().data, { userId: 'carol', plan: 'pro' }, 'the cache answers again, with the latest version')
-})
+const KILLED = [
+  { which: 'invalidation connection', ids: invalidationIds },
+  { which: 'data connection, whose tracking sends the invalidations,', ids: trackingIds }
+]
+
+for (const { which, ids } of KILLED) {
+  test(`B's ${which} killed (CLIENT KILL): a write meanwhile is seen, and the cache answers again once it is back`, async (t) => {
+    const { a, b, server } = await cachePair(t)
+    const browser = new Browser()
+    await browser.send(a, 'POST', '/login', { userId: 'carol' })
+    const cookie = browser.cookie!
+    await warm(b, cookie)
+    const before = await ids(server.port)
+    const killedAt = performance.now()
+    // B registered after A: its connection has the higher id
+    await redisCli(server.port, 'CLIENT', 'KILL', 'ID', before[1])
+    const written = await browser.send(a, 'POST', '/write', { plan: 'pro' })
+    t.equal(written.statusCode, 200, 'A wrote')
+    await leaseAfter(killedAt)
+    await waitFor('B\'s connection back', async () => (await ids(server.port)).length === 2)
+    const seen = await read(b, cookie)
+    t.notOk(seen.hit, 'not answered from the cache')
+    t.same(seen.res.json().data, { userId: 'carol', plan: 'pro' }, 'the write made while the connection was down is seen')
+    t.ok(b.sessions.stats().cacheLeaseExpiries >= 1, 'the stop is counted')
+    await warm(b, cookie)
+    t.same((await read(b, cookie)).res.json().data, { userId: 'carol', plan: 'pro' }, 'the cache answers again, with the latest version')
+  })
+}
 
 test('Redis stopped (SIGSTOP): once the lease ran out, a read goes to Redis and times out instead of a cached 200; after SIGCONT the cache answers again', async (t) => {
   const { a, b, server } = await cachePair(t, { timeout: 300 })

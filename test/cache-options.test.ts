@@ -7,7 +7,7 @@ import type { RedisSessionOptions } from '../types/index.js'
 import { SECRET, buildApp, connect } from './helpers/app.js'
 import { freePort, redisCli, startRedis, waitFor } from './helpers/redis-server.js'
 import { Browser } from './helpers/scale.js'
-import { LEASE, answering, appClient, read, trackingClients, warm } from './helpers/cache.js'
+import { LEASE, answering, appClient, invalidationClients, read, trackingClients, warm } from './helpers/cache.js'
 
 async function registrationError (options: Record<string, unknown>): Promise<{ code?: string, message: string }> {
   const app = Fastify()
@@ -79,7 +79,7 @@ test('without cache: no connection of its own, no tracking, no cache counter mov
   t.same([cacheHits, cacheMisses, cacheInvalidations, cacheLeaseExpiries], [0, 0, 0, 0])
 })
 
-test('with cache: one connection more, closed with the app', async (t) => {
+test('with cache: two connections more, tracking and subscribed, closed with the app; the app\'s own client stays open', async (t) => {
   const server = await startRedis()
   t.teardown(() => server.kill())
   const client = await connect(t, server.url)
@@ -92,13 +92,15 @@ test('with cache: one connection more, closed with the app', async (t) => {
   await app.ready()
   await answering(app)
   const tracking = await trackingClients(server.port)
-  t.equal(tracking.length, 1, 'one connection tracks keys')
+  t.equal(tracking.length, 1, 'one connection tracks keys: the data connection')
   t.match(tracking[0], /flags=\S*B/, 'in broadcast mode')
-  t.match(tracking[0], /sub=1/, 'subscribed to the invalidations')
-  t.equal((await redisCli(server.port, 'CLIENT', 'LIST')).split('\n').length, before + 1, 'one connection more')
+  const subscribed = await invalidationClients(server.port)
+  t.equal(subscribed.length, 1, 'one connection hears the invalidations')
+  t.match(tracking[0], new RegExp(`redir=${/^id=(\d+)/.exec(subscribed[0])![1]}\\b`), 'the data connection\'s invalidations go to it')
+  t.equal((await redisCli(server.port, 'CLIENT', 'LIST')).split('\n').length, before + 2, 'two connections more')
   await app.close()
-  await waitFor('the connection to go', async () => (await redisCli(server.port, 'CLIENT', 'LIST')).split('\n').length === before)
-  t.pass('closed with the app')
+  await waitFor('the connections to go', async () => (await redisCli(server.port, 'CLIENT', 'LIST')).split('\n').length === before)
+  t.equal(client.status, 'ready', 'the app\'s client stays open')
 })
 
 test('a plugin-owned connection with cache (redis: url): both connections close with the app', async (t) => {

@@ -1,7 +1,11 @@
 import { test } from 'tap'
 import type { Redis } from 'ioredis'
 import { buildApp, sessionCookie } from './helpers/app.js'
-import { startRedis } from './helpers/redis-server.js'
+import { startRedis, waitFor } from './helpers/redis-server.js'
+import Fastify from 'fastify'
+import { Invalidations } from '../lib/redis/invalidations.js'
+import { LocalCache } from '../lib/model/local-cache.js'
+import { newStats } from '../lib/model/stats.js'
 import { LEASE, answering, appClient, read } from './helpers/cache.js'
 
 // A session this instance just saved is most likely written again by its next request: that load
@@ -34,4 +38,36 @@ test('after a save here, the next load is a GETEX that keeps nothing; then a pla
   const third = await read(app, cookie)
   t.ok(third.hit, 'then a hit')
   t.same(third.res.json().data, { n: 1 })
+})
+
+test('the data connection\'s own changes are not sent back to it (NOLOOP), but those of its Lua scripts and of every other client are', async (t) => {
+  const server = await startRedis()
+  t.teardown(() => server.kill())
+  const stats = newStats()
+  const cache = new LocalCache({ max: 10, lease: LEASE, stats })
+  const heard: string[] = []
+  const invalidated = cache.invalidated.bind(cache)
+  cache.invalidated = (id) => { heard.push(id); invalidated(id) }
+  const invalidations = new Invalidations({ client: appClient(t, server.url), prefix: 'own:', cache, lease: LEASE, log: Fastify().log, timeout: 1000 })
+  invalidations.data.on('error', () => {})
+  t.teardown(() => invalidations.close())
+  invalidations.start()
+  await waitFor('the cache to answer', () => cache.answering())
+  const { data } = invalidations
+  const info = await data.call('CLIENT', 'TRACKINGINFO') as [string, string[], string, number, string, string[]]
+  t.same([info[1], info[5]], [['on', 'bcast', 'noloop'], ['own:']], 'tracking on, for the prefix, in broadcast mode, without loop')
+
+  await data.set('own:a', '1')
+  await data.getex('own:a', 'PX', 60_000)
+  await data.del('own:a')
+  // a client of the test's: heard, after anything the data connection changed before it (one socket, in order)
+  const other = appClient(t, server.url)
+  await other.set('own:b', '1')
+  await waitFor('the other client\'s change', () => heard.includes('b'))
+  t.same(heard, ['b'], 'SET, GETEX and DEL on the data connection: not sent back')
+
+  await data.eval("redis.call('SET', KEYS[1], '1')", 1, 'own:scripted')
+  await other.set('own:c', '1')
+  await waitFor('the other client\'s change', () => heard.includes('c'))
+  t.same(heard, ['b', 'scripted', 'c'], 'a change a Lua script makes is sent back: Redis does not tell whose script it is')
 })

@@ -17,6 +17,8 @@ test('Redis Sentinel with cache: a failover is a reconnect; the cache follows th
   await browser.send(a, 'POST', '/login', { userId: 'mia' })
   const cookie = browser.cookie!
   await warm(b, cookie)
+  // the sessions went through the caches' own connections: a write of this client's, once replicated, follows them
+  await client.set(`fence:${prefix}`, '1')
   t.equal(await client.wait(1, 1000), 1, 'replicated to the replica')
 
   t.equal(await deployment.sentinel().call('SENTINEL', 'FAILOVER', MASTER_NAME), 'OK')

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import { Browser, accountApp } from './helpers/scale.js'
 import { redisCli, startRedis } from './helpers/redis-server.js'
-import { LEASE, TrackingStall, answering, appClient, cachePair, trackingIds, warm, type CachePair } from './helpers/cache.js'
+import { LEASE, TrackingStall, answering, appClient, cachePair, invalidationIds, trackingIds, warm, type CachePair } from './helpers/cache.js'
 import { uniquePrefix } from './helpers/app.js'
 
 // A writes a version number in a loop, B reads in a loop (its cache on). A read of B that started
@@ -65,13 +65,13 @@ test('no stale read in a normal run', async (t) => {
   t.equal(outcome.stale, 0, 'no stale read')
 })
 
-test('no stale read while the invalidation connections are killed and Redis is stopped for twice the lease', async (t) => {
+test('no stale read while the caches\' connections (data and invalidations) are killed and Redis is stopped for twice the lease', async (t) => {
   const pair = await cachePair(t)
   const { server } = pair
   t.teardown(() => { server.resume() })
   const outcome = await staleRun(pair.b, pair.a, await session(pair), async () => {
     await sleep(RUN_MS / 4)
-    for (const id of await trackingIds(server.port)) await redisCli(server.port, 'CLIENT', 'KILL', 'ID', id)
+    for (const id of [...await invalidationIds(server.port), ...await trackingIds(server.port)]) await redisCli(server.port, 'CLIENT', 'KILL', 'ID', id)
     await sleep(RUN_MS / 4)
     server.pause()
     await sleep(2 * LEASE)

@@ -8,7 +8,7 @@ import { addressOf } from './outage.js'
 const CHANNEL = '__redis__:invalidate'
 
 export interface InvalidationOptions {
-  /** The data client; the invalidation connection is its duplicate. */
+  /** The app's client: both connections are its duplicates. */
   client: Redis
   /** The session keys' prefix: the keys tracked. */
   prefix: string
@@ -16,16 +16,25 @@ export interface InvalidationOptions {
   /** ms: a PING goes out every quarter of it. */
   lease: number
   log: FastifyBaseLogger
+  /** ms `close()` waits for `data` to answer what it was sent. */
+  timeout: number
 }
 
 /**
- * The local cache's own connection to Redis, which the plugin owns: Redis tracks every key under
- * `prefix` for it (BCAST) and tells it, as pub/sub messages (RESP2) on `__redis__:invalidate`, of every
- * change any client makes. Its PINGs, answered on the same socket after every invalidation Redis
- * sent before them, are the cache's proof that it has heard of every change up to when they were sent.
+ * The local cache's two connections to Redis, both the plugin's own:
+ * - `data` carries every session command of this process. Redis tracks every key under `prefix` for
+ *   it (BCAST) with NOLOOP: a change it makes itself is not sent back (the store drops its entry as
+ *   it sends the change), so a write costs this process no invalidation; Lua scripts are the
+ *   exception, Redis tells their changes to everyone.
+ * - the invalidation connection hears, as pub/sub messages (RESP2) on `__redis__:invalidate`, every
+ *   change any other client makes.
+ * A PING on the invalidation connection, answered after every invalidation Redis sent before it,
+ * then one on `data`, answered on the connection whose tracking sends them, is the cache's proof
+ * that it has heard of every change up to when the first was sent.
  */
 export class Invalidations {
-  readonly #client: Redis
+  /** For the store: session commands go here with the cache on. */
+  readonly data: Redis
   readonly #connection: Redis
   readonly #prefix: string
   /** The prefix's length in bytes, where a key's id starts. */
@@ -34,25 +43,32 @@ export class Invalidations {
   readonly #log: FastifyBaseLogger
   readonly #timer: NodeJS.Timeout
   readonly #address: string
-  /** Why the connection last failed, until it is ready again: logged once. */
+  readonly #timeout: number
+  /** The invalidation connection's client id once it is ready and subscribed, for REDIRECT. */
+  #redirect: string | undefined
+  /** Why a connection last failed, until it is ready again: logged once. */
   #failure: string | undefined
   #pinging = false
   #closed = false
 
-  constructor ({ client, prefix, cache, lease, log }: InvalidationOptions) {
-    this.#client = client
+  constructor ({ client, prefix, cache, lease, log, timeout }: InvalidationOptions) {
     this.#cache = cache
+    this.#timeout = timeout
     this.#log = log
     // the keys as Redis names them: ioredis puts its own keyPrefix (default '') before the plugin's
     this.#prefix = [client.options.keyPrefix, prefix].join('')
     this.#idStart = Buffer.byteLength(this.#prefix)
     this.#address = addressOf(client)
-    // RESP2 (ioredis 6 speaks RESP3 by default, and drops the push frames RESP3 carries invalidations in);
-    // subscribing again is done here, after tracking is on: subscribed, the connection takes no CLIENT command
-    this.#connection = client.duplicate({ protocol: 2, autoResubscribe: false, enableOfflineQueue: false, lazyConnect: true, maxRetriesPerRequest: null })
+    // the app's options (retries, offline queue, timeouts, auto-pipelining) hold for the session commands
+    this.data = client.duplicate({ lazyConnect: true })
+    this.data.on('ready', () => { this.#dataReady() })
+    this.data.on('close', () => { this.#lost() })
+    // RESP2 (ioredis 6 speaks RESP3 by default, and drops the push frames RESP3 carries invalidations in)
+    // set up again on every connect, nothing resent: a SUBSCRIBE resent before the new CLIENT ID would refuse it
+    this.#connection = client.duplicate({ protocol: 2, autoResubscribe: false, autoResendUnfulfilledCommands: false, enableOfflineQueue: false, lazyConnect: true, maxRetriesPerRequest: null })
     const connection = this.#connection
     connection.on('ready', () => { this.#ready() })
-    connection.on('close', () => { if (!this.#closed) cache.lost('connection') })
+    connection.on('close', () => { this.#redirect = undefined; this.#lost() })
     connection.on('error', (err: Error) => { this.#failed(err.message) })
     connection.on('messageBuffer', (_channel: Buffer, keys: Buffer[] | null) => { this.#message(keys) })
     this.#timer = setInterval(() => { this.#ping() }, Math.max(1, Math.floor(lease / 4)))
@@ -62,31 +78,66 @@ export class Invalidations {
   /** Connects; the cache answers once tracking is on and a PING came back. */
   start (): void {
     // a failed connect is reported through the 'error' event; ioredis goes on reconnecting
+    this.data.connect().catch(ignore)
     this.#connection.connect().catch(ignore)
   }
 
-  /** Closes the connection; never waits for a Redis that does not answer. */
-  close (): void {
+  /** Closes both connections: `data` once what it was sent is answered, or `timeout` ms at most. */
+  async close (): Promise<void> {
     this.#closed = true
     clearInterval(this.#timer)
     this.#connection.disconnect()
+    const data = this.data
+    if (data.status === 'ready') {
+      let timer: NodeJS.Timeout | undefined
+      const late = new Promise<void>((resolve) => { timer = setTimeout(resolve, this.#timeout) })
+      await Promise.race([data.quit().then(ignore, ignore), late])
+      clearTimeout(timer)
+    }
+    data.disconnect()
+  }
+
+  /** Either connection closed, or (re)connected and is not tracking yet: what it heard counts no more. */
+  #lost (): void {
+    if (!this.#closed) this.#cache.lost('connection')
   }
 
   #ready (): void {
-    const cache = this.#cache
-    // a new connection: a new client id, tracking off, and any invalidation since the last one lost
-    cache.lost('ready')
-    const epoch = cache.epoch
+    // a new connection: a new client id, and any invalidation since the last one lost
+    this.#cache.lost('ready')
     const connection = this.#connection
     if (this.#failure !== undefined) this.#log.info(logBindings, `fastify-session-redis: the session cache's connection to Redis at ${this.#address} is ready again`)
     this.#failure = undefined
     connection.client('ID')
-      .then((id) => connection.call('CLIENT', 'TRACKING', 'ON', 'REDIRECT', String(id), 'BCAST', 'PREFIX', this.#prefix))
-      .then(() => connection.subscribe(CHANNEL))
-      .then(() => {
-        cache.trackingOn(epoch)
-        this.#ping()
-      }, (err: Error) => { this.#failed(`cannot turn on tracking: ${err.message}`) })
+      // subscribed, the connection takes no CLIENT command: its id is asked first
+      .then((id) => connection.subscribe(CHANNEL).then(() => {
+        this.#redirect = String(id)
+        this.#track()
+      }), (err: Error) => {
+        // lost meanwhile (nothing is resent): the next connection sets itself up
+        if (connection.status === 'ready') this.#failed(`cannot turn on tracking: ${err.message}`)
+      })
+  }
+
+  #dataReady (): void {
+    // a new data connection: tracking is off on it, and changes made meanwhile went unheard
+    this.#cache.lost('ready')
+    this.#track()
+  }
+
+  /** Turns tracking on for `data`, sent to the invalidation connection, once both are ready. */
+  #track (): void {
+    const data = this.data
+    const redirect = this.#redirect
+    if (redirect === undefined || data.status !== 'ready') return
+    const epoch = this.#cache.epoch
+    // sent together, in order: after the invalidation connection alone reconnected, tracking is on with its old id
+    const off = data.call('CLIENT', 'TRACKING', 'OFF')
+    const on = data.call('CLIENT', 'TRACKING', 'ON', 'REDIRECT', redirect, 'BCAST', 'PREFIX', this.#prefix, 'NOLOOP')
+    Promise.all([off, on]).then(() => {
+      this.#cache.trackingOn(epoch)
+      this.#ping()
+    }, (err: Error) => { this.#failed(`cannot turn on tracking: ${err.message}`) })
   }
 
   #failed (cause: string): void {
@@ -107,7 +158,11 @@ export class Invalidations {
     for (const key of keys) cache.invalidated(key.toString('utf8', start))
   }
 
-  /** One PING at a time: a stalled connection gets no more, and the lease runs out. */
+  /**
+   * One round at a time: a PING on the invalidation connection (every invalidation before it has
+   * arrived), then one on `data` (its tracking, which sends them, was still on by then). A stalled
+   * connection gets no more, and the lease runs out.
+   */
   #ping (): void {
     const cache = this.#cache
     // notes a lease run out even while no read asks
@@ -116,18 +171,20 @@ export class Invalidations {
     const epoch = cache.epoch
     const sentAt = performance.now()
     this.#pinging = true
-    this.#connection.ping().then(() => { if (this.#sameServer()) cache.proven(epoch, sentAt) }, ignore).finally(() => { this.#pinging = false })
+    this.#connection.ping()
+      .then(() => this.data.ping())
+      .then(() => { if (this.#sameServer()) cache.proven(epoch, sentAt) }, ignore)
+      .finally(() => { this.#pinging = false })
   }
 
   /**
-   * Whether the data connection talks to the server this one heard from: invalidations of another
-   * server (a Sentinel failover that one connection followed before the other) prove nothing.
+   * Whether both connections talk to one server: invalidations of another server (a Sentinel
+   * failover that one connection followed before the other) prove nothing.
    */
   #sameServer (): boolean {
     const ours = this.#connection.stream
-    // undefined until the data connection first connects
-    const theirs = this.#client.stream as typeof ours | undefined
-    return theirs !== undefined && ours.remoteAddress === theirs.remoteAddress && ours.remotePort === theirs.remotePort
+    const theirs = this.data.stream
+    return ours.remoteAddress === theirs.remoteAddress && ours.remotePort === theirs.remotePort
   }
 }
 

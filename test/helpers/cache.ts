@@ -81,21 +81,37 @@ export async function invalidations (app: FastifyInstance, before: number, count
   await waitFor('the invalidation', () => app.sessions.stats().cacheInvalidations >= before + count)
 }
 
-/** The CLIENT LIST lines of the connections that track keys (flag t), as Redis shows them. */
+/** The CLIENT LIST lines of the connections that track keys (flag t): each cache's data connection. */
 export async function trackingClients (port: number): Promise<string[]> {
   const list = await redisCli(port, 'CLIENT', 'LIST')
   return list.split('\n').filter(line => /flags=\S*t/.test(line))
 }
 
+/** The CLIENT LIST lines of the connections subscribed to a channel: each cache's invalidation connection. */
+export async function invalidationClients (port: number): Promise<string[]> {
+  const list = await redisCli(port, 'CLIENT', 'LIST')
+  return list.split('\n').filter(line => /\bsub=1\b/.test(line))
+}
+
+/** The ids of `lines`, lowest first: the connections of the app registered first come first. */
+export function idsOf (lines: string[]): string[] {
+  return lines.map(line => /^id=(\d+)/.exec(line)![1]).sort((x, y) => Number(x) - Number(y))
+}
+
 /** The id of every tracking connection, for CLIENT KILL ID. */
 export async function trackingIds (port: number): Promise<string[]> {
-  return (await trackingClients(port)).map(line => /^id=(\d+)/.exec(line)![1])
+  return idsOf(await trackingClients(port))
+}
+
+/** The id of every invalidation connection, for CLIENT KILL ID. */
+export async function invalidationIds (port: number): Promise<string[]> {
+  return idsOf(await invalidationClients(port))
 }
 
 /**
  * A TCP proxy to a redis-server that can hold back, without closing anything, what Redis sends to the
- * connections that turned tracking on: the invalidation connection stalls silently while the data
- * connection going through the same proxy goes on.
+ * connections that subscribed to the invalidations: the invalidation connection stalls silently while
+ * the data connection going through the same proxy goes on.
  */
 export class TrackingStall {
   #port = 0
@@ -111,14 +127,14 @@ export class TrackingStall {
     const proxy = new TrackingStall()
     const server = createServer((client) => {
       const upstream = connectTcp(target, '127.0.0.1')
-      let tracking = false
+      let subscribed = false
       sockets.add(client).add(upstream)
       client.on('data', (data) => {
-        if (data.includes('TRACKING')) tracking = true
+        if (data.includes('__redis__:invalidate')) subscribed = true
         upstream.write(data)
       })
       upstream.on('data', (data) => {
-        if (tracking && proxy.#stalled) proxy.#held.push(() => { client.write(data) })
+        if (subscribed && proxy.#stalled) proxy.#held.push(() => { client.write(data) })
         else client.write(data)
       })
       const end = (): void => { client.destroy(); upstream.destroy() }
