@@ -182,3 +182,26 @@ test('the invalidation connection lost while it subscribes: the setup of the con
   t.equal(tracking.length, 1)
   t.match(tracking[0], new RegExp(`redir=${(await subscribing())!}\\b`), 'tracking sends to the connection that is there')
 })
+
+test('the invalidation connection lost while its PING waits for a reply: that round is given up, and the cache answers on the next connection', async (t) => {
+  const server = await startRedis()
+  t.teardown(() => server.kill())
+  const proxy = await TrackingStall.start(t, server.port)
+  t.teardown(() => { proxy.resume() })
+  const cache = new LocalCache({ max: 10, lease: LEASE, stats: newStats() })
+  const invalidations = new Invalidations({ client: new Redis(proxy.url, { lazyConnect: true }), prefix: 'ping:', cache, lease: LEASE, log: Fastify().log, timeout: 1000 })
+  t.teardown(() => invalidations.close())
+  invalidations.start()
+  await waitFor('the cache to answer', () => cache.answering())
+  // the PONGs are held back: a round waits, and the lease runs out
+  proxy.stall()
+  await waitFor('the lease to run out', () => !cache.answering())
+  const subscribed = async (): Promise<string | undefined> => (await invalidationClients(server.port)).map(line => /^id=(\d+)/.exec(line)![1])[0]
+  const first = (await subscribed())!
+  await redisCli(server.port, 'CLIENT', 'KILL', 'ID', first)
+  // ioredis resends nothing on this connection, and never settles the PING it was waiting for
+  await waitFor('the new connection subscribed', async () => ![undefined, first].includes(await subscribed()))
+  proxy.resume()
+  await waitFor('the cache to answer', () => cache.answering())
+  t.ok(cache.answering(), 'a PING that never settles does not hold up the rounds after it')
+})

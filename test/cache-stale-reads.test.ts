@@ -2,7 +2,7 @@ import { test } from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import { Browser, accountApp } from './helpers/scale.js'
-import { redisCli, startRedis } from './helpers/redis-server.js'
+import { redisCli, startRedis, waitFor } from './helpers/redis-server.js'
 import { LEASE, TrackingStall, answering, appClient, cachePair, invalidationIds, trackingIds, warm, type CachePair } from './helpers/cache.js'
 import { uniquePrefix } from './helpers/app.js'
 
@@ -72,6 +72,8 @@ test('no stale read while the caches\' connections (data and invalidations) are 
   const outcome = await staleRun(pair.b, pair.a, await session(pair), async () => {
     await sleep(RUN_MS / 4)
     for (const id of [...await invalidationIds(server.port), ...await trackingIds(server.port)]) await redisCli(server.port, 'CLIENT', 'KILL', 'ID', id)
+    // answering again before the next fault, so that it stops twice (its probe session is written once Redis is reachable)
+    await waitFor('B\'s cache to answer again', async () => await answering(pair.b).then(() => true, () => false))
     await sleep(RUN_MS / 4)
     server.pause()
     await sleep(2 * LEASE)
