@@ -23,6 +23,11 @@ import { travel } from './helpers/time-travel.js'
 // - no session, alias or key is readable, or stored, past its idle, absolute or grace deadline,
 //   and no key outlives its session's absolute deadline;
 // - an ended session never comes back: every cookie it had opens a fresh, empty session.
+// Half the runs turn the local cache on in both instances: before each step, each has heard every
+// change made before it (a fence: a session the test's client changes, read on each instance until it
+// shows the change), which is what docs/local-cache.md promises once an invalidation has arrived; a
+// read may then be answered while Redis is stopped, and a load pushes the idle expiry forward at most
+// `refreshEvery` late.
 // Time passes without sleeping (helpers/time-travel.ts); the model keeps its own times in the
 // same frame and moves them back alike. Steps of time never land within MARGIN of a deadline the
 // model knows, so whether a deadline has passed is never a matter of milliseconds.
@@ -49,6 +54,10 @@ const ANSWER_WITHIN = TIMEOUT * 4 + 5000
 const USERS = ['u1', 'u2'] as const
 const JARS = 3
 const KEEPABLE = ['n', 'x', 'uid'] as const
+/** With the cache: seconds between two refreshes of a session's idle expiry, far within MARGIN. */
+const REFRESH_EVERY = 1
+/** A fence the cache must show, in ms: bounded, as every wait. */
+const FENCE_WITHIN = 10_000
 
 const NUM_RUNS = Number(process.env.MODEL_RUNS ?? 25)
 const MAX_COMMANDS = Number(process.env.MODEL_COMMANDS ?? 30)
@@ -113,8 +122,9 @@ class Sess {
     return typeof this.data.uid === 'string' ? this.data.uid : undefined
   }
 
-  refreshed (t0: number, t1: number): void {
-    this.idle = win(t0, t1, TTL * 1000)
+  /** Loaded between t0 and t1; `lag`: ms its idle expiry may have been pushed forward before that (the cache's `refreshEvery`). */
+  refreshed (t0: number, t1: number, lag: number): void {
+    this.idle = lag === 0 ? win(t0, t1, TTL * 1000) : { lo: Math.max(this.idle.lo, t0 - lag + TTL * 1000), hi: t1 + TTL * 1000 }
   }
 
   rotationDue (now: number): boolean {
@@ -200,15 +210,21 @@ class World {
   readonly log: string[] = []
 
   readonly grace: number
+  /** Both apps with the local cache on. */
+  readonly cache: boolean
+  /** ms a load may leave the idle expiry unrefreshed: with the cache, `refreshEvery` (and a few ms of clock rounding). */
+  readonly lag: number
 
-  constructor (server: RedisServer, admin: Redis, grace: number) {
+  constructor (server: RedisServer, admin: Redis, grace: number, cache: boolean) {
     this.server = server
     this.admin = admin
     this.grace = grace
+    this.cache = cache
+    this.lag = cache ? REFRESH_EVERY * 1000 + 5 : 0
   }
 
-  static async create (server: RedisServer, admin: Redis, grace: number): Promise<World> {
-    const world = new World(server, admin, grace)
+  static async create (server: RedisServer, admin: Redis, grace: number, cache = false): Promise<World> {
+    const world = new World(server, admin, grace, cache)
     for (let i = 0; i < 2; i++) {
       const client = new Redis(server.url, { maxRetriesPerRequest: 1 })
       world.clients.push(client)
@@ -233,7 +249,8 @@ class World {
       rotateEvery: ROTATE_EVERY,
       rotateGrace: this.grace,
       timeout: TIMEOUT,
-      userKey: 'uid'
+      userKey: 'uid',
+      ...(this.cache ? { cache: { refreshEvery: REFRESH_EVERY } } : {})
     })
     const loaded = new WeakMap<FastifyRequest, unknown>()
     app.addHook('preHandler', async (req) => {
@@ -335,7 +352,7 @@ class World {
       sess = target.sess
       expect(!body.loaded.isNew, `${what}: a live session${target.via ? ', reached through its alias,' : ''} was not found (model data ${JSON.stringify(sess.data)})`)
       expect(isDeepStrictEqual(body.loaded.data, sess.data), `${what}: loaded ${JSON.stringify(body.loaded.data)}, the model holds ${JSON.stringify(sess.data)}`)
-      sess.refreshed(t0, t1)
+      sess.refreshed(t0, t1, this.lag)
       if (sess.rotationDue(t0)) {
         expect(body.loaded.id !== sess.id, `${what}: a session due for rotation kept its id`)
         sess.rotate(body.loaded.id, t0, t1, this.grace)
@@ -426,8 +443,39 @@ class World {
     const cookie = this.cookieFor(r)
     const t0 = Date.now()
     const target = this.resolve(cookie === undefined ? undefined : idOfCookie(cookie), t0)
+    const hits = this.apps[r.app].sessions.stats().cacheHits
     const res = await this.inject(r, cookie)
+    if (this.apps[r.app].sessions.stats().cacheHits > hits) seen('answered by the cache')
     this.answered(r, target, res, t0, Date.now())
+  }
+
+  /**
+   * With the cache, before a step: each app has heard every change made before now. A fence session
+   * is answered by each app's cache, then changed by the test's client; once an app's read shows the
+   * change, its invalidation (sent after every earlier one, on one socket) has arrived, or the cache
+   * answers nothing until a PING sent after it proves it has. The fence is gone before the step.
+   */
+  async heard (): Promise<void> {
+    if (!this.cache) return
+    const fence = await this.apps[0].sessions.create({ fence: 0 })
+    const key = this.prefix + hashedId(fence.id)
+    const read = async (app: FastifyInstance): Promise<{ hit: boolean, value: unknown }> => {
+      const hits = app.sessions.stats().cacheHits
+      const session = await app.sessions.fromHeaders({ cookie: fence.cookie })
+      return { hit: app.sessions.stats().cacheHits > hits, value: session.get('fence') }
+    }
+    const until = async (what: string, done: () => Promise<boolean>): Promise<void> => {
+      const endAt = Date.now() + FENCE_WITHIN
+      while (!await done()) {
+        if (Date.now() > endAt) fail(`the fence: ${what} within ${FENCE_WITHIN} ms`)
+        await sleep(5)
+      }
+    }
+    for (const app of this.apps) await until('a read answered by the cache', async () => (await read(app)).hit)
+    const text = await this.admin.get(key)
+    await this.admin.set(key, (text as string).replace('"fence":0', '"fence":1'), 'KEEPTTL')
+    for (const app of this.apps) await until('the change seen', async () => (await read(app)).value === 1)
+    await this.admin.del(key)
   }
 
   /**
@@ -474,7 +522,7 @@ class World {
       for (const body of [bx, by]) expect(body.n === count(body.loaded.data) + 1, `${what}: an increment returned ${String(body.n)}, not what it loaded plus one`)
       sess.data = { ...sess.data, n: count(sess.data) + 2 }
       seen('race: two increments')
-      sess.refreshed(t0, t1)
+      sess.refreshed(t0, t1, this.lag)
       const ids = new Set(cookies.filter(c => c !== undefined).map(c => idOfCookie((c as { value: string }).value)))
       expect(ids.size <= 1, `${what}: the two answers name two different ids`)
       const [id] = ids
@@ -629,6 +677,7 @@ class World {
     const pausedAt = Date.now()
     try {
       await stopped(server.pid() as number)
+      const late = new Map<Sess, Req[]>()
       await Promise.all(reqs.map(async (r) => {
         const cookie = this.cookieFor(r)
         const t0 = Date.now()
@@ -636,13 +685,21 @@ class World {
         const needsRedis = cookie !== undefined || r.route === 'inc' || r.route === 'set' || r.route === 'login'
         const res = await this.inject(r, cookie)
         if (!needsRedis) return this.answered(r, target, res, t0, Date.now())
+        // with the cache, a read of a session it holds needs no Redis (within the lease)
+        if (this.cache && r.route === 'read' && res.statusCode === 200) {
+          seen('a read answered by the cache while Redis was stopped')
+          return this.answered(r, target, res, t0, Date.now())
+        }
         this.#unavailable(r, res)
         expect(sent(res) === undefined, `${describe(r)}: a failed request set the session cookie`)
         if (target.kind === 'live') this.lateRefresh.add(target.sess)
+        // with the cache, the load may have needed no Redis, and the change that then timed out may land once it resumes
+        if (this.cache && target.kind === 'live' && r.route !== 'read') late.set(target.sess, [...late.get(target.sess) ?? [], r])
         // a new session's first save timed out: it may land once Redis resumes (login's index write comes first)
         if (cookie === undefined && r.route === 'inc') this.maybeCreated.push({ n: 1 })
         if (cookie === undefined && r.route === 'set') this.maybeCreated.push({ x: r.value })
       }))
+      for (const [sess, changes] of late) sess.candidates = lateOutcomes(sess.data, changes)
       const left = pausedAt + TIMEOUT + 100 - Date.now()
       if (left > 0) await sleep(left)
     } finally {
@@ -679,7 +736,7 @@ class World {
       return
     }
     const sess = target.sess
-    sess.refreshed(t0, t1)
+    sess.refreshed(t0, t1, this.lag)
     this.lateRefresh.add(sess)
     const rotated = sess.rotationDue(t0)
     // the load rotated it, or followed its alias, before the stall: a regenerate() or destroy() that
@@ -823,6 +880,29 @@ class World {
   }
 }
 
+/**
+ * What a session holding `data` may hold once `reqs`, which timed out, land late: each or not, in
+ * any order; an increment or a set after the session ended lands nowhere.
+ */
+function lateOutcomes (data: Data, reqs: Req[]): Array<Data | 'ended'> {
+  const outcomes: Array<Data | 'ended'> = []
+  const add = (o: Data | 'ended'): void => { if (!outcomes.some(known => isDeepStrictEqual(known, o))) outcomes.push(o) }
+  const walk = (o: Data | 'ended', left: Req[]): void => {
+    add(o)
+    if (o === 'ended') return
+    left.forEach((r, i) => {
+      const rest = left.filter((_, j) => j !== i)
+      if (r.route === 'inc') walk({ ...o, n: (typeof o.n === 'number' ? o.n : 0) + 1 }, rest)
+      else if (r.route === 'set') walk({ ...o, x: r.value }, rest)
+      else walk('ended', rest)
+      // or it never lands
+      walk(o, rest)
+    })
+  }
+  walk(data, reqs)
+  return outcomes
+}
+
 /** The session cookie a response set or cleared, if any. */
 function sent (res: LightMyRequestResponse): { value: string } | undefined {
   const cookies = res.cookies.filter(c => c.name === 'sid')
@@ -848,6 +928,7 @@ abstract class Step implements Cmd {
   async run (world: World): Promise<void> {
     executed++
     world.note(this.toString())
+    await world.heard()
     await this.act(world)
     await world.check(world.log.length)
   }
@@ -860,6 +941,16 @@ class Request extends Step {
   constructor (readonly r: Req) { super() }
   act (world: World): Promise<void> { return world.request(this.r) }
   toString (): string { return describe(this.r) }
+}
+
+/** The same read sent again and again on one app: with the cache, the third is most likely answered from it. */
+class Reads extends Step {
+  constructor (readonly r: Req, readonly times: number) { super() }
+  async act (world: World): Promise<void> {
+    for (let i = 0; i < this.times; i++) await world.request(this.r)
+  }
+
+  toString (): string { return `${describe(this.r)}, ${this.times} times` }
 }
 
 class DestroyAll extends Step {
@@ -932,6 +1023,7 @@ const race = fc.tuple(fc.constantFrom<Route>('inc', 'inc', 'destroy', 'login', '
 const commands: Array<fc.Arbitrary<Cmd>> = [
   req('read').map(r => new Request(r)),
   req('read').map(r => new Request(r)),
+  req('read').map(r => new Reads(r, 3)),
   req('inc').map(r => new Request(r)),
   req('inc').map(r => new Request(r)),
   req('set').map(r => new Request(r)),
@@ -990,9 +1082,10 @@ test('two app instances sharing one Redis keep every promise the model holds the
   const started = Date.now()
   /** The steps of the latest run that failed: once shrinking ends, those of the counterexample. */
   let failure: { log: string[], error: string } | undefined
-  const details = await fc.check(fc.asyncProperty(fc.constantFrom(...ROTATE_GRACES), fc.commands(commands, { maxCommands: MAX_COMMANDS, size: 'max', ...(replayPath === undefined ? {} : { replayPath }) }), async (grace, cmds) => {
-    const world = await World.create(server, admin, grace)
-    world.note(`rotateGrace ${grace}`)
+  const details = await fc.check(fc.asyncProperty(fc.constantFrom(...ROTATE_GRACES), fc.boolean(), fc.commands(commands, { maxCommands: MAX_COMMANDS, size: 'max', ...(replayPath === undefined ? {} : { replayPath }) }), async (grace, cache, cmds) => {
+    const world = await World.create(server, admin, grace, cache)
+    world.note(`rotateGrace ${grace}, cache ${cache ? 'on' : 'off'}`)
+    seen(cache ? 'runs with the cache' : 'runs without the cache')
     try {
       await fc.asyncModelRun(() => ({ model: world, real: world }), cmds)
     } catch (err) {
@@ -1006,7 +1099,7 @@ test('two app instances sharing one Redis keep every promise the model holds the
   t.comment(`explored: ${[...tally].map(([what, n]) => `${what} ${n}`).join(', ')}`)
   t.comment(`model: seed ${seed}, ${details.numRuns} runs, ${details.numShrinks} shrinks, ${executed} commands in ${Date.now() - started} ms${details.interrupted ? ' (time limit reached)' : ''}`)
   if (details.failed && failure !== undefined) {
-    const replay = /replayPath="([^"]*)"/.exec(String(details.counterexample?.[1]))?.[1]
+    const replay = /replayPath="([^"]*)"/.exec(String(details.counterexample?.[2]))?.[1]
     t.comment(`replay: MODEL_SEED=${details.seed} MODEL_PATH=${details.counterexamplePath ?? ''}${replay === undefined ? '' : ` MODEL_REPLAY=${replay}`} npx tap --disable-coverage test/model.test.ts`)
     t.comment(`counterexample, step by step:\n${failure.log.join('\n')}\n=> ${failure.error}`)
   }
