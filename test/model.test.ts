@@ -1024,6 +1024,7 @@ const commands: Array<fc.Arbitrary<Cmd>> = [
   req('read').map(r => new Request(r)),
   req('read').map(r => new Request(r)),
   req('read').map(r => new Reads(r, 3)),
+  req('read', false).map(r => new Reads(r, 3)),
   req('inc').map(r => new Request(r)),
   req('inc').map(r => new Request(r)),
   req('set').map(r => new Request(r)),
