@@ -108,41 +108,40 @@ async function makeSessions (server, count) {
   return cookies
 }
 
-/** One timed run of the skewed read mix; each connection reads its own share of the draws. */
-async function mixRun (server, cookies, draws, seconds) {
+/**
+ * Reads `cookies[rank]` for each of `ranks` over HTTP, each connection its own share in order
+ * (rank i to connection i % CONNECTIONS); `limit` is autocannon's `duration` or `amount`.
+ */
+async function reads (server, cookies, ranks, limit) {
   let next = 0
-  await server.ask('reset')
-  // the plugin's counters run from its start: this run's are the difference
-  const before = (await server.ask('stats')).sessions
   const result = await autocannon({
     url: server.url,
     connections: CONNECTIONS,
-    duration: seconds,
+    ...limit,
     setupClient: (client) => {
       const own = next++
-      client.setRequests(draws.filter((_, i) => i % CONNECTIONS === own).map(rank => ({ method: 'GET', path: '/read-object', headers: { cookie: cookies[rank] } })))
+      client.setRequests(ranks.filter((_, i) => i % CONNECTIONS === own).map(rank => ({ method: 'GET', path: '/read-object', headers: { cookie: cookies[rank] } })))
     }
   })
-  const stats = await server.ask('stats')
   if (result.non2xx > 0 || result.errors > 0) throw new Error(`${server.contestant}: ${result.non2xx} non-2xx answers, ${result.errors} errors`)
+  return result
+}
+
+/** One timed run of the skewed read mix. */
+async function mixRun (server, cookies, draws, seconds) {
+  await server.ask('reset')
+  // the plugin's counters run from its start: this run's are the difference
+  const before = (await server.ask('stats')).sessions
+  const result = await reads(server, cookies, draws, { duration: seconds })
+  const stats = await server.ask('stats')
   const sessions = before === undefined ? undefined : { cacheHits: stats.sessions.cacheHits - before.cacheHits, cacheMisses: stats.sessions.cacheMisses - before.cacheMisses }
   return { rps: result.requests.average, cpuPerRequest: stats.cpuMicros / stats.served, sessions }
 }
 
-/** Reads every session twice, in order, over `CONNECTIONS` connections. */
+/** Reads every session twice: the first load after its save is the rolling GETEX, which keeps nothing, the second is kept. */
 async function warmRun (server, cookies) {
-  let next = 0
-  const share = Math.ceil(cookies.length / CONNECTIONS)
-  const result = await autocannon({
-    url: server.url,
-    connections: CONNECTIONS,
-    amount: share * CONNECTIONS * 2,
-    setupClient: (client) => {
-      const own = cookies.slice(next * share, ++next * share)
-      client.setRequests(own.map(cookie => ({ method: 'GET', path: '/read-object', headers: { cookie } })))
-    }
-  })
-  if (result.non2xx > 0 || result.errors > 0) throw new Error(`${server.contestant}: ${result.non2xx} non-2xx answers, ${result.errors} errors while warming`)
+  const ranks = [...cookies.keys(), ...cookies.keys()]
+  await reads(server, cookies, ranks, { amount: ranks.length })
 }
 
 async function mix () {
@@ -156,7 +155,6 @@ async function mix () {
   for (const server of servers) cookies[server.contestant] = await makeSessions(server, SESSIONS)
   log(`mix: ${SESSIONS} sessions each; ${draws.length} draws touch ${distinct} of them; the 100 most read take ${(draws.filter(r => r < 100).length / draws.length * 100).toFixed(0)}%`)
   const runs = Object.fromEntries(names.map(n => [n, []]))
-  // every session read twice first: the first load after its save is the rolling GETEX, which keeps nothing, the second is kept
   for (const server of servers) await warmRun(server, cookies[server.contestant])
   for (const server of servers) await mixRun(server, cookies[server.contestant], draws, 1)
   for (let round = 0; round < ROUNDS; round++) {

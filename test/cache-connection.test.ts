@@ -8,7 +8,7 @@ import { Redis as RedisV5 } from 'ioredis-5'
 import type { FastifyInstance } from 'fastify'
 import { freePort, redisCli, startRedis, waitFor } from './helpers/redis-server.js'
 import { Browser } from './helpers/scale.js'
-import { LEASE, TrackingStall, answering, invalidationClients, read, trackingClients, warm } from './helpers/cache.js'
+import { LEASE, TrackingStall, answering, invalidationIds, read, trackingClients, warm } from './helpers/cache.js'
 import { Invalidations } from '../lib/redis/invalidations.js'
 import { LocalCache } from '../lib/model/local-cache.js'
 import { newStats } from '../lib/model/stats.js'
@@ -171,7 +171,7 @@ test('the invalidation connection lost while it subscribes: the setup of the con
   invalidations.data.on('error', () => {})
   t.teardown(() => invalidations.close())
   invalidations.start()
-  const subscribing = async (): Promise<string | undefined> => (await invalidationClients(server.port)).map(line => /^id=(\d+)/.exec(line)![1])[0]
+  const subscribing = async (): Promise<string | undefined> => (await invalidationIds(server.port))[0]
   await waitFor('SUBSCRIBE run, its reply held', async () => await subscribing() !== undefined)
   await redisCli(server.port, 'CLIENT', 'KILL', 'ID', (await subscribing())!)
   // the first setup fails with its connection; ioredis reconnects, and the new connection sets itself up
@@ -196,7 +196,7 @@ test('the invalidation connection lost while its PING waits for a reply: that ro
   // the PONGs are held back: a round waits, and the lease runs out
   proxy.stall()
   await waitFor('the lease to run out', () => !cache.answering())
-  const subscribed = async (): Promise<string | undefined> => (await invalidationClients(server.port)).map(line => /^id=(\d+)/.exec(line)![1])[0]
+  const subscribed = async (): Promise<string | undefined> => (await invalidationIds(server.port))[0]
   const first = (await subscribed())!
   await redisCli(server.port, 'CLIENT', 'KILL', 'ID', first)
   // ioredis resends nothing on this connection, and never settles the PING it was waiting for

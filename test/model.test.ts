@@ -368,14 +368,11 @@ class World {
         break
       case 'inc':
       case 'set': {
-        const change = (data: Data): Data => r.route === 'inc'
-          ? { ...data, n: (typeof data.n === 'number' ? data.n : 0) + 1 }
-          : { ...data, x: r.value }
         if (sess === undefined) {
-          sess = this.#created(body.id, change({}), t0, t1)
+          sess = this.#created(body.id, changed({}, r), t0, t1)
           cookie = { kind: 'set', id: body.id }
         } else {
-          sess.data = change(sess.data)
+          sess.data = changed(sess.data, r)
         }
         if (r.route === 'inc') expect(body.n === sess.data.n, `${what}: returned ${body.n}, the model counts ${String(sess.data.n)}`)
         break
@@ -755,9 +752,7 @@ class World {
     } else if (rotated) {
       sess.rotate(undefined, t0, t1, this.grace)
     }
-    if (r.route === 'inc') sess.candidates = [sess.data, { ...sess.data, n: (typeof sess.data.n === 'number' ? sess.data.n : 0) + 1 }]
-    else if (r.route === 'set') sess.candidates = [sess.data, { ...sess.data, x: r.value }]
-    else sess.candidates = [sess.data, 'ended']
+    sess.candidates = lateOutcomes(sess.data, [r])
     await this.settle()
   }
 
@@ -880,6 +875,11 @@ class World {
   }
 }
 
+/** `data` once the change of `r`, an increment or a set, is applied. */
+function changed (data: Data, r: Req): Data {
+  return r.route === 'inc' ? { ...data, n: (typeof data.n === 'number' ? data.n : 0) + 1 } : { ...data, x: r.value }
+}
+
 /**
  * What a session holding `data` may hold once `reqs`, which timed out, land late: each or not, in
  * any order; an increment or a set after the session ended lands nowhere.
@@ -892,9 +892,7 @@ function lateOutcomes (data: Data, reqs: Req[]): Array<Data | 'ended'> {
     if (o === 'ended') return
     left.forEach((r, i) => {
       const rest = left.filter((_, j) => j !== i)
-      if (r.route === 'inc') walk({ ...o, n: (typeof o.n === 'number' ? o.n : 0) + 1 }, rest)
-      else if (r.route === 'set') walk({ ...o, x: r.value }, rest)
-      else walk('ended', rest)
+      walk(r.route === 'inc' || r.route === 'set' ? changed(o, r) : 'ended', rest)
       // or it never lands
       walk(o, rest)
     })
