@@ -61,6 +61,11 @@ test('Redis unreachable at start: the app starts, requests fail with 503 as with
   t.same(cacheLines.map(line => line.level), [40, 30], 'one warning, then one info line when it is back')
 })
 
+/** The id of the connection subscribed to the invalidations (the cache's invalidation connection), if any. */
+async function subscriberId (port: number): Promise<string | undefined> {
+  return (await invalidationIds(port))[0]
+}
+
 async function keyPrefixed (t: Test, a: Redis, b: Redis): Promise<{ a: FastifyInstance, b: FastifyInstance, prefix: string }> {
   const one = await buildApp(t, { client: a, session: { cache: { lease: LEASE } } })
   const two = await buildApp(t, { client: b, session: { cache: { lease: LEASE }, prefix: one.prefix } })
@@ -171,16 +176,15 @@ test('the invalidation connection lost while it subscribes: the setup of the con
   invalidations.data.on('error', () => {})
   t.teardown(() => invalidations.close())
   invalidations.start()
-  const subscribing = async (): Promise<string | undefined> => (await invalidationIds(server.port))[0]
-  await waitFor('SUBSCRIBE run, its reply held', async () => await subscribing() !== undefined)
-  await redisCli(server.port, 'CLIENT', 'KILL', 'ID', (await subscribing())!)
+  await waitFor('SUBSCRIBE run, its reply held', async () => await subscriberId(server.port) !== undefined)
+  await redisCli(server.port, 'CLIENT', 'KILL', 'ID', (await subscriberId(server.port))!)
   // the first setup fails with its connection; ioredis reconnects, and the new connection sets itself up
-  await waitFor('the new connection subscribed', async () => await subscribing() !== undefined)
+  await waitFor('the new connection subscribed', async () => await subscriberId(server.port) !== undefined)
   proxy.resume()
   await waitFor('the cache to answer', () => cache.answering())
   const tracking = await trackingClients(server.port)
   t.equal(tracking.length, 1)
-  t.match(tracking[0], new RegExp(`redir=${(await subscribing())!}\\b`), 'tracking sends to the connection that is there')
+  t.match(tracking[0], new RegExp(`redir=${(await subscriberId(server.port))!}\\b`), 'tracking sends to the connection that is there')
 })
 
 test('the invalidation connection lost while its PING waits for a reply: that round is given up, and the cache answers on the next connection', async (t) => {
@@ -196,11 +200,10 @@ test('the invalidation connection lost while its PING waits for a reply: that ro
   // the PONGs are held back: a round waits, and the lease runs out
   proxy.stall()
   await waitFor('the lease to run out', () => !cache.answering())
-  const subscribed = async (): Promise<string | undefined> => (await invalidationIds(server.port))[0]
-  const first = (await subscribed())!
+  const first = (await subscriberId(server.port))!
   await redisCli(server.port, 'CLIENT', 'KILL', 'ID', first)
   // ioredis resends nothing on this connection, and never settles the PING it was waiting for
-  await waitFor('the new connection subscribed', async () => ![undefined, first].includes(await subscribed()))
+  await waitFor('the new connection subscribed', async () => ![undefined, first].includes(await subscriberId(server.port)))
   proxy.resume()
   await waitFor('the cache to answer', () => cache.answering())
   t.ok(cache.answering(), 'a PING that never settles does not hold up the rounds after it')

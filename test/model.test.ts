@@ -8,7 +8,7 @@ import Fastify, { type FastifyInstance, type FastifyRequest, type LightMyRequest
 import { Redis } from 'ioredis'
 import redisSession from '../lib/index.js'
 import { SECRET, hashedId, keysUnder, uniquePrefix } from './helpers/app.js'
-import { startRedis, type RedisServer } from './helpers/redis-server.js'
+import { startRedis, waitFor, type RedisServer } from './helpers/redis-server.js'
 import { travel } from './helpers/time-travel.js'
 
 // A model-based test: random sequences of requests, admin calls, time passing and Redis stalls,
@@ -461,17 +461,11 @@ class World {
       const session = await app.sessions.fromHeaders({ cookie: fence.cookie })
       return { hit: app.sessions.stats().cacheHits > hits, value: session.get('fence') }
     }
-    const until = async (what: string, done: () => Promise<boolean>): Promise<void> => {
-      const endAt = Date.now() + FENCE_WITHIN
-      while (!await done()) {
-        if (Date.now() > endAt) fail(`the fence: ${what} within ${FENCE_WITHIN} ms`)
-        await sleep(5)
-      }
-    }
-    for (const app of this.apps) await until('a read answered by the cache', async () => (await read(app)).hit)
+    const within = { timeout: FENCE_WITHIN, interval: 5 }
+    for (const app of this.apps) await waitFor('the fence: a read answered by the cache', async () => (await read(app)).hit, within)
     const text = await this.admin.get(key)
     await this.admin.set(key, (text as string).replace('"fence":0', '"fence":1'), 'KEEPTTL')
-    for (const app of this.apps) await until('the change seen', async () => (await read(app)).value === 1)
+    for (const app of this.apps) await waitFor('the fence: the change seen', async () => (await read(app)).value === 1, within)
     await this.admin.del(key)
   }
 
