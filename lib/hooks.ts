@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import type { Session } from '../types/index.js'
 import { RedisSession, kFinish, kSetCookie, type SessionContext } from './session/request-session.js'
-import { verifyCookie } from './cookie/signed-cookie.js'
+import { verifyCookie, type CookieId } from './cookie/signed-cookie.js'
 import { errors, logBindings } from './model/errors.js'
 
 const kSession: unique symbol = Symbol('fastify-session-redis.session')
@@ -49,6 +49,9 @@ export function sessionHooks (ctx: SessionContext, optedOut: (request: FastifyRe
   }
 
   function loadSession (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void {
+    const { socket } = request.raw
+    const remembered = cookie.remembered(socket, request.headers)
+    if (remembered !== undefined) return optedOut(request) ? done() : openSession(request, remembered, done)
     const raw = cookie.raw(request.headers, request.cookies)
     if (raw === undefined) {
       request[kSession] = kLazy
@@ -60,6 +63,11 @@ export function sessionHooks (ctx: SessionContext, optedOut: (request: FastifyRe
       request[kSession] = kLazy
       return done()
     }
+    cookie.remember(socket, request.headers, verified)
+    openSession(request, verified, done)
+  }
+
+  function openSession (request: FastifyRequest, verified: CookieId, done: HookHandlerDoneFunction): void {
     const opened = RedisSession.open(ctx, request, verified)
     // from the local cache: on at once, no promise
     if (!(opened instanceof Promise)) {
@@ -89,30 +97,33 @@ export function sessionHooks (ctx: SessionContext, optedOut: (request: FastifyRe
       return
     }
     const session = current
-    const finish = (err: Error | null): void => {
-      const later = request[kSending] ?? []
-      request[kSending] = null
-      if (err === null) done(null, payload)
-      else {
-        reply.removeHeader('location')
-        done(err)
-      }
-      for (const drop of later) drop()
-    }
     let pending: Promise<unknown> | null
     try {
       pending = session[kFinish]()
       if (pending === null) session[kSetCookie](reply)
     } catch (err) {
-      return finish(err as Error)
+      return finishSend(request, reply, payload, done, err as Error)
     }
-    if (pending === null) return finish(null)
+    if (pending === null) return finishSend(request, reply, payload, done, null)
     request[kSending] = []
     pending.then(() => { session[kSetCookie](reply) })
       .then(() => null, (err: Error) => err)
-      .then(finish)
+      .then((err) => { finishSend(request, reply, payload, done, err) })
       // Fastify's continuation threw: reported, never left as an unhandled rejection
       .catch((err: Error) => { process.emitWarning(err) })
+  }
+
+  /** Lets the response go on (without its Location when the save failed), then drops the later passes. */
+  function finishSend (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: SendDone, err: Error | null): void {
+    // undefined when there was no save to wait for
+    const later = request[kSending]
+    request[kSending] = null
+    if (err === null) done(null, payload)
+    else {
+      reply.removeHeader('location')
+      done(err)
+    }
+    later?.forEach((drop) => { drop() })
   }
 
   return { kSession, kSending, session, loadSession, saveSession }

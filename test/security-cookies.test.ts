@@ -1,5 +1,7 @@
 import { test, type Test } from 'tap'
 import crypto, { randomBytes } from 'node:crypto'
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { Signer, sign, unsign } from '@fastify/cookie'
 import type { LightMyRequestResponse } from 'fastify'
 import { OLD_SECRET, SECRET, buildApp, keysUnder, sessionCookie, setCookies, sharedRedisUrl, sessionKey } from './helpers/app.js'
@@ -220,4 +222,72 @@ test(`at most ${REMEMBERED_COOKIES} cookies are remembered; the oldest goes firs
   t.equal(hmacs(), values.length, 'both without an HMAC')
   t.ok(cookie.verify(values[0]), 'the oldest still verifies')
   t.equal(hmacs(), values.length + 1, 'but it had been forgotten')
+})
+
+test('a connection\'s last verified Cookie header is remembered for that connection and that very text only', async (t) => {
+  const cookie = sessionCookieCodec([SECRET])
+  const signed = new Signer(SECRET).sign(defaultIdGenerator())
+  const verified = cookie.verify(signed)
+  if (verified === null) throw new Error('did not verify')
+  const [one, other] = [{}, {}]
+  const headers = { cookie: `sid=${encodeURIComponent(signed)}` }
+  t.equal(cookie.remembered(one, headers), undefined, 'nothing before it verified')
+  cookie.remember(one, headers, verified)
+  t.equal(cookie.remembered(one, { cookie: headers.cookie }), verified, 'the same text again, in a new headers object')
+  t.equal(cookie.remembered(other, headers), undefined, 'another connection')
+  t.equal(cookie.remembered(one, { cookie: `${headers.cookie}; theme=dark` }), undefined, 'another text, even with the same session cookie')
+  t.equal(cookie.remembered(one, {}), undefined, 'no Cookie header')
+  t.doesNotThrow(() => { cookie.remember(undefined, headers, verified) }, 'a request built without a connection')
+  t.equal(cookie.remembered(undefined, headers), undefined)
+
+  const both = new SessionCookie({ name: 'sid', secrets: [SECRET], settings: defaults.cookie, parse: () => ({}), serialize: () => '', storedIdOf: storedIdOf(true), transport: { idFrom: 'both', header: 'X-Session-Id' } })
+  both.remember(one, headers, verified)
+  t.equal(both.remembered(one, headers), undefined, 'not while a header may carry the id instead')
+})
+
+test('over one keep-alive connection, each request is answered for the cookie it sends: changed, forged, dropped or opted out', async (t) => {
+  const { app } = await buildApp(t, {
+    routes: (app) => {
+      app.get('/port', async (req) => ({ port: req.raw.socket.remotePort, isNew: req.session.isNew, data: req.session.toJSON() }))
+      app.get('/off', { config: { session: false } }, async (req) => ({ port: req.raw.socket.remotePort, loaded: (() => { try { return req.session.isNew } catch { return 'none' } })() }))
+    }
+  })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const { port } = app.server.address() as AddressInfo
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+  t.teardown(() => { agent.destroy() })
+  const send = (method: string, path: string, cookie?: string, body?: unknown) => new Promise<{ json: Record<string, unknown>, setCookie: string[] }>((resolve, reject) => {
+    const headers: Record<string, string> = { 'content-type': 'application/json' }
+    if (cookie !== undefined) headers.cookie = cookie
+    const req = http.request({ host: '127.0.0.1', port, method, path, agent, headers }, (res) => {
+      let text = ''
+      res.setEncoding('utf8')
+      res.on('data', (chunk: string) => { text += chunk })
+      res.on('end', () => { resolve({ json: JSON.parse(text), setCookie: res.headers['set-cookie'] ?? [] }) })
+    })
+    req.on('error', reject)
+    req.end(body === undefined ? undefined : JSON.stringify(body))
+  })
+  const pair = (res: { setCookie: string[] }) => res.setCookie[0].split(';', 1)[0]
+  const alice = pair(await send('POST', '/write', undefined, { user: 'alice' }))
+  const bob = pair(await send('POST', '/write', undefined, { user: 'bob' }))
+  const rejected = app.sessions.stats().rejectedCookies
+
+  const first = await send('GET', '/port', alice)
+  t.same(first.json.data, { user: 'alice' })
+  const again = await send('GET', '/port', alice)
+  t.equal(again.json.port, first.json.port, 'the same connection')
+  t.same(again.json.data, { user: 'alice' }, 'the same cookie, the same session')
+  t.same((await send('GET', '/port', bob)).json.data, { user: 'bob' }, 'another cookie on it: that cookie\'s session')
+  const forged = alice.slice(0, -1) + (alice.endsWith('A') ? 'B' : 'A')
+  const refused = await send('GET', '/port', forged)
+  t.equal(refused.json.isNew, true, 'a forged cookie after a good one is refused')
+  t.equal(app.sessions.stats().rejectedCookies, rejected + 1, 'and counted')
+  t.same((await send('GET', '/port', alice)).json.data, { user: 'alice' }, 'the good one again')
+  const off = await send('GET', '/off', alice)
+  t.same(off.json, { port: first.json.port, loaded: 'none' }, 'a route that opted out loads nothing, though the cookie is remembered')
+  const none = await send('GET', '/port')
+  t.equal(none.json.port, first.json.port)
+  t.equal(none.json.isNew, true, 'no cookie: a fresh session')
+  t.equal(app.sessions.stats().rejectedCookies, rejected + 1)
 })

@@ -58,6 +58,8 @@ export class SessionCookie {
   readonly #serialize: SerializeCookie
   readonly #storedIdOf: (id: string) => string
   readonly #verified = new Map<string, CookieId>()
+  /** By connection: the Cookie header it sent last, when that verified; only while the cookie alone carries the id. */
+  readonly #lastSent = new WeakMap<object, { header: string, id: CookieId }>()
   readonly #useCookie: boolean
   /** The header's name, lower-cased as Node gives request headers; undefined with idFrom 'cookie'. */
   readonly #header: string | undefined
@@ -89,6 +91,24 @@ export class SessionCookie {
     const header = headers.cookie
     if (typeof header !== 'string' || !this.#useCookie) return undefined
     return (parsed ?? this.#parse(header))[this.name]
+  }
+
+  /**
+   * The id that `connection` sent last, when it sends the very same Cookie header again: a
+   * keep-alive client does, request after request. Comparing the texts costs a tenth of the parse
+   * and the lookup of `raw` and `verify` (docs/performance.md). Only a header that verified is
+   * kept, and none while an id header may carry the id instead.
+   */
+  remembered (connection: object | undefined, headers: Record<string, string | string[] | undefined>): CookieId | undefined {
+    const last = connection === undefined ? undefined : this.#lastSent.get(connection)
+    return last !== undefined && last.header === headers.cookie ? last.id : undefined
+  }
+
+  /** Keeps `id`, verified from `headers`, as what `connection` sent last (read back by `remembered`). */
+  remember (connection: object | undefined, headers: Record<string, string | string[] | undefined>, id: CookieId): void {
+    const header = headers.cookie
+    // a request built by hand may come without a connection
+    if (connection !== undefined && this.#header === undefined && typeof header === 'string') this.#lastSent.set(connection, { header, id })
   }
 
   /** What a client sends to be in session `id` (`app.sessions.create`). */

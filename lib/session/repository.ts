@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger, FastifyError } from 'fastify'
-import type { SessionOrigin, SessionSaveEvent } from '../../types/index.js'
+import type { SessionLoadEvent, SessionOrigin, SessionSaveEvent } from '../../types/index.js'
 import type { LoadedText, SessionStore } from '../redis/store.js'
 import type { SessionWriter, Written } from '../redis/writer.js'
 import type { UserIndex } from '../redis/user-index.js'
@@ -10,7 +10,7 @@ import type { WorkingDocument } from '../model/working-document.js'
 import { defaultIdGenerator, idsOf, isValidId, type SessionIds } from '../model/ids.js'
 import { SessionMoved, aliasText, isAlias, successorOf, withinGrace } from '../model/alias.js'
 import { idleTtlOf, keyExpiry, lastRefreshOf, liveDocument, rotationDue, type KeyExpiry } from '../model/expiry.js'
-import type { LocalCache, Ticket } from '../model/local-cache.js'
+import type { CacheEntry, LocalCache, Ticket } from '../model/local-cache.js'
 import { applyOperation, copyJson, freezeJson, newDocument, parseDocument, serializeDocument, type Operation, type SessionDocument } from '../model/document.js'
 import { errors, logBindings } from '../model/errors.js'
 import { channels, hintOf } from '../model/channels.js'
@@ -63,9 +63,10 @@ export interface RepositoryOptions {
 /** A load's text, and, when it may be cached, the ticket taken before its read was sent. */
 interface Loaded extends LoadedText {
   ticket?: Ticket
-  /** From the local cache: the request's own copy of the document, already parsed and checked. */
-  doc?: SessionDocument
 }
+
+/** A local cache entry that may answer a load, its document parsed (frozen: each request gets a copy). */
+type Hit = CacheEntry<SessionDocument> & { doc: SessionDocument }
 
 /** The stored sessions of one plugin instance. */
 export class SessionRepository {
@@ -120,10 +121,13 @@ export class SessionRepository {
     const started = channels.load.hasSubscribers ? performance.now() : -1
     const read = this.#read(ids.storedId, now)
     if (read instanceof Promise) return read.then((loaded) => this.#opened(ids, loaded, now, started, log, follow))
-    return this.#opened(ids, read, now, started, log, follow)
+    // from the local cache: parsed and checked when it was kept, and within every deadline (`#read`)
+    this.#stats.loaded++
+    const found: Found = { ids, doc: copyJson(read.doc), expiresAt: read.expiresAt }
+    return started < 0 ? found : this.#published(ids, 'found', found, read.text, started)
   }
 
-  /** What a load goes on with once its text is read (from Redis, or the local cache). */
+  /** What a load goes on with once its text is read from Redis. */
   #opened (ids: SessionIds, loaded: Loaded | null, now: number, started: number, log: FastifyBaseLogger, follow: boolean): Found | null | Promise<Found | null> {
     if (loaded !== null && isAlias(loaded.text)) return this.#followAlias(ids, loaded.text, log, follow)
     const seen = this.#examine(loaded, now, log)
@@ -133,24 +137,27 @@ export class SessionRepository {
     }
     const found = this.#conclude(ids, seen)
     if (started < 0) return found
-    return Promise.resolve(found).then((result) => {
-      channels.load.publish({
-        idHint: hintOf(ids.storedId),
-        outcome: seen.outcome === 'refresh' ? 'found' : seen.outcome,
-        version: result === null ? 0 : result.doc.v,
-        bytes: result === null || loaded === null ? 0 : Buffer.byteLength(loaded.text),
-        durationMs: performance.now() - started
-      })
-      return result
+    return Promise.resolve(found).then((result) => this.#published(ids, seen.outcome === 'refresh' ? 'found' : seen.outcome, result, loaded?.text, started))
+  }
+
+  /** Tells the load channel's subscribers what a load started at `started` (performance.now()) found. */
+  #published (ids: SessionIds, outcome: SessionLoadEvent['outcome'], result: Found | null, text: string | undefined, started: number): Found | null {
+    channels.load.publish({
+      idHint: hintOf(ids.storedId),
+      outcome,
+      version: result === null ? 0 : result.doc.v,
+      bytes: result === null || text === undefined ? 0 : Buffer.byteLength(text),
+      durationMs: performance.now() - started
     })
+    return result
   }
 
   /**
    * The stored text: from the local cache when it may answer (lease held, within every deadline,
-   * no refresh or rotation due); else from Redis: a rolling GETEX when the idle expiry is due to be
-   * refreshed, a plain read (which the cache may keep) otherwise.
+   * no refresh or rotation due), as the cache's entry; else from Redis: a rolling GETEX when the
+   * idle expiry is due to be refreshed, a plain read (which the cache may keep) otherwise.
    */
-  #read (storedId: string, now: number): Loaded | Promise<Loaded | null> {
+  #read (storedId: string, now: number): Hit | Promise<Loaded | null> {
     const { ttl, rolling } = this.#config
     const cache = this.#cache
     if (cache === undefined) return this.#store.load(storedId, now, ttl, rolling)
@@ -159,7 +166,7 @@ export class SessionRepository {
       this.#stats.cacheHits++
       // the text parsed and checked when it was kept
       entry.doc ??= freezeJson(parseDocument(entry.text) as SessionDocument)
-      return { text: entry.text, pttl: entry.expiresAt - now, rolled: false, doc: copyJson(entry.doc) }
+      return entry as Hit
     }
     this.#stats.cacheMisses++
     // due for a refresh, or saved by this process since its last load (a session written on every
@@ -189,8 +196,6 @@ export class SessionRepository {
   #examine (loaded: Loaded | null, now: number, log: FastifyBaseLogger): Examined {
     const config = this.#config
     if (loaded === null) return { outcome: 'missing' }
-    // from the local cache: parsed and checked when it was kept, and within every deadline (`#read`)
-    if (loaded.doc !== undefined) return { outcome: 'found', doc: loaded.doc, text: loaded.text, expiresAt: now + loaded.pttl }
     const doc = parseDocument(loaded.text)
     const problem = typeof doc === 'string' ? doc : this.#schema?.mismatch(doc.d)
     if (problem !== undefined) log.warn(logBindings, `fastify-session-redis: discarded a stored session: ${problem}`)
