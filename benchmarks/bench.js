@@ -341,11 +341,17 @@ async function makePools (admin, servers, sizes) {
 async function mainScenarios (admin, servers, pools, redisUrl) {
   const list = Object.keys(scenarios).filter(s => opts.scenarios === null || opts.scenarios.includes(s))
   const runs = []
+  // a ceiling that `sendsCookiesOf` a contestant gets its cookies (that contestant's, else the first made)
+  const poolOf = (contestant, bytes) => {
+    if (bytes === undefined) return undefined
+    const of = contestants[contestant].sendsCookiesOf
+    return (of === undefined ? pools[contestant] : pools[of] ?? Object.values(pools)[0])?.[bytes]
+  }
   // a server's code is optimized before it is measured: every scenario's path, before the round
   const warmUp = async (server) => {
     for (const scenario of list) {
       const { pool: bytes } = scenarios[scenario]
-      await load(server.url, requestsFor(scenarios[scenario], bytes === undefined ? undefined : pools[server.contestant]?.[bytes]), opts.quick ? 0.3 : 1)
+      await load(server.url, requestsFor(scenarios[scenario], poolOf(server.contestant, bytes)), opts.quick ? 0.3 : 1)
     }
   }
   for (let round = 0; round < opts.rounds; round++) {
@@ -363,7 +369,7 @@ async function mainScenarios (admin, servers, pools, redisUrl) {
       const order = rotate(servers, round)
       const plan = new Map()
       for (const server of order) {
-        const pool = bytes === undefined ? undefined : pools[server.contestant]?.[bytes]
+        const pool = poolOf(server.contestant, bytes)
         plan.set(server, { pool, requests: requestsFor(scenarios[scenario], pool) })
         await load(server.url, plan.get(server).requests, opts.warmup)
       }
