@@ -49,8 +49,7 @@ export function sessionHooks (ctx: SessionContext, optedOut: (request: FastifyRe
   }
 
   function loadSession (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void {
-    const { socket } = request.raw
-    const remembered = cookie.remembered(socket, request.headers)
+    const remembered = cookie.remembered(request.headers)
     if (remembered !== undefined) return optedOut(request) ? done() : openSession(request, remembered, done)
     const raw = cookie.raw(request.headers, request.cookies)
     if (raw === undefined) {
@@ -63,7 +62,7 @@ export function sessionHooks (ctx: SessionContext, optedOut: (request: FastifyRe
       request[kSession] = kLazy
       return done()
     }
-    cookie.remember(socket, request.headers, verified)
+    cookie.remember(request.headers, verified)
     openSession(request, verified, done)
   }
 

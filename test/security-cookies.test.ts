@@ -6,7 +6,7 @@ import { Signer, sign, unsign } from '@fastify/cookie'
 import type { LightMyRequestResponse } from 'fastify'
 import { OLD_SECRET, SECRET, buildApp, keysUnder, sessionCookie, setCookies, sharedRedisUrl, sessionKey } from './helpers/app.js'
 import { monitorRedis } from './helpers/monitor.js'
-import { SessionCookie, REMEMBERED_COOKIES } from '../lib/cookie/signed-cookie.js'
+import { SessionCookie, REMEMBERED_COOKIES, REMEMBERED_HEADER_LENGTH, type Transport } from '../lib/cookie/signed-cookie.js'
 import { defaultIdGenerator, storedIdOf } from '../lib/model/ids.js'
 import { defaults } from '../lib/model/settings.js'
 
@@ -224,28 +224,38 @@ test(`at most ${REMEMBERED_COOKIES} cookies are remembered; the oldest goes firs
   t.equal(hmacs(), values.length + 1, 'but it had been forgotten')
 })
 
-test('a connection\'s last verified Cookie header is remembered for that connection and that very text only', async (t) => {
-  const cookie = sessionCookieCodec([SECRET])
+test('a whole Cookie header that verified is remembered: the same text again is neither parsed nor verified', async (t) => {
+  let parses = 0
+  const parse = (header: string) => {
+    parses++
+    return Object.fromEntries(header.split('; ').map(pair => pair.split('=')).map(([name, value]) => [name, decodeURIComponent(value)]))
+  }
+  const codec = (transport?: Transport) => new SessionCookie({ name: 'sid', secrets: [SECRET], settings: defaults.cookie, parse, serialize: () => '', storedIdOf: storedIdOf(true), transport })
+  const cookie = codec()
   const signed = new Signer(SECRET).sign(defaultIdGenerator())
-  const verified = cookie.verify(signed)
-  if (verified === null) throw new Error('did not verify')
-  const [one, other] = [{}, {}]
   const headers = { cookie: `sid=${encodeURIComponent(signed)}` }
-  t.equal(cookie.remembered(one, headers), undefined, 'nothing before it verified')
-  cookie.remember(one, headers, verified)
-  t.equal(cookie.remembered(one, { cookie: headers.cookie }), verified, 'the same text again, in a new headers object')
-  t.equal(cookie.remembered(other, headers), undefined, 'another connection')
-  t.equal(cookie.remembered(one, { cookie: `${headers.cookie}; theme=dark` }), undefined, 'another text, even with the same session cookie')
-  t.equal(cookie.remembered(one, {}), undefined, 'no Cookie header')
-  t.doesNotThrow(() => { cookie.remember(undefined, headers, verified) }, 'a request built without a connection')
-  t.equal(cookie.remembered(undefined, headers), undefined)
+  t.equal(cookie.remembered(headers), undefined, 'nothing before it verified')
+  const verified = cookie.verify(cookie.raw(headers) as string)
+  if (verified === null) throw new Error('did not verify')
+  t.equal(parses, 1)
+  cookie.remember(headers, verified)
+  const hmacs = countHmacs(t)
+  t.equal(cookie.remembered({ cookie: (' ' + headers.cookie).slice(1) }), verified, 'the same text, in another string and headers object')
+  t.equal(parses, 1, 'not parsed again')
+  t.equal(hmacs(), 0, 'no HMAC')
+  t.equal(cookie.remembered({ cookie: `${headers.cookie}; theme=dark` }), undefined, 'another text, even with the same session cookie')
+  t.equal(cookie.remembered({}), undefined, 'no Cookie header')
 
-  const both = new SessionCookie({ name: 'sid', secrets: [SECRET], settings: defaults.cookie, parse: () => ({}), serialize: () => '', storedIdOf: storedIdOf(true), transport: { idFrom: 'both', header: 'X-Session-Id' } })
-  both.remember(one, headers, verified)
-  t.equal(both.remembered(one, headers), undefined, 'not while a header may carry the id instead')
+  const long = { cookie: `${headers.cookie}; pad=${'x'.repeat(REMEMBERED_HEADER_LENGTH)}` }
+  cookie.remember(long, verified)
+  t.equal(cookie.remembered(long), undefined, `a header longer than ${REMEMBERED_HEADER_LENGTH} characters is not kept`)
+
+  const both = codec({ idFrom: 'both', header: 'X-Session-Id' })
+  both.remember(headers, verified)
+  t.equal(both.remembered(headers), undefined, 'not while a header may carry the id instead')
 })
 
-test('over one keep-alive connection, each request is answered for the cookie it sends: changed, forged, dropped or opted out', async (t) => {
+test('request after request over one connection, each is answered for the cookie it sends: the same, another, forged, none, or on a route that opted out', async (t) => {
   const { app } = await buildApp(t, {
     routes: (app) => {
       app.get('/port', async (req) => ({ port: req.raw.socket.remotePort, isNew: req.session.isNew, data: req.session.toJSON() }))
@@ -285,7 +295,7 @@ test('over one keep-alive connection, each request is answered for the cookie it
   t.equal(app.sessions.stats().rejectedCookies, rejected + 1, 'and counted')
   t.same((await send('GET', '/port', alice)).json.data, { user: 'alice' }, 'the good one again')
   const off = await send('GET', '/off', alice)
-  t.same(off.json, { port: first.json.port, loaded: 'none' }, 'a route that opted out loads nothing, though the cookie is remembered')
+  t.same(off.json, { port: first.json.port, loaded: 'none' }, 'a route that opted out loads nothing, though the header is remembered')
   const none = await send('GET', '/port')
   t.equal(none.json.port, first.json.port)
   t.equal(none.json.isNew, true, 'no cookie: a fresh session')

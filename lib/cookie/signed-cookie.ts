@@ -9,6 +9,14 @@ import { logBindings } from '../model/errors.js'
 const MAX_SIGNED_LENGTH = 128 + 1 + 43
 /** Verified cookie values remembered per instance (only valid ones, oldest out first), to skip their HMAC (docs/performance.md). */
 export const REMEMBERED_COOKIES = 10_000
+/** The longest Cookie header remembered whole (`remembered`): at most 10,000 of them, 5 MB. */
+export const REMEMBERED_HEADER_LENGTH = 512
+
+/** Sets `key` in a memo of at most REMEMBERED_COOKIES entries, the oldest out first. */
+function remember<V> (memo: Map<string, V>, key: string, value: V): void {
+  if (memo.size >= REMEMBERED_COOKIES) memo.delete(memo.keys().next().value as string)
+  memo.set(key, value)
+}
 
 /** A verified cookie's ids, worked out once per cookie value. */
 export interface CookieId extends SessionIds {
@@ -58,8 +66,8 @@ export class SessionCookie {
   readonly #serialize: SerializeCookie
   readonly #storedIdOf: (id: string) => string
   readonly #verified = new Map<string, CookieId>()
-  /** By connection: the Cookie header it sent last, when that verified; only while the cookie alone carries the id. */
-  readonly #lastSent = new WeakMap<object, { header: string, id: CookieId }>()
+  /** Whole Cookie headers that verified, as `#verified` (only while the cookie alone carries the id). */
+  readonly #headers = new Map<string, CookieId>()
   readonly #useCookie: boolean
   /** The header's name, lower-cased as Node gives request headers; undefined with idFrom 'cookie'. */
   readonly #header: string | undefined
@@ -94,21 +102,21 @@ export class SessionCookie {
   }
 
   /**
-   * The id that `connection` sent last, when it sends the very same Cookie header again: a
-   * keep-alive client does, request after request. Comparing the texts costs a tenth of the parse
-   * and the lookup of `raw` and `verify` (docs/performance.md). Only a header that verified is
-   * kept, and none while an id header may carry the id instead.
+   * The id a Cookie header verified to before, when the very same text comes again: a client sends
+   * the same header request after request, and looking the whole text up skips the parse that
+   * `raw` needs before `verify` (docs/performance.md). Only headers that verified are kept, none
+   * longer than REMEMBERED_HEADER_LENGTH, and none while an id header may carry the id instead.
    */
-  remembered (connection: object | undefined, headers: Record<string, string | string[] | undefined>): CookieId | undefined {
-    const last = connection === undefined ? undefined : this.#lastSent.get(connection)
-    return last !== undefined && last.header === headers.cookie ? last.id : undefined
+  remembered (headers: Record<string, string | string[] | undefined>): CookieId | undefined {
+    const header = headers.cookie
+    return typeof header === 'string' && this.#header === undefined ? this.#headers.get(header) : undefined
   }
 
-  /** Keeps `id`, verified from `headers`, as what `connection` sent last (read back by `remembered`). */
-  remember (connection: object | undefined, headers: Record<string, string | string[] | undefined>, id: CookieId): void {
+  /** Keeps `id`, verified from `headers`, for `remembered`. */
+  remember (headers: Record<string, string | string[] | undefined>, id: CookieId): void {
     const header = headers.cookie
-    // a request built by hand may come without a connection
-    if (connection !== undefined && this.#header === undefined && typeof header === 'string') this.#lastSent.set(connection, { header, id })
+    if (this.#header !== undefined || typeof header !== 'string' || header.length > REMEMBERED_HEADER_LENGTH) return
+    remember(this.#headers, header, id)
   }
 
   /** What a client sends to be in session `id` (`app.sessions.create`). */
@@ -130,8 +138,7 @@ export class SessionCookie {
     const { valid, renew, value: id } = this.#signer.unsign(value)
     if (!valid || !isValidId(id)) return null
     const verified = Object.freeze({ id, renew, storedId: this.#storedIdOf(id) })
-    if (this.#verified.size >= REMEMBERED_COOKIES) this.#verified.delete(this.#verified.keys().next().value as string)
-    this.#verified.set(value, verified)
+    remember(this.#verified, value, verified)
     return verified
   }
 
