@@ -134,7 +134,9 @@ async function mixRun (server, cookies, draws, seconds) {
   const before = (await server.ask('stats')).sessions
   const result = await reads(server, cookies, draws, { duration: seconds })
   const stats = await server.ask('stats')
-  const sessions = before === undefined ? undefined : { cacheHits: stats.sessions.cacheHits - before.cacheHits, cacheMisses: stats.sessions.cacheMisses - before.cacheMisses }
+  // what the run's misses came from: a lease that ran out shows here, the rest were expiries or caps
+  const since = (name) => stats.sessions[name] - before[name]
+  const sessions = before === undefined ? undefined : { cacheHits: since('cacheHits'), cacheMisses: since('cacheMisses'), cacheLeaseExpiries: since('cacheLeaseExpiries') }
   return { rps: result.requests.average, cpuPerRequest: stats.cpuMicros / stats.served, sessions }
 }
 
@@ -162,8 +164,8 @@ async function mix () {
     for (const server of order) {
       const run = await mixRun(server, cookies[server.contestant], draws, Number(opts.duration))
       runs[server.contestant].push(run)
-      const { cacheHits: hits = 0, cacheMisses: misses = 0 } = run.sessions ?? {}
-      const rate = hits + misses === 0 ? '' : `  hit rate ${(hits / (hits + misses) * 100).toFixed(1)}%`
+      const { cacheHits: hits = 0, cacheMisses: misses = 0, cacheLeaseExpiries: expiries = 0 } = run.sessions ?? {}
+      const rate = hits + misses === 0 ? '' : `  hit rate ${(hits / (hits + misses) * 100).toFixed(1)}%, ${expiries} lease expiries`
       log(`mix round ${round + 1} ${server.contestant.padEnd(13)} ${run.rps.toFixed(0).padStart(6)} req/s  ${run.cpuPerRequest.toFixed(1)} µs CPU/req${rate}`)
     }
   }
