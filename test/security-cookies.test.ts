@@ -6,7 +6,7 @@ import { Signer, sign, unsign } from '@fastify/cookie'
 import type { LightMyRequestResponse } from 'fastify'
 import { OLD_SECRET, SECRET, buildApp, keysUnder, sessionCookie, setCookies, sharedRedisUrl, sessionKey } from './helpers/app.js'
 import { monitorRedis } from './helpers/monitor.js'
-import { SessionCookie, REMEMBERED_COOKIES, REMEMBERED_HEADER_LENGTH, type Transport } from '../lib/cookie/signed-cookie.js'
+import { SessionCookie, REMEMBERED_COOKIES, REMEMBERED_HEADER_LENGTH, type SessionCookieOptions } from '../lib/cookie/signed-cookie.js'
 import { defaultIdGenerator, storedIdOf } from '../lib/model/ids.js'
 import { defaults } from '../lib/model/settings.js'
 
@@ -169,8 +169,8 @@ function countHmacs (t: Test): () => number {
   return () => calls
 }
 
-function sessionCookieCodec (secrets: string[], storedId: (id: string) => string = storedIdOf(true)): SessionCookie {
-  return new SessionCookie({ name: 'sid', secrets, settings: defaults.cookie, parse: () => ({}), serialize: () => '', storedIdOf: storedId })
+function sessionCookieCodec (secrets: string[], storedId: (id: string) => string = storedIdOf(true), options: Partial<SessionCookieOptions> = {}): SessionCookie {
+  return new SessionCookie({ name: 'sid', secrets, settings: defaults.cookie, parse: () => ({}), serialize: () => '', storedIdOf: storedId, ...options })
 }
 
 test('a cookie that verified is remembered: the next request with it costs no HMAC, nor a hash of its id', async (t) => {
@@ -230,8 +230,7 @@ test('a whole Cookie header that verified is remembered: the same text again is 
     parses++
     return Object.fromEntries(header.split('; ').map(pair => pair.split('=')).map(([name, value]) => [name, decodeURIComponent(value)]))
   }
-  const codec = (transport?: Transport) => new SessionCookie({ name: 'sid', secrets: [SECRET], settings: defaults.cookie, parse, serialize: () => '', storedIdOf: storedIdOf(true), transport })
-  const cookie = codec()
+  const cookie = sessionCookieCodec([SECRET], storedIdOf(true), { parse })
   const signed = new Signer(SECRET).sign(defaultIdGenerator())
   const headers = { cookie: `sid=${encodeURIComponent(signed)}` }
   t.equal(cookie.remembered(headers), undefined, 'nothing before it verified')
@@ -250,7 +249,7 @@ test('a whole Cookie header that verified is remembered: the same text again is 
   cookie.remember(long, verified)
   t.equal(cookie.remembered(long), undefined, `a header longer than ${REMEMBERED_HEADER_LENGTH} characters is not kept`)
 
-  const both = codec({ idFrom: 'both', header: 'X-Session-Id' })
+  const both = sessionCookieCodec([SECRET], storedIdOf(true), { parse, transport: { idFrom: 'both', header: 'X-Session-Id' } })
   both.remember(headers, verified)
   t.equal(both.remembered(headers), undefined, 'not while a header may carry the id instead')
 })
