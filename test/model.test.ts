@@ -148,6 +148,11 @@ type Target = { kind: 'anon' } | { kind: 'live', sess: Sess, via: boolean }
 /** What a response must do with the session cookie. */
 type CookieExpectation = { kind: 'none' } | { kind: 'clear' } | { kind: 'set', id: string }
 
+/** A set of the value its live session already holds: no change, so nothing to save (lib/model/working-document.ts). */
+function unchanged (r: Req, target: Target): boolean {
+  return r.route === 'set' && target.kind === 'live' && Object.hasOwn(target.sess.data, 'x') && target.sess.data.x === r.value
+}
+
 function idOfCookie (value: string): string {
   const decoded = decodeURIComponent(value)
   return decoded.slice(0, decoded.lastIndexOf('.'))
@@ -676,9 +681,9 @@ class World {
         const needsRedis = cookie !== undefined || r.route === 'inc' || r.route === 'set' || r.route === 'login'
         const res = await this.inject(r, cookie)
         if (!needsRedis) return this.answered(r, target, res, t0, Date.now())
-        // with the cache, a read of a session it holds needs no Redis (within the lease)
-        if (this.cache && r.route === 'read' && res.statusCode === 200) {
-          seen('a read answered by the cache while Redis was stopped')
+        // with the cache, a read of a session it holds needs no Redis (within the lease), nor a set of the value it already holds
+        if (this.cache && (r.route === 'read' || unchanged(r, target)) && res.statusCode === 200) {
+          seen(r.route === 'read' ? 'a read answered by the cache while Redis was stopped' : 'a set of the same value answered by the cache while Redis was stopped')
           return this.answered(r, target, res, t0, Date.now())
         }
         this.#unavailable(r, res)
@@ -712,7 +717,9 @@ class World {
       this.server.resume()
     }
     const t1 = Date.now()
-    const needsRedis = r.route !== 'read' && (target.kind === 'live' || r.route === 'inc' || r.route === 'set' || r.route === 'login')
+    // loaded before the stall: a set of the value the session holds changes nothing, and saves nothing
+    const needsRedis = r.route !== 'read' && !unchanged(r, target) && (target.kind === 'live' || r.route === 'inc' || r.route === 'set' || r.route === 'login')
+    if (unchanged(r, target)) seen('a set of the same value during a stall')
     if (!needsRedis) {
       this.answered(r, target, res, t0, t1)
       await this.settle()
