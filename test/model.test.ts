@@ -727,8 +727,9 @@ class World {
     }
     const t1 = Date.now()
     // loaded before the stall: a set of the value the session holds changes nothing, and saves nothing
-    const needsRedis = r.route !== 'read' && !unchanged(r, target) && (target.kind === 'live' || r.route === 'inc' || r.route === 'set' || r.route === 'login')
-    if (unchanged(r, target)) seen('a set of the same value during a stall')
+    const noChange = unchanged(r, target)
+    if (noChange) seen('a set of the same value during a stall')
+    const needsRedis = r.route !== 'read' && !noChange && (target.kind === 'live' || r.route === 'inc' || r.route === 'set' || r.route === 'login')
     if (!needsRedis) {
       this.answered(r, target, res, t0, t1)
       await this.settle()
